@@ -1,0 +1,41 @@
+"""Exceptions and warnings raised by bayesmlm.
+
+Every error a user can cause raises a named subclass of :class:`BayesMLMError`
+with a message that says what went wrong and what to do about it.
+"""
+
+
+class BayesMLMError(Exception):
+    """Base class of all errors raised by bayesmlm."""
+
+
+class FormulaError(BayesMLMError, ValueError):
+    """A model formula cannot be parsed or refers to something that does not exist."""
+
+
+class DataError(BayesMLMError, ValueError):
+    """The data cannot be used with the model (missing values, wrong types, too few rows)."""
+
+
+class FitError(BayesMLMError, RuntimeError):
+    """A fit could not be carried out."""
+
+
+class BayesMLMWarning(UserWarning):
+    """Base class of all warnings issued by bayesmlm."""
+
+
+class DroppedRowsWarning(BayesMLMWarning):
+    """Rows were dropped from the data (missing values)."""
+
+
+class RankDeficientWarning(BayesMLMWarning):
+    """Fixed-effect columns were aliased and dropped."""
+
+
+class SingularFitWarning(BayesMLMWarning):
+    """A variance component is estimated on the boundary (zero variance or perfect correlation)."""
+
+
+class ConvergenceWarning(BayesMLMWarning):
+    """An optimiser or sampler did not converge."""
