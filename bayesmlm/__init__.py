@@ -1,5 +1,6 @@
-"""bayesmlm: Bayesian multilevel linear models with lme4 formulas, and an lme4-exact REML/ML mode."""
+"""bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode."""
 
+from bayesmlm.datasets import list_datasets, load_dataset
 from bayesmlm.exceptions import (
     BayesMLMError,
     BayesMLMWarning,
@@ -25,4 +26,6 @@ __all__ = [
     "RankDeficientWarning",
     "SingularFitWarning",
     "__version__",
+    "list_datasets",
+    "load_dataset",
 ]
