@@ -1,6 +1,7 @@
 """bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode."""
 
 from bayesmlm.datasets import list_datasets, load_dataset
+from bayesmlm.design import Design, RandomBlock, make_design
 from bayesmlm.exceptions import (
     BayesMLMError,
     BayesMLMWarning,
@@ -12,6 +13,10 @@ from bayesmlm.exceptions import (
     RankDeficientWarning,
     SingularFitWarning,
 )
+from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
+from bayesmlm.likelihood_fit import LikelihoodFit
+from bayesmlm.lrt import LRTResult, lrt
+from bayesmlm.model import Model
 
 __version__ = "0.1.0.dev0"
 
@@ -20,12 +25,22 @@ __all__ = [
     "BayesMLMWarning",
     "ConvergenceWarning",
     "DataError",
+    "Design",
     "DroppedRowsWarning",
     "FitError",
     "FormulaError",
+    "LRTResult",
+    "LikelihoodFit",
+    "Model",
+    "ModelSpec",
+    "RandomBlock",
+    "RandomTerm",
     "RankDeficientWarning",
     "SingularFitWarning",
     "__version__",
     "list_datasets",
     "load_dataset",
+    "lrt",
+    "make_design",
+    "parse_formula",
 ]

@@ -1,0 +1,7 @@
+"""``python -m bayesmlm``: the command line."""
+
+import sys
+
+from bayesmlm.cli import main
+
+sys.exit(main())

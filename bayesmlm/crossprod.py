@@ -1,0 +1,125 @@
+"""Cross-products of the design that the profiled objective needs, computed once per model.
+
+The first factor (the one with the most levels) has a block-diagonal ``Z₁'Z₁``: it is stored per level
+as an ``(m₁, q₁, q₁)`` array, with ``Z₁'X`` and ``Z₁'y`` per level. The remaining factors, if any, are
+stored densely: ``Z_R'Z_R``, ``Z_R'Z₁``, ``Z_R'X``, ``Z_R'y``. The objective is then a function of theta
+and of these arrays only; its cost does not depend on the number of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from bayesmlm.covariance import FactorTerms, RandomStructure
+from bayesmlm.design import Design
+
+__all__ = ["CrossProducts", "cross_products"]
+
+
+@dataclass(frozen=True, eq=False)
+class CrossProducts:
+    """Sufficient statistics of a linear mixed model for a given random structure.
+
+    Attributes
+    ----------
+    n, p : int
+        Rows and fixed-effect columns.
+    ztz1, ztx1, zty1 : ndarray
+        Per level of the first factor: ``(m₁, q₁, q₁)``, ``(m₁, q₁, p)``, ``(m₁, q₁)``.
+    ztz_rest, ztz_rest1, ztx_rest, zty_rest : ndarray or None
+        Dense blocks for the other factors: ``(q_R, q_R)``, ``(q_R, m₁q₁)``, ``(q_R, p)``, ``(q_R,)``.
+    xtx, xty, yty : ndarray
+        ``X'X``, ``X'y``, ``y'y``.
+    """
+
+    n: int
+    p: int
+    ztz1: np.ndarray
+    ztx1: np.ndarray
+    zty1: np.ndarray
+    ztz_rest: np.ndarray | None
+    ztz_rest1: np.ndarray | None
+    ztx_rest: np.ndarray | None
+    zty_rest: np.ndarray | None
+    xtx: np.ndarray
+    xty: np.ndarray
+    yty: float
+
+    @property
+    def has_rest(self) -> bool:
+        """Whether there is more than one grouping factor."""
+        return self.ztz_rest is not None
+
+
+def sparse_z(factor: FactorTerms) -> sp.csr_array:
+    """The factor's ``n × (levels·q)`` indicator-times-term matrix, level-major, as a sparse array."""
+    n, q = factor.Z.shape
+    cols = factor.codes[:, None] * q + np.arange(q)[None, :]
+    rows = np.repeat(np.arange(n), q)
+    return sp.csr_array(
+        (factor.Z.reshape(-1), (rows, cols.reshape(-1))), shape=(n, factor.n_levels * q)
+    )
+
+
+def _per_level(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
+    out = np.zeros((m, *values.shape[1:]))
+    np.add.at(out, codes, values)
+    return out
+
+
+def cross_products(design: Design, structure: RandomStructure) -> CrossProducts:
+    """Compute the cross-products once; the objective never touches the rows again.
+
+    Parameters
+    ----------
+    design : Design
+    structure : RandomStructure
+
+    Returns
+    -------
+    CrossProducts
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> from bayesmlm.design import make_design
+    >>> from bayesmlm.covariance import random_structure
+    >>> d = make_design("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"))
+    >>> cross_products(d, random_structure(d)).ztz1.shape
+    (18, 2, 2)
+    """
+    X, y = np.asarray(design.X), np.asarray(design.y)
+    first, rest = structure.factors[0], structure.factors[1:]
+    Z1 = first.Z
+    m1 = first.n_levels
+    ztz1 = _per_level(first.codes, Z1[:, :, None] * Z1[:, None, :], m1)
+    ztx1 = _per_level(first.codes, Z1[:, :, None] * X[:, None, :], m1)
+    zty1 = _per_level(first.codes, Z1 * y[:, None], m1)
+    rest_blocks: tuple = (None, None, None, None)
+    if rest:
+        z_rest = sp.hstack([sparse_z(f) for f in rest], format="csr")
+        z_first = sparse_z(first)
+        zrt = z_rest.T.tocsr()
+        rest_blocks = (
+            (zrt @ z_rest).toarray(),
+            (zrt @ z_first).toarray(),
+            np.asarray(zrt @ X),
+            np.asarray(zrt @ y),
+        )
+    return CrossProducts(
+        n=design.n,
+        p=design.p,
+        ztz1=ztz1,
+        ztx1=ztx1,
+        zty1=zty1,
+        ztz_rest=rest_blocks[0],
+        ztz_rest1=rest_blocks[1],
+        ztx_rest=rest_blocks[2],
+        zty_rest=rest_blocks[3],
+        xtx=X.T @ X,
+        xty=X.T @ y,
+        yty=float(y @ y),
+    )

@@ -1,0 +1,372 @@
+"""From a parsed formula and a data frame to the model's design: ``y``, ``X`` and one block per random term.
+
+This is the second stage of the pipeline (``parse_formula`` → ``make_design`` → objective or PyMC model).
+Each random term becomes a :class:`RandomBlock` holding the integer group code of every row, the level
+labels, the small ``n×q`` term matrix and the term names; no dense ``n×(levels·q)`` matrix is ever built.
+The caller's data frame is never modified.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import formulae
+import numpy as np
+import pandas as pd
+
+from bayesmlm.exceptions import (
+    DataError,
+    DroppedRowsWarning,
+    FormulaError,
+    RankDeficientWarning,
+)
+from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
+
+__all__ = ["Design", "RandomBlock", "group_labels", "level_keys", "make_design"]
+
+NaAction = Literal["drop", "error"]
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=float)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class RandomBlock:
+    """One random-effects term ``(expr | group)`` evaluated on the data.
+
+    Attributes
+    ----------
+    term : RandomTerm
+        The parsed term.
+    group : str
+        Name of the grouping factor (``"Subject"``, ``"cask:batch"``).
+    levels : tuple of str
+        Level labels, in the order of the codes.
+    codes : ndarray of int, shape (n,)
+        Level index of each row.
+    Z : ndarray, shape (n, q)
+        The term's columns (the row's own values of ``expr``).
+    term_names : tuple of str
+        Names of the ``q`` columns (``"Intercept"``, ``"Days"``).
+    """
+
+    term: RandomTerm
+    group: str
+    levels: tuple[str, ...]
+    codes: np.ndarray
+    Z: np.ndarray
+    term_names: tuple[str, ...]
+    expr_matrix: Any = field(repr=False)
+
+    @property
+    def q(self) -> int:
+        """Number of random effects per level."""
+        return self.Z.shape[1]
+
+    @property
+    def n_levels(self) -> int:
+        """Number of levels of the grouping factor."""
+        return len(self.levels)
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """The evaluated model: response, fixed-effects matrix and random blocks.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+        The parsed formula.
+    y : ndarray, shape (n,)
+    X : ndarray, shape (n, p)
+        Fixed-effects matrix after aliased columns were dropped.
+    fixed_names : tuple of str
+    blocks : tuple of RandomBlock
+    rows : pandas.Index
+        Index labels of the data rows used.
+    n_dropped : int
+        Rows dropped because of missing or infinite values.
+    aliased : tuple of str
+        Fixed-effect columns dropped because they were linear combinations of earlier ones.
+    """
+
+    spec: ModelSpec
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    blocks: tuple[RandomBlock, ...]
+    rows: pd.Index
+    n_dropped: int
+    aliased: tuple[str, ...]
+    fixed_matrix: Any = field(repr=False)
+    response_name: str = "y"
+
+    @property
+    def n(self) -> int:
+        """Number of observations used."""
+        return self.y.shape[0]
+
+    @property
+    def p(self) -> int:
+        """Number of fixed-effect columns."""
+        return self.X.shape[1]
+
+    def fixed_design(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Evaluate the fixed-effects columns on new data (stateful transforms keep their fit)."""
+        new = np.asarray(np.asarray(self.fixed_matrix.evaluate_new_data(newdata)), dtype=float)
+        keep = [self.fixed_matrix_names.index(name) for name in self.fixed_names]
+        return new[:, keep]
+
+    @property
+    def fixed_matrix_names(self) -> list[str]:
+        """Column names of the fixed design before aliased columns were dropped."""
+        return list(self.fixed_matrix.as_dataframe().columns)
+
+
+def _natural_levels(values: pd.Series) -> list[Any]:
+    """Sorted unique values: categories in their order, numbers numerically, integer strings by value."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        present = set(values.dropna().unique())
+        return [c for c in values.cat.categories if c in present]
+    uniq = pd.unique(values.dropna())
+    if pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        return sorted(uniq)
+    labels = [_label(u) for u in uniq]  # as level_keys labels each row (308.0 -> "308")
+    try:
+        return sorted(labels, key=int)
+    except ValueError:
+        return sorted(labels)
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def level_keys(data: pd.DataFrame, factor: tuple[str, ...]) -> np.ndarray:
+    """Each row's level label of a (possibly interacted) grouping factor, e.g. ``"a:A"``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> level_keys(pd.DataFrame({"a": ["x", "y"], "b": [1.0, 2.0]}), ("a", "b")).tolist()
+    ['x:1', 'y:2']
+    """
+    columns = [data[name].astype(object).map(_label).to_numpy(dtype=object) for name in factor]
+    keys = columns[0]
+    for other in columns[1:]:
+        keys = np.array([f"{a}:{b}" for a, b in zip(keys, other, strict=True)], dtype=object)
+    return keys
+
+
+def group_labels(data: pd.DataFrame, factor: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer codes and level labels of a (possibly interacted) grouping factor.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Rows to code (no missing values in the factor columns).
+    factor : tuple of str
+        Column names; several columns form their interaction, labelled ``"a:A"``.
+
+    Returns
+    -------
+    codes : ndarray of int
+    levels : tuple of str
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> codes, levels = group_labels(pd.DataFrame({"g": [3, 1, 3]}), ("g",))
+    >>> codes.tolist(), levels
+    ([1, 0, 1], ('1', '3'))
+    """
+    per_column = []
+    labels_per_column = []
+    for name in factor:
+        labels = [_label(v) for v in _natural_levels(data[name])]
+        keys = data[name].astype(object).map(_label)
+        per_column.append(np.asarray(pd.Categorical(keys, categories=labels).codes, dtype=np.int64))
+        labels_per_column.append(labels)
+    combos, codes = np.unique(np.column_stack(per_column), axis=0, return_inverse=True)
+    levels = tuple(":".join(labels_per_column[i][k] for i, k in enumerate(row)) for row in combos)
+    return codes.reshape(-1).astype(np.int64), levels
+
+
+def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> None:
+    missing = sorted(v for v in spec.variables if v not in data.columns)
+    if missing:
+        available = [str(c) for c in data.columns]
+        hints = []
+        for name in missing:
+            close = difflib.get_close_matches(name, available, n=3)
+            if close:
+                hints.append(f"for '{name}' did you mean {', '.join(repr(c) for c in close)}?")
+        msg = (
+            f"unknown column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
+            f"in formula '{spec.formula}'; the data has columns: {', '.join(available)}"
+        )
+        if hints:
+            msg += "; " + "; ".join(hints)
+        raise FormulaError(msg)
+
+
+def _bad_rows(data: pd.DataFrame, columns: list[str]) -> pd.Series:
+    bad = pd.Series(False, index=data.index)
+    for name in columns:
+        col = data[name]
+        bad |= col.isna()
+        if pd.api.types.is_float_dtype(col.dtype):
+            bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
+    return bad
+
+
+def _evaluate(formula: str, data: pd.DataFrame, what: str):
+    try:
+        return formulae.design_matrices(formula, data, na_action="error", env=0)
+    except FormulaError:
+        raise
+    except Exception as err:  # formulae raises many kinds; all mean "this expression failed"
+        raise FormulaError(f"could not evaluate the {what} '{formula}': {err}") from err
+
+
+def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """Indices of columns kept when each column that is a combination of earlier ones is dropped."""
+    kept: list[int] = []
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        norm = np.linalg.norm(col)
+        if norm == 0:
+            continue
+        if kept:
+            coef, *_ = np.linalg.lstsq(X[:, kept], col, rcond=None)
+            resid = np.linalg.norm(col - X[:, kept] @ coef)
+        else:
+            resid = norm
+        if resid > tol * max(norm, 1.0):
+            kept.append(j)
+    return kept
+
+
+def make_design(spec: ModelSpec | str, data: pd.DataFrame, na_action: NaAction = "drop") -> Design:
+    """Evaluate a model formula on data.
+
+    Parameters
+    ----------
+    spec : ModelSpec or str
+        A parsed formula, or a formula string to parse.
+    data : DataFrame
+        The data; it is not modified.
+    na_action : {"drop", "error"}
+        Rows with a missing (or infinite) value in any column the formula uses are dropped with a
+        :class:`~bayesmlm.DroppedRowsWarning` giving the count (``"drop"``), or raise
+        :class:`~bayesmlm.DataError` (``"error"``).
+
+    Returns
+    -------
+    Design
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> d = make_design("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"))
+    >>> d.X.shape, d.blocks[0].Z.shape, d.blocks[0].n_levels
+    ((180, 2), (180, 2), 18)
+    """
+    if isinstance(spec, str):
+        spec = parse_formula(spec)
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    if na_action not in ("drop", "error"):
+        raise ValueError(f"na_action must be 'drop' or 'error', not {na_action!r}")
+    _check_columns(spec, data)
+    used = sorted(spec.variables)
+    bad = _bad_rows(data, used)
+    n_bad = int(bad.sum())
+    if n_bad:
+        per_column = {c: int(_bad_rows(data, [c]).sum()) for c in used}
+        detail = ", ".join(f"{c}: {k}" for c, k in per_column.items() if k)
+        if na_action == "error":
+            raise DataError(
+                f"{n_bad} of {len(data)} rows have missing or infinite values ({detail}); "
+                "clean them or use na_action='drop'"
+            )
+        warnings.warn(
+            f"dropped {n_bad} of {len(data)} rows with missing or infinite values ({detail})",
+            DroppedRowsWarning,
+            stacklevel=2,
+        )
+    frame = data.loc[~bad, used].copy()
+    if len(frame) == 0:
+        raise DataError("no rows left to fit (the data is empty or every row has a missing value)")
+
+    dm = _evaluate(f"{spec.response} ~ {spec.fixed}", frame, "fixed part")
+    y_raw = np.asarray(np.asarray(dm.response), dtype=float)
+    if dm.response.kind != "numeric" or (y_raw.ndim == 2 and y_raw.shape[1] != 1):
+        raise DataError(
+            f"the response '{spec.response}' must be numeric, but it is categorical "
+            f"({y_raw.shape[1] if y_raw.ndim == 2 else 1} level column(s)); convert it to numbers"
+        )
+    y = y_raw.reshape(-1)
+    if dm.common is None:
+        X_full = np.zeros((len(frame), 0))
+        names_full: list[str] = []
+    else:
+        X_full = np.asarray(np.asarray(dm.common), dtype=float)
+        names_full = list(dm.common.as_dataframe().columns)
+    if not np.all(np.isfinite(y)) or not np.all(np.isfinite(X_full)):
+        raise DataError(
+            "the response or a fixed-effect column has non-finite values after transformation "
+            "(for example log of zero); check the transformations in the formula"
+        )
+    kept = _independent_columns(X_full)
+    aliased = tuple(n for j, n in enumerate(names_full) if j not in kept)
+    if aliased:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient, so dropping {len(aliased)} column"
+            f"{'s' if len(aliased) > 1 else ''}: {', '.join(aliased)}",
+            RankDeficientWarning,
+            stacklevel=2,
+        )
+    X = X_full[:, kept]
+    fixed_names = tuple(names_full[j] for j in kept)
+
+    blocks = []
+    for term in spec.random:
+        tm = _evaluate(term.expr, frame, f"random term {term}")
+        if tm.common is None:
+            raise FormulaError(f"random term {term} has no columns")
+        Z = np.asarray(np.asarray(tm.common), dtype=float)
+        if not np.all(np.isfinite(Z)):
+            raise DataError(f"random term {term} has non-finite values after transformation")
+        codes, levels = group_labels(frame, term.factor)
+        blocks.append(
+            RandomBlock(
+                term=term,
+                group=term.group,
+                levels=levels,
+                codes=codes,
+                Z=_readonly(Z),
+                term_names=tuple(tm.common.as_dataframe().columns),
+                expr_matrix=tm.common,
+            )
+        )
+    return Design(
+        spec=spec,
+        y=_readonly(y),
+        X=_readonly(X),
+        fixed_names=fixed_names,
+        blocks=tuple(blocks),
+        rows=frame.index,
+        n_dropped=n_bad,
+        aliased=aliased,
+        fixed_matrix=dm.common,
+        response_name=spec.response,
+    )

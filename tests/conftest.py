@@ -1,0 +1,25 @@
+"""Shared fixtures: each reference model is fitted once per test session."""
+
+import warnings
+from functools import cache
+
+import pytest
+
+import bayesmlm as bm
+from bayesmlm.exceptions import SingularFitWarning
+from tests.lme4_reference import LME4
+
+
+@cache
+def reference_fit(model_id: str, method: str) -> bm.LikelihoodFit:
+    """REML or ML fit of one of the lme4 reference models (cached)."""
+    entry = LME4[model_id]
+    model = bm.Model(entry["formula"], bm.load_dataset(entry["data"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingularFitWarning)
+        return model.fit_reml() if method == "REML" else model.fit_ml()
+
+
+@pytest.fixture(scope="session")
+def sleepstudy():
+    return bm.load_dataset("sleepstudy")
