@@ -40,8 +40,7 @@ def _demo(out: Path) -> int:
     fig.savefig(figure, dpi=110, bbox_inches="tight")
     report = out / "report.md"
     report.write_text(
-        f"# bayesmlm demo: sleepstudy\n\n```\n{summary}\n```\n\n{icc_text}\n\n"
-        f"![shrinkage](shrinkage.png)\n"
+        f"# bayesmlm demo: sleepstudy\n\n```\n{summary}\n```\n\n{icc_text}\n\n![shrinkage](shrinkage.png)\n"
     )
     print(f"\nWrote {report} and {figure}")
     return 0

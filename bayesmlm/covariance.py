@@ -86,7 +86,7 @@ class FactorTerms:
 
     @property
     def theta_slice(self) -> slice:
-        """This factor's part of the full ``theta``."""
+        """Slice of the full ``theta`` that belongs to this factor."""
         return slice(self.theta_start, self.theta_start + self.n_theta)
 
     @property
@@ -130,7 +130,7 @@ class RandomStructure:
         return np.concatenate([f.is_diagonal_entry.astype(float) for f in self.factors])
 
     def theta_names(self) -> list[str]:
-        """Readable name of each theta entry: ``"Subject.(Intercept)"``-style as lme4's ``getME(m, "theta")``."""
+        """Name each theta entry like lme4's ``getME(m, "theta")``: ``"Subject.Intercept"``."""
         names = []
         for f in self.factors:
             rows, cols = f.lower_index

@@ -55,13 +55,11 @@ class CrossProducts:
 
 
 def sparse_z(factor: FactorTerms) -> sp.csr_array:
-    """The factor's ``n × (levels·q)`` indicator-times-term matrix, level-major, as a sparse array."""
+    """Build the factor's sparse ``n × (levels·q)`` indicator-times-term matrix, level-major."""
     n, q = factor.Z.shape
     cols = factor.codes[:, None] * q + np.arange(q)[None, :]
     rows = np.repeat(np.arange(n), q)
-    return sp.csr_array(
-        (factor.Z.reshape(-1), (rows, cols.reshape(-1))), shape=(n, factor.n_levels * q)
-    )
+    return sp.csr_array((factor.Z.reshape(-1), (rows, cols.reshape(-1))), shape=(n, factor.n_levels * q))
 
 
 def _per_level(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:

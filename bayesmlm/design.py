@@ -238,7 +238,7 @@ def _evaluate(formula: str, data: pd.DataFrame, what: str):
 
 
 def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
-    """Indices of columns kept when each column that is a combination of earlier ones is dropped."""
+    """Return the columns kept when each column that is a combination of earlier ones is dropped."""
     kept: list[int] = []
     for j in range(X.shape[1]):
         col = X[:, j]

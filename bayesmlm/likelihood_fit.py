@@ -13,8 +13,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import pytensor
-import pytensor.tensor as pt
 import scipy.linalg as sla
 from scipy import stats as sps
 
@@ -23,7 +21,7 @@ from bayesmlm.crossprod import CrossProducts
 from bayesmlm.design import Design, level_keys
 from bayesmlm.exceptions import ConvergenceWarning, DataError, SingularFitWarning
 from bayesmlm.likelihood_summary import LikelihoodSummary
-from bayesmlm.objective import decompose
+from bayesmlm.objective import compile_at_theta
 from bayesmlm.optimize import BOUNDARY_TOL, OptSummary, optimize_theta
 
 __all__ = ["LikelihoodFit"]
@@ -32,11 +30,8 @@ NewLevels = Literal["population", "error"]
 
 
 def _evaluate_decomposition(theta: np.ndarray, structure: RandomStructure, stats: CrossProducts):
-    t = pt.vector("theta", dtype="float64")
-    dec = decompose(t, structure, stats)
-    outputs = {k: v for k, v in dec._asdict().items() if v is not None}
-    fn = pytensor.function([t], list(outputs.values()))
-    return dict(zip(outputs, (np.asarray(v) for v in fn(theta)), strict=True))
+    values = compile_at_theta("decomposition", structure, stats)(theta)
+    return {k: np.asarray(v) for k, v in values.items()}
 
 
 def _upper_solve_batched(L: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -61,9 +56,7 @@ class LikelihoodFit:
         ``"REML"`` or ``"ML"``.
     """
 
-    def __init__(
-        self, design: Design, structure: RandomStructure, stats: CrossProducts, opt: OptSummary
-    ):
+    def __init__(self, design: Design, structure: RandomStructure, stats: CrossProducts, opt: OptSummary):
         self.design = design
         self.structure = structure
         self.stats = stats
@@ -195,7 +188,7 @@ class LikelihoodFit:
 
     @property
     def variance_components(self) -> pd.Series:
-        """Variances and covariances under statsmodels' names (``Subject Var``, ``Subject x Days Cov``, ``Scale``)."""
+        """Variances and covariances under statsmodels' names (``Subject Var``, ``Subject x Days Cov``)."""
         single = len(self.structure.factors) == 1
         group_of = {label: f.group for f in self.structure.factors for label, *_ in f.blocks()}
 
@@ -294,18 +287,14 @@ class LikelihoodFit:
         groups = [f.group for f in self.structure.factors]
         if group is None:
             if len(groups) > 1:
-                raise ValueError(
-                    f"the model has several grouping factors; pass group= one of {groups}"
-                )
+                raise ValueError(f"the model has several grouping factors; pass group= one of {groups}")
             group = groups[0]
         for f in self.structure.factors:
             if f.group == group:
                 return f
         raise ValueError(f"unknown grouping factor {group!r}; the model has {groups}")
 
-    def random_effects(
-        self, group: str | None = None, conditional_sd: bool = False
-    ) -> pd.DataFrame:
+    def random_effects(self, group: str | None = None, conditional_sd: bool = False) -> pd.DataFrame:
         """Conditional modes of the random effects, one row per level (lme4's ``ranef``).
 
         Parameters
@@ -344,9 +333,7 @@ class LikelihoodFit:
         return out
 
     # -- fitted values and prediction --------------------------------------------------------
-    def _random_part(
-        self, factors_z: list[tuple[FactorTerms, np.ndarray, np.ndarray]]
-    ) -> np.ndarray:
+    def _random_part(self, factors_z: list[tuple[FactorTerms, np.ndarray, np.ndarray]]) -> np.ndarray:
         total = 0.0
         for f, Z, codes in factors_z:
             b = np.vstack([self._modes[f.group], np.zeros((1, f.q))])  # last row: population (0)
@@ -361,9 +348,7 @@ class LikelihoodFit:
 
     def residuals(self) -> pd.Series:
         """Response minus fitted values."""
-        return pd.Series(
-            self.design.y - self.fitted().to_numpy(), index=self.design.rows, name="residual"
-        )
+        return pd.Series(self.design.y - self.fitted().to_numpy(), index=self.design.rows, name="residual")
 
     def predict(
         self,
@@ -405,9 +390,7 @@ class LikelihoodFit:
             for f in self.structure.factors:
                 Z = np.column_stack(
                     [
-                        np.asarray(
-                            np.asarray(b.expr_matrix.evaluate_new_data(newdata)), dtype=float
-                        )
+                        np.asarray(np.asarray(b.expr_matrix.evaluate_new_data(newdata)), dtype=float)
                         for b in f.source_blocks
                     ]
                 )
@@ -425,7 +408,7 @@ class LikelihoodFit:
         return pd.Series(values, index=newdata.index, name="predicted")
 
     def refit(self, reml: bool) -> LikelihoodFit:
-        """The same model fitted by REML (``reml=True``) or ML, started from this fit's theta."""
+        """Fit the same model by REML (``reml=True``) or ML, starting from this fit's theta."""
         if (self.method == "REML") == reml:
             return self
         opt = optimize_theta(self.structure, self.stats, reml=reml, theta0=self.theta)
@@ -433,7 +416,7 @@ class LikelihoodFit:
 
     # -- printing ----------------------------------------------------------------------------
     def summary(self):
-        """A summary table in lme4's layout, with statsmodels' variance-component names beside it."""
+        """Summarise the fit in lme4's layout, with statsmodels' variance-component names beside it."""
         return LikelihoodSummary(self)
 
     def __repr__(self) -> str:

@@ -81,8 +81,7 @@ class LikelihoodSummary:
             "",
             "Random effects:",
             _table(self.random_effects, index=False),
-            f"Number of obs: {fit.nobs}, groups: "
-            + ", ".join(f"{g}, {k}" for g, k in fit.n_groups.items()),
+            f"Number of obs: {fit.nobs}, groups: " + ", ".join(f"{g}, {k}" for g, k in fit.n_groups.items()),
             "",
             "Variance components (statsmodels names):",
             _table(self.variance_components.to_frame("Estimate")),

@@ -55,9 +55,7 @@ def small_cholesky(a: pt.TensorLike, q: int) -> list[list[pt.TensorVariable]]:
     return factor
 
 
-def small_solve_lower(
-    factor: list[list[pt.TensorVariable]], b: pt.TensorLike, q: int
-) -> pt.TensorVariable:
+def small_solve_lower(factor: list[list[pt.TensorVariable]], b: pt.TensorLike, q: int) -> pt.TensorVariable:
     """Solve ``L x = b`` by forward substitution for a batch of lower-triangular ``L``.
 
     Parameters

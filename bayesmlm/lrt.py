@@ -91,7 +91,7 @@ def lrt(smaller: LikelihoodFit, larger: LikelihoodFit) -> LRTResult:
     >>> m1 = bm.Model("Reaction ~ Days + (Days | Subject)", data).fit_reml()
     >>> res = bm.lrt(m0, m1)
     >>> res.method, res.df, round(res.statistic, 2)
-    ('REML', 2, 42.14)
+    ('REML', 2, 42.84)
     """
     for fit in (smaller, larger):
         if not isinstance(fit, LikelihoodFit):

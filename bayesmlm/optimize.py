@@ -2,8 +2,8 @@
 
 The objective and its gradient come from one compiled PyTensor function. L-BFGS-B handles the
 boundary (diagonal entries of ``Λ`` are bounded below by 0, so a variance can be estimated as exactly
-zero, as lme4 does); a few projected Newton steps (Hessian from differences of the exact gradient) then polish the optimum so
-that estimates agree with lme4's to its printed digits.
+zero, as lme4 does); a few projected Newton steps (Hessian from differences of the exact gradient)
+then polish the optimum so that estimates agree with lme4's to its printed digits.
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import pytensor
-import pytensor.tensor as pt
 from scipy.optimize import minimize
 
 from bayesmlm.covariance import RandomStructure
 from bayesmlm.crossprod import CrossProducts
-from bayesmlm.objective import profiled_deviance
+from bayesmlm.objective import compile_at_theta
 
 __all__ = ["OptSummary", "optimize_theta"]
 
@@ -121,10 +119,7 @@ def optimize_theta(
     (319.654, True)
     """
     start = time.perf_counter()
-    theta = pt.vector("theta", dtype="float64")
-    dev = profiled_deviance(theta, structure, stats, reml=reml)
-    grad = pt.grad(dev, theta)
-    value_and_grad = pytensor.function([theta], [dev, grad])
+    objective = compile_at_theta("REML" if reml else "ML", structure, stats)
     compiled = time.perf_counter()
 
     lower = structure.theta_lower_bounds()
@@ -134,7 +129,8 @@ def optimize_theta(
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         nonlocal n_eval
         n_eval += 1
-        f, g = value_and_grad(x)
+        out = objective(x)
+        f, g = out["deviance"], out["gradient"]
         if not np.isfinite(f):
             return np.inf, np.zeros_like(x)
         return float(f), np.asarray(g, dtype=float)

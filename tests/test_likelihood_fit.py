@@ -156,7 +156,8 @@ def test_insteval_crossed_reml_matches_lme4():
     assert fit.loglik == pytest.approx(-118866.917064, abs=0.01)
     sd = fit.varcorr.set_index("grp")["sdcor"]
     np.testing.assert_allclose(
-        sd[["s", "d", "dept", "Residual"]], [0.325573157, 0.514996496, 0.083138101, 1.177497504],
+        sd[["s", "d", "dept", "Residual"]],
+        [0.325573157, 0.514996496, 0.083138101, 1.177497504],
         rtol=1e-3,
     )
     np.testing.assert_allclose(fit.fixed_effects["estimate"], [3.28258775401, -0.09264170344], rtol=1e-5)

@@ -234,15 +234,13 @@ def _lookup(name: str) -> _Dataset:
     available = ", ".join(ds.name for ds in _REGISTRY)
     if not isinstance(name, str):
         raise DataError(
-            f"Dataset name must be a string, got {type(name).__name__}. "
-            f"Available datasets: {available}."
+            f"Dataset name must be a string, got {type(name).__name__}. Available datasets: {available}."
         )
     try:
         return _BY_KEY[name.casefold()]
     except KeyError:
         raise DataError(
-            f"Unknown dataset {name!r}. Available datasets: {available} "
-            "(names are case-insensitive)."
+            f"Unknown dataset {name!r}. Available datasets: {available} (names are case-insensitive)."
         ) from None
 
 
@@ -291,9 +289,7 @@ def load_dataset(name: str) -> pd.DataFrame:
 
     expected = [c.name for c in ds.columns]
     if list(raw.columns) != expected:  # pragma: no cover - guards the bundled files
-        raise DataError(
-            f"Bundled file {ds.filename} has columns {list(raw.columns)}, expected {expected}."
-        )
+        raise DataError(f"Bundled file {ds.filename} has columns {list(raw.columns)}, expected {expected}.")
 
     out: dict[str, pd.Series | pd.Categorical] = {}
     for col in ds.columns:
