@@ -1,5 +1,6 @@
 """bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode."""
 
+from bayesmlm.bayes_fit import Fit, load_fit
 from bayesmlm.datasets import list_datasets, load_dataset
 from bayesmlm.design import Design, RandomBlock, make_design
 from bayesmlm.exceptions import (
@@ -10,17 +11,44 @@ from bayesmlm.exceptions import (
     DroppedRowsWarning,
     FitError,
     FormulaError,
+    PriorError,
     RankDeficientWarning,
+    SamplingWarning,
     SingularFitWarning,
 )
 from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
 from bayesmlm.likelihood_fit import LikelihoodFit
 from bayesmlm.lrt import LRTResult, lrt
-from bayesmlm.model import Model
+from bayesmlm.model import Model, available_samplers
+from bayesmlm.priors import (
+    LKJ,
+    Exponential,
+    HalfCauchy,
+    HalfNormal,
+    HalfStudentT,
+    Normal,
+    Prior,
+    PriorSet,
+    StudentT,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "LKJ",
+    "Exponential",
+    "Fit",
+    "HalfCauchy",
+    "HalfNormal",
+    "HalfStudentT",
+    "Normal",
+    "Prior",
+    "PriorError",
+    "PriorSet",
+    "SamplingWarning",
+    "StudentT",
+    "available_samplers",
+    "load_fit",
     "BayesMLMError",
     "BayesMLMWarning",
     "ConvergenceWarning",

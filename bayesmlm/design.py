@@ -94,6 +94,8 @@ class Design:
         Rows dropped because of missing or infinite values.
     aliased : tuple of str
         Fixed-effect columns dropped because they were linear combinations of earlier ones.
+    data : DataFrame
+        A copy of the rows and columns used.
     """
 
     spec: ModelSpec
@@ -106,6 +108,7 @@ class Design:
     aliased: tuple[str, ...]
     fixed_matrix: Any = field(repr=False)
     response_name: str = "y"
+    data: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -369,4 +372,5 @@ def make_design(spec: ModelSpec | str, data: pd.DataFrame, na_action: NaAction =
         aliased=aliased,
         fixed_matrix=dm.common,
         response_name=spec.response,
+        data=frame,
     )

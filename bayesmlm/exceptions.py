@@ -39,3 +39,11 @@ class SingularFitWarning(BayesMLMWarning):
 
 class ConvergenceWarning(BayesMLMWarning):
     """An optimiser or sampler did not converge."""
+
+
+class PriorError(BayesMLMError, ValueError):
+    """A prior is invalid, of the wrong kind for its parameter, or names a parameter that does not exist."""
+
+
+class SamplingWarning(BayesMLMWarning):
+    """NUTS sampling showed trouble: divergences, high R-hat, low ESS or tree-depth saturation."""

@@ -1,25 +1,64 @@
 """The user-facing :class:`Model`: a thin chain of the pipeline stages.
 
 ``parse_formula`` → ``make_design`` → ``random_structure`` / ``cross_products`` → ``optimize_theta``
-→ :class:`~bayesmlm.likelihood_fit.LikelihoodFit`. Each stage can be called on its own.
+→ :class:`~bayesmlm.likelihood_fit.LikelihoodFit` (REML/ML), or → ``resolve_priors`` →
+``build_pymc_model`` → ``sample`` → :class:`~bayesmlm.bayes_fit.Fit` (Bayesian). Each stage can be
+called on its own.
 """
 
 from __future__ import annotations
 
+import os
+import platform
+import time
+import warnings
 from functools import cached_property
+from importlib.metadata import version
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 
+from bayesmlm.bayes_fit import Fit
+from bayesmlm.bayes_model import Parameterization, build_pymc_model, choose_parameterization
 from bayesmlm.covariance import RandomStructure, random_structure
 from bayesmlm.crossprod import CrossProducts, cross_products
 from bayesmlm.design import Design, NaAction, make_design
 from bayesmlm.exceptions import FormulaError
 from bayesmlm.formula import ModelSpec, parse_formula
 from bayesmlm.likelihood_fit import LikelihoodFit
+from bayesmlm.diagnostics import warn_sampling
 from bayesmlm.optimize import optimize_theta
+from bayesmlm.priors import Prior, PriorSet, resolve_priors
 
-__all__ = ["Model"]
+__all__ = ["Model", "available_samplers"]
+
+Sampler = Literal["pymc", "nutpie"]
+
+
+def available_samplers() -> list[str]:
+    """NUTS implementations that can be used here (``"pymc"`` always; ``"nutpie"`` when installed)."""
+    out = ["pymc"]
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        out.append("nutpie")
+    return out
+
+
+def _versions() -> dict[str, str]:
+    from bayesmlm import __version__
+
+    out = {"bayesmlm": __version__, "python": platform.python_version()}
+    for pkg in ("pymc", "pytensor", "arviz", "numpy", "pandas", "formulae", "nutpie"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:  # not installed
+            continue
+    return out
 
 
 class Model:
@@ -31,8 +70,16 @@ class Model:
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
     data : DataFrame
         The data (never modified).
+    priors : dict, optional
+        Overrides of the default priors, by class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"``,
+        ``"sigma"``) or by name (``"Days"``, ``"sd(Days|Subject)"``, ``"cor(Subject)"``); see
+        :mod:`bayesmlm.priors` and :attr:`priors`.
     na_action : {"drop", "error"}
         What to do with rows that have a missing value in a used column.
+    parameterization : {"auto", "centered", "noncentered"} or dict
+        How each random block is written in the Bayesian model: chosen per block from the REML
+        estimate (``"auto"``, see :func:`bayesmlm.bayes_model.choose_parameterization`), the same for all,
+        or a dict from block label (``"Subject"``) to choice.
 
     Examples
     --------
@@ -43,8 +90,18 @@ class Model:
     -871.8141
     """
 
-    def __init__(self, formula: str, data: pd.DataFrame, na_action: NaAction = "drop"):
+    def __init__(
+        self,
+        formula: str,
+        data: pd.DataFrame,
+        priors: dict[str, Prior] | None = None,
+        na_action: NaAction = "drop",
+        parameterization: str | dict[str, Parameterization] = "auto",
+    ):
         self.spec: ModelSpec = parse_formula(formula)
+        self.na_action = na_action
+        self._user_priors = dict(priors) if priors else {}
+        self._parameterization_request = parameterization
         self.design: Design = make_design(self.spec, data, na_action=na_action)
         if not self.design.blocks:
             raise FormulaError(
@@ -93,6 +150,192 @@ class Model:
         LikelihoodFit
         """
         return self._fit_likelihood(False, theta0)
+
+    # -- Bayesian ---------------------------------------------------------------------------
+    @property
+    def data(self) -> pd.DataFrame:
+        """The rows and columns the model uses (a copy)."""
+        return self.design.data
+
+    @cached_property
+    def prior_set(self) -> PriorSet:
+        """The resolved priors (defaults with the user's overrides)."""
+        return resolve_priors(self.design, self.structure, self._user_priors)
+
+    @property
+    def priors(self) -> pd.DataFrame:
+        """Table of every prior: parameter, class, distribution, and whether it is a default."""
+        return self.prior_set.table()
+
+    @cached_property
+    def parameterization(self) -> dict[str, Parameterization]:
+        """Centred or non-centred, per random block label."""
+        labels = [label for f in self.structure.factors for label, *_ in f.blocks()]
+        request = self._parameterization_request
+        if isinstance(request, dict):
+            unknown = sorted(set(request) - set(labels))
+            if unknown:
+                raise ValueError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
+        elif request not in ("auto", "centered", "noncentered"):
+            raise ValueError(
+                f"parameterization must be 'auto', 'centered', 'noncentered' or a dict, not {request!r}"
+            )
+        if request in ("centered", "noncentered"):
+            return dict.fromkeys(labels, request)
+        theta = None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reml = optimize_theta(self.structure, self.cross_products, reml=True)
+            theta = reml.theta if reml.converged else None
+        except Exception:  # the choice falls back to non-centred; sampling does not depend on REML
+            theta = None
+        choice = choose_parameterization(self.structure, self.cross_products, theta)
+        if isinstance(request, dict):
+            choice.update(request)
+        return choice
+
+    def build(self) -> pm.Model:
+        """The unsampled PyMC model, to inspect or extend (see :mod:`bayesmlm.bayes_model`)."""
+        return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
+
+    def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
+        """Draws from the prior and the prior predictive distribution (an ArviZ DataTree).
+
+        Parameters
+        ----------
+        draws : int
+        seed : int, optional
+
+        Returns
+        -------
+        xarray.DataTree
+        """
+        with self.build():
+            return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+
+    def fit(
+        self,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        cores: int | None = None,
+        seed: int | None = None,
+        sampler: Sampler | None = None,
+        target_accept: float = 0.8,
+        progressbar: bool = True,
+        log_likelihood: bool | None = None,
+        **sampler_kwargs,
+    ) -> Fit:
+        """Sample the posterior with NUTS.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Draws kept and tuning steps per chain; number of chains.
+        cores : int, optional
+            Chains run in parallel on up to this many cores (default: all available, at most chains).
+        seed : int, optional
+            Random seed; the same seed reproduces the draws exactly.
+        sampler : {"pymc", "nutpie"}, optional
+            NUTS implementation; the default is PyMC's own.
+        target_accept : float
+            NUTS target acceptance rate (raise it, e.g. to 0.95, if there are divergences).
+        progressbar : bool
+            Show a progress bar.
+        log_likelihood : bool, optional
+            Store the pointwise log-likelihood (needed by :meth:`Fit.loo`); by default when
+            observations × draws is at most 50 million.
+        **sampler_kwargs
+            Passed to :func:`pymc.sample`.
+
+        Returns
+        -------
+        Fit
+        """
+        sampler = sampler or "pymc"
+        if sampler not in available_samplers():
+            raise ValueError(f"sampler {sampler!r} is not available here; choose from {available_samplers()}")
+        cores = cores or min(chains, os.cpu_count() or 1)
+        if log_likelihood is None:
+            log_likelihood = self.design.n * draws * chains <= 50_000_000
+        start = time.perf_counter()
+        model = self.build()
+        kwargs = dict(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            random_seed=seed,
+            progressbar=progressbar,
+            nuts_sampler=sampler,
+            compute_convergence_checks=False,
+        )
+        if sampler == "pymc":
+            kwargs["target_accept"] = target_accept
+        else:
+            kwargs["nuts_sampler_kwargs"] = {"target_accept": target_accept}
+        kwargs.update(sampler_kwargs)
+        with model, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
+            idata = pm.sample(**kwargs)
+            if log_likelihood:
+                pm.compute_log_likelihood(idata, progressbar=False)
+        seconds = time.perf_counter() - start
+        info = {
+            "method": "NUTS",
+            "sampler": sampler,
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "cores": cores,
+            "seed": seed,
+            "target_accept": target_accept,
+            "parameterization": dict(self.parameterization),
+            "priors": {name: str(self.prior_set[name]) for name in self.prior_set.names},
+            "n_obs": self.design.n,
+            "n_dropped": self.design.n_dropped,
+            "seconds": round(seconds, 3),
+            "versions": _versions(),
+        }
+        fit = Fit(self, idata, info)
+        info["warnings"] = warn_sampling(idata)
+        return fit
+
+    # -- persistence helpers --------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Settings needed to rebuild this model from its data (JSON-serialisable)."""
+        categories = {
+            col: [str(c) for c in self.data[col].cat.categories]
+            for col in self.data.columns
+            if isinstance(self.data[col].dtype, pd.CategoricalDtype)
+        }
+        return {
+            "formula": self.spec.formula,
+            "na_action": self.na_action,
+            "priors": {name: [p.family, list(map(list, p.params))] for name, p in self._user_priors.items()},
+            "parameterization": dict(self.parameterization),
+            "categories": categories,
+            "index_name": self.data.index.name,
+        }
+
+    @classmethod
+    def from_dict(cls, settings: dict, data: pd.DataFrame) -> Model:
+        """Rebuild a model from :meth:`to_dict` settings and its data."""
+        data = data.copy()
+        for col, cats in settings.get("categories", {}).items():
+            data[col] = pd.Categorical(data[col].astype(str), categories=cats)
+        priors = {
+            name: Prior(family, tuple((k, float(v)) for k, v in params))
+            for name, (family, params) in settings.get("priors", {}).items()
+        }
+        return cls(
+            settings["formula"],
+            data,
+            priors=priors or None,
+            na_action=settings.get("na_action", "drop"),
+            parameterization=settings.get("parameterization", "auto"),
+        )
 
     def __repr__(self) -> str:
         return f"<bayesmlm.Model {self.spec}; {self.design.n} observations>"

@@ -1,0 +1,437 @@
+"""The result of Bayesian sampling: posterior summaries, group effects, predictions, LOO, persistence.
+
+A :class:`Fit` holds the ArviZ 1.x ``DataTree`` (posterior, sample_stats, observed data, and the
+pointwise log-likelihood) with coordinates named by the real level labels and term names, the
+:class:`~bayesmlm.model.Model` it came from, and ``info``: a record of how the fit was made.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesmlm.bayes_model import parameter_names, term_dim
+from bayesmlm.design import level_keys
+from bayesmlm.diagnostics import diagnostics_table
+from bayesmlm.exceptions import DataError, FitError
+
+if TYPE_CHECKING:
+    from bayesmlm.model import Model
+
+__all__ = ["Fit", "load_fit"]
+
+NewLevels = Literal["population", "error"]
+_FORMAT = "bayesmlm-fit-1"
+
+
+def _flat(da: xr.DataArray) -> np.ndarray:
+    """Draws as (chain, draw, ...) numpy."""
+    return np.asarray(da.transpose("chain", "draw", ...).values)
+
+
+def _summarise(draws: dict[str, np.ndarray], prob: float) -> pd.DataFrame:
+    """mean, sd, HDI, R-hat, ESS and MCSE of scalar parameters given as (chain, draw) arrays."""
+    ds = xr.Dataset({k: (("chain", "draw"), v) for k, v in draws.items()})
+    hdi = az.hdi(ds, prob=prob)
+    ess_bulk, ess_tail = az.ess(ds, method="bulk"), az.ess(ds, method="tail")
+    rhat, mcse = az.rhat(ds), az.mcse(ds)
+    rows = {}
+    for k, v in draws.items():
+        rows[k] = {
+            "mean": float(v.mean()),
+            "sd": float(v.std(ddof=1)),
+            "hdi_low": float(hdi[k].sel(ci_bound="lower")),
+            "hdi_high": float(hdi[k].sel(ci_bound="upper")),
+            "rhat": float(rhat[k]),
+            "ess_bulk": float(ess_bulk[k]),
+            "ess_tail": float(ess_tail[k]),
+            "mcse_mean": float(mcse[k]),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+class Fit:
+    """A Bayesian fit of a linear mixed model (from :meth:`bayesmlm.Model.fit`).
+
+    Attributes
+    ----------
+    model : Model
+    idata : xarray.DataTree
+        ArviZ data: ``posterior``, ``sample_stats``, ``observed_data``, ``log_likelihood``.
+    info : dict
+        Sampler, draws, chains, seed, parameterisation per block, timings and package versions.
+    """
+
+    def __init__(self, model: Model, idata, info: dict):
+        self.model = model
+        self.idata = idata
+        self.info = info
+
+    # -- draws --------------------------------------------------------------------------------
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior group as an xarray Dataset."""
+        return self.idata["posterior"].to_dataset()
+
+    def parameter_draws(self, scale: Literal["sd", "var"] = "sd") -> dict[str, np.ndarray]:
+        """Draws (chain, draw) of every population-level parameter under brms' names.
+
+        With ``scale="var"``, variances and covariances under statsmodels' names are added.
+        """
+        post = self.posterior
+        structure = self.model.structure
+        out: dict[str, np.ndarray] = {}
+        fixed = _flat(post["fixed"])
+        for k, name in enumerate(self.model.design.fixed_names):
+            out[name] = fixed[..., k]
+        sd_names, cor_names = parameter_names(structure)
+        sds: dict[tuple[str, str], np.ndarray] = {}
+        for f in structure.factors:
+            sd = _flat(post[f"sd_{f.group}"])
+            for label, start, size in f.blocks():
+                for k in range(start, start + size):
+                    t = f.term_names[k]
+                    sds[(label, t)] = sd[..., k]
+                    out[sd_names[(label, t)]] = sd[..., k]
+        for f in structure.factors:
+            for label, start, size in f.blocks():
+                if size < 2:
+                    continue
+                cor = _flat(post[f"cor_{label}"])
+                terms = f.term_names[start : start + size]
+                suffix = cor_names[label][4:-1]  # "cor(<group>)" -> "<group>"
+                for j in range(size):
+                    for i in range(j + 1, size):
+                        out[f"cor({terms[j]},{terms[i]}|{suffix})"] = cor[..., i, j]
+        sigma = _flat(post["sigma"])
+        out["sigma"] = sigma
+        if scale == "var":
+            single = len(structure.factors) == 1
+
+            def sm_name(group: str, term: str) -> str:
+                if term == "Intercept":
+                    return group
+                return term if single else f"{group}:{term}"
+
+            for f in structure.factors:
+                for label, start, size in f.blocks():
+                    terms = f.term_names[start : start + size]
+                    for t in terms:
+                        out[f"{sm_name(f.group, t)} Var"] = sds[(label, t)] ** 2
+                    if size > 1:
+                        cor = _flat(post[f"cor_{label}"])
+                        for j in range(size):
+                            for i in range(j + 1, size):
+                                cov = cor[..., i, j] * sds[(label, terms[i])] * sds[(label, terms[j])]
+                                out[f"{sm_name(f.group, terms[j])} x {sm_name(f.group, terms[i])} Cov"] = cov
+            out["Scale"] = sigma**2
+        return out
+
+    def summary(self, prob: float = 0.95, scale: Literal["sd", "var"] = "sd") -> pd.DataFrame:
+        """Posterior summary of the population-level parameters, rows named as brms names them.
+
+        Parameters
+        ----------
+        prob : float
+            Probability mass of the highest-density interval.
+        scale : {"sd", "var"}
+            ``"var"`` adds variances and covariances under statsmodels' names (``Subject Var``,
+            ``Subject x Days Cov``, ``Scale``) to sit beside statsmodels or REML output.
+
+        Returns
+        -------
+        DataFrame
+            Columns mean, sd, hdi_low, hdi_high, rhat, ess_bulk, ess_tail, mcse_mean.
+        """
+        return _summarise(self.parameter_draws(scale), prob)
+
+    def diagnostics(self) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS and MCSE of every sampled quantity."""
+        return diagnostics_table(self.idata)
+
+    # -- group effects ------------------------------------------------------------------------
+    def _factor(self, group: str | None):
+        factors = self.model.structure.factors
+        groups = [f.group for f in factors]
+        if group is None:
+            if len(groups) > 1:
+                raise ValueError(f"the model has several grouping factors; pass group= one of {groups}")
+            return factors[0]
+        for f in factors:
+            if f.group == group:
+                return f
+        raise ValueError(f"unknown grouping factor {group!r}; the model has {groups}")
+
+    def random_effects(self, group: str | None = None, prob: float = 0.95) -> pd.DataFrame:
+        """Each level's deviations and group-specific coefficients (fixed + random).
+
+        Parameters
+        ----------
+        group : str, optional
+            Grouping factor (needed when the model has several).
+        prob : float
+            HDI probability.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by (level, term); columns ``mean, sd, hdi_low, hdi_high`` for the deviation and
+            ``coef_mean, coef_sd, coef_hdi_low, coef_hdi_high`` for fixed effect + deviation.
+        """
+        f = self._factor(group)
+        r = self.posterior[f"r_{f.group}"]
+        fixed = self.posterior["fixed"]
+        names = list(self.model.design.fixed_names)
+        coef = r.copy()
+        for t in f.term_names:
+            if t in names:
+                coef.loc[{term_dim(f.group): t}] = r.sel({term_dim(f.group): t}) + fixed.sel(fixed_term=t)
+
+        def table(da: xr.DataArray, prefix: str) -> pd.DataFrame:
+            hdi = az.hdi(da, prob=prob)
+            frame = pd.DataFrame(
+                {
+                    f"{prefix}mean": da.mean(("chain", "draw")).values.reshape(-1),
+                    f"{prefix}sd": da.std(("chain", "draw"), ddof=1).values.reshape(-1),
+                    f"{prefix}hdi_low": hdi.sel(ci_bound="lower").values.reshape(-1),
+                    f"{prefix}hdi_high": hdi.sel(ci_bound="upper").values.reshape(-1),
+                },
+                index=pd.MultiIndex.from_product([list(f.levels), list(f.term_names)], names=[f.group, "term"]),
+            )
+            return frame
+
+        return pd.concat([table(r, ""), table(coef, "coef_")], axis=1)
+
+    # -- prediction -------------------------------------------------------------------------
+    def _stacked(self, name: str) -> np.ndarray:
+        """Draws of a posterior variable with chains and draws merged: (samples, ...)."""
+        a = _flat(self.posterior[name])
+        return a.reshape(-1, *a.shape[2:])
+
+    def _mean_draws(
+        self, newdata: pd.DataFrame | None, include_random: bool, new_levels: NewLevels, seed
+    ) -> np.ndarray:
+        design = self.model.design
+        rng = np.random.default_rng(seed)
+        fixed = self._stacked("fixed")  # (S, p)
+        if newdata is None:
+            X = np.asarray(design.X)
+        else:
+            needed = set(design.spec.variables) - {design.spec.response}
+            missing = sorted(v for v in needed if v not in newdata.columns)
+            if missing:
+                raise DataError(f"newdata lacks column(s) {missing} that the model uses")
+            X = design.fixed_design(newdata)
+        mu = fixed @ X.T  # (S, n)
+        if not include_random:
+            return mu
+        for f in self.model.structure.factors:
+            r = self._stacked(f"r_{f.group}")  # (S, m, q)
+            if newdata is None:
+                codes, Z = f.codes, np.asarray(f.Z)
+                unseen_rows = np.zeros(len(codes), dtype=bool)
+            else:
+                Z = np.column_stack(
+                    [np.asarray(np.asarray(b.expr_matrix.evaluate_new_data(newdata)), dtype=float) for b in f.source_blocks]
+                )
+                keys = level_keys(newdata, f.source_blocks[0].term.factor)
+                index = {lev: i for i, lev in enumerate(f.levels)}
+                codes = np.array([index.get(k, 0) for k in keys], dtype=np.int64)
+                unseen_rows = np.array([k not in index for k in keys])
+                if unseen_rows.any() and new_levels == "error":
+                    unseen = sorted({k for k in keys if k not in index})
+                    raise DataError(
+                        f"newdata has level(s) of {f.group} not seen in fitting: {unseen[:10]}; "
+                        "use new_levels='population' to draw them from the population distribution"
+                    )
+            effect = np.einsum("nq,snq->sn", Z, r[:, codes, :])
+            if unseen_rows.any():
+                new = self._new_level_effects(f, keys, unseen_rows, rng)  # (S, n_unseen_rows, q)
+                effect[:, unseen_rows] = np.einsum("nq,snq->sn", Z[unseen_rows], new)
+            mu = mu + effect
+        return mu
+
+    def _new_level_effects(self, f, keys, unseen_rows, rng) -> np.ndarray:
+        """Draw effects of unseen levels from the population distribution, one draw per level and sample."""
+        sd = self._stacked(f"sd_{f.group}")  # (S, q)
+        S, q = sd.shape
+        chol = np.zeros((S, q, q))
+        for label, start, size in f.blocks():
+            block = slice(start, start + size)
+            if size == 1:
+                chol[:, start, start] = sd[:, start]
+            else:
+                cor = self._stacked(f"cor_{label}")
+                cov = cor * sd[:, block, None] * sd[:, None, block]
+                chol[:, block, block] = np.linalg.cholesky(cov + 1e-12 * np.eye(size))
+        levels = sorted({k for k, u in zip(keys, unseen_rows, strict=True) if u})
+        z = rng.standard_normal((S, len(levels), q))
+        per_level = np.einsum("sij,slj->sli", chol, z)
+        position = {lev: i for i, lev in enumerate(levels)}
+        rows = [position[k] for k, u in zip(keys, unseen_rows, strict=True) if u]
+        return per_level[:, rows, :]
+
+    def _interval_table(self, draws: np.ndarray, index, prob: float) -> pd.DataFrame:
+        da = xr.DataArray(draws[None], dims=("chain", "draw", "obs"))
+        hdi = az.hdi(da, prob=prob)
+        return pd.DataFrame(
+            {
+                "mean": draws.mean(axis=0),
+                "sd": draws.std(axis=0, ddof=1),
+                "hdi_low": hdi.sel(ci_bound="lower").values,
+                "hdi_high": hdi.sel(ci_bound="upper").values,
+            },
+            index=index,
+        )
+
+    def fitted(self, prob: float = 0.95) -> pd.DataFrame:
+        """Posterior of the mean response for the fitted rows: mean, sd and HDI per row."""
+        return self._interval_table(self._mean_draws(None, True, "population", None), self.model.design.rows, prob)
+
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        include_random: bool = True,
+        new_levels: NewLevels = "population",
+        kind: Literal["mean", "response"] = "mean",
+        prob: float = 0.95,
+        return_draws: bool = False,
+        seed: int | None = None,
+    ):
+        """Predict the mean (or new observations) for new data, with intervals or draws.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict (the fitted rows if omitted).
+        include_random : bool
+            Include the group effects (else population-level predictions).
+        new_levels : {"population", "error"}
+            An unseen level's effects are drawn from the population distribution, or raise DataError.
+        kind : {"mean", "response"}
+            The expected response, or a new observation (adds residual noise).
+        prob : float
+            HDI probability.
+        return_draws : bool
+            Return the draws, shape (samples, rows), instead of a summary table.
+        seed : int, optional
+            Seed for new-level effects and residual noise.
+
+        Returns
+        -------
+        DataFrame or ndarray
+        """
+        if new_levels not in ("population", "error"):
+            raise ValueError(f"new_levels must be 'population' or 'error', not {new_levels!r}")
+        draws = self._mean_draws(newdata, include_random, new_levels, seed)
+        if kind == "response":
+            rng = np.random.default_rng(None if seed is None else seed + 1)
+            draws = draws + rng.standard_normal(draws.shape) * self._stacked("sigma")[:, None]
+        if return_draws:
+            return draws
+        index = self.model.design.rows if newdata is None else newdata.index
+        return self._interval_table(draws, index, prob)
+
+    def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
+        """Replicated data sets ``y_rep`` (chain, draw, obs), also stored in ``idata.posterior_predictive``."""
+        draws = self.predict(kind="response", return_draws=True, seed=seed)
+        n_chain, n_draw = self.posterior.sizes["chain"], self.posterior.sizes["draw"]
+        da = xr.DataArray(
+            draws.reshape(n_chain, n_draw, -1),
+            dims=("chain", "draw", "obs"),
+            coords={"chain": self.posterior["chain"], "draw": self.posterior["draw"]},
+            name="y",
+        )
+        self.idata["posterior_predictive"] = xr.DataTree(xr.Dataset({"y": da}))
+        return da
+
+    # -- model comparison -------------------------------------------------------------------
+    def loo(self):
+        """PSIS-LOO cross-validation (ArviZ's ``loo``) from the pointwise log-likelihood."""
+        if "log_likelihood" not in self.idata.children:
+            raise FitError("this fit has no log_likelihood group; refit with log_likelihood=True")
+        return az.loo(self.idata)
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Save the fit (ArviZ netCDF with the data and settings needed to rebuild the model; no pickle).
+
+        Parameters
+        ----------
+        path : str or Path
+            File to write (``.nc`` is customary).
+
+        Returns
+        -------
+        Path
+        """
+        path = Path(path)
+        tree = self.idata.copy()
+        data = self.model.data.reset_index(drop=False)
+        for col in data.columns:
+            if isinstance(data[col].dtype, pd.CategoricalDtype) or data[col].dtype == object:
+                data[col] = data[col].astype(str)
+            elif pd.api.types.is_string_dtype(data[col].dtype):
+                data[col] = data[col].astype(str)
+        tree["bayesmlm_data"] = xr.DataTree(xr.Dataset.from_dataframe(data.set_index(data.columns[0])))
+        tree.attrs["bayesmlm_format"] = _FORMAT
+        tree.attrs["bayesmlm_model"] = json.dumps(self.model.to_dict())
+        tree.attrs["bayesmlm_info"] = json.dumps(self.info, default=str)
+        tree.to_netcdf(path, engine="h5netcdf")
+        return path
+
+    def __repr__(self) -> str:
+        return (
+            f"<bayesmlm.Fit {self.model.spec.formula}: {self.info.get('chains')} chains x "
+            f"{self.info.get('draws')} draws ({self.info.get('sampler')})>"
+        )
+
+
+def load_fit(path: str | Path) -> Fit:
+    """Load a fit saved with :meth:`Fit.save`.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Fit
+
+    Raises
+    ------
+    FitError
+        If the file is not a saved bayesmlm fit.
+    """
+    from bayesmlm.model import Model
+
+    path = Path(path)
+    if not path.exists():
+        raise FitError(f"no such file: {path}")
+    try:
+        tree = az.from_netcdf(path)
+    except Exception as err:  # h5netcdf/xarray raise many kinds for a file of the wrong format
+        raise FitError(f"{path} is not a saved bayesmlm fit ({type(err).__name__}: {err})") from err
+    if tree.attrs.get("bayesmlm_format") != _FORMAT or "bayesmlm_data" not in tree.children:
+        raise FitError(f"{path} is not a saved bayesmlm fit (no bayesmlm metadata)")
+    frame = tree["bayesmlm_data"].to_dataset().to_dataframe().reset_index()
+    settings = json.loads(tree.attrs["bayesmlm_model"])
+    index_name = settings.get("index_name") or "index"
+    frame = frame.set_index(frame.columns[0])
+    frame.index.name = None if index_name == "index" else index_name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Model.from_dict(settings, frame)
+    info = json.loads(tree.attrs["bayesmlm_info"])
+    idata = tree.copy()
+    del idata["bayesmlm_data"]
+    for key in ("bayesmlm_format", "bayesmlm_model", "bayesmlm_info"):
+        idata.attrs.pop(key, None)
+    return Fit(model, idata, info)

@@ -1,0 +1,264 @@
+"""The Bayesian model: a PyMC model with LKJ-correlated random effects, built from a design.
+
+Variables in the model (and so in the posterior), for a factor ``g`` (e.g. ``Subject``):
+
+===================  =====================================================================
+``fixed``            fixed effects on the original scale, dims ``fixed_term``
+``fixed_centered``   the sampled fixed effects, with predictors centred at their means (so the
+                     intercept is the mean response at average predictors); present when the model
+                     has an intercept
+``sd_g``             standard deviations of the random effects, dims ``g_term``
+``cor_g``            correlation matrix of a correlated block, dims ``(g_term, g_term_)``
+``r_g``              the group-level deviations, dims ``(g, g_term)``
+``sigma``            residual standard deviation
+``y``                the likelihood, dims ``obs``
+===================  =====================================================================
+
+A correlated block ``(x | g)`` gets ``pm.LKJCholeskyCov``; each term of ``(x || g)`` its own sd.
+Each block is written centred (``r ~ MvNormal(0, Σ)``) or non-centred (``r = z Lᵀ``, ``z ~ N(0, 1)``):
+see :func:`choose_parameterization`.
+
+Data enter through ``pm.Data`` so the compiled model depends only on the model's structure, not on
+the numbers, and compiled code is reused across datasets.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayesmlm.covariance import FactorTerms, RandomStructure
+from bayesmlm.crossprod import CrossProducts
+from bayesmlm.design import Design
+from bayesmlm.exceptions import PriorError
+from bayesmlm.priors import Prior, PriorSet, cor_names, sd_names
+
+__all__ = ["Parameterization", "build_pymc_model", "choose_parameterization", "parameter_names", "term_dim"]
+
+Parameterization = Literal["centered", "noncentered"]
+
+
+def term_dim(group: str) -> str:
+    """Name of the term dimension of a grouping factor's random effects."""
+    return f"{group}_term"
+
+
+def choose_parameterization(
+    structure: RandomStructure, stats: CrossProducts | None, theta: np.ndarray | None
+) -> dict[str, Parameterization]:
+    """Choose centred or non-centred per block from how informative each group's data are.
+
+    With ``Λ`` the block's relative covariance factor at the REML estimate ``theta``, the matrix
+    ``Λᵀ Z_jᵀ Z_j Λ`` compares group ``j``'s data with the spread of the random effects: its smallest
+    eigenvalue is the data-to-prior precision ratio of the least-informed direction. When that ratio
+    is above 1 for the typical (median) group, the likelihood pins each group's effects down and the
+    centred form samples well (the non-centred one would show the ESS collapse that bambi has on
+    data-rich groups); otherwise the funnel of the centred form is the danger and the block is
+    written non-centred. Without a REML estimate (or on the boundary), blocks are non-centred.
+
+    Parameters
+    ----------
+    structure : RandomStructure
+    stats : CrossProducts or None
+        Only used to know the first factor's per-level ``Z'Z``; the others are recomputed.
+    theta : ndarray or None
+        REML estimate of the relative covariance parameters.
+
+    Returns
+    -------
+    dict
+        Block label -> ``"centered"`` or ``"noncentered"``.
+    """
+    choice: dict[str, Parameterization] = {}
+    for f in structure.factors:
+        if theta is None:
+            for label, *_ in f.blocks():
+                choice[label] = "noncentered"
+            continue
+        ztz = np.zeros((f.n_levels, f.q, f.q))
+        np.add.at(ztz, f.codes, f.Z[:, :, None] * f.Z[:, None, :])
+        lam = f.relative_factor(theta)
+        for label, start, size in f.blocks():
+            block = slice(start, start + size)
+            lb = lam[block, block]
+            info = np.einsum("ki,gkl,lj->gij", lb, ztz[:, block, block], lb)
+            smallest = np.linalg.eigvalsh(info)[:, 0]
+            choice[label] = "centered" if np.median(smallest) > 1.0 else "noncentered"
+    return choice
+
+
+def parameter_names(structure: RandomStructure) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """Prior/summary names of each block's sds, keyed ``(block label, term)``, and correlations, by label.
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> m = bm.Model("Reaction ~ Days + (Days || Subject)", bm.load_dataset("sleepstudy"))
+    >>> parameter_names(m.structure)
+    ({('Subject', 'Intercept'): 'sd(Intercept|Subject)', ('Subject.1', 'Days'): 'sd(Days|Subject)'}, {})
+    """
+    sd_name: dict[tuple[str, str], str] = {}
+    cor_name: dict[str, str] = {}
+    for f, sds, cors in zip(structure.factors, sd_names(structure), cor_names(structure), strict=True):
+        k = 0
+        for (label, start, size), cor in zip(f.blocks(), cors, strict=True):
+            for t in f.term_names[start : start + size]:
+                sd_name[(label, t)] = sds[k]
+                k += 1
+            if cor is not None:
+                cor_name[label] = cor
+    return sd_name, cor_name
+
+
+def _stacked_dist(priors: list[Prior], what: str):
+    families = {p.family for p in priors}
+    if len(families) != 1:
+        raise PriorError(
+            f"the sd priors of the correlated block {what} must share one family "
+            f"(given: {', '.join(map(str, priors))}); use the same family with different scales"
+        )
+    names = [name for name, _ in priors[0].params]
+    params = {name: np.array([dict(p.params)[name] for p in priors], dtype=float) for name in names}
+    return getattr(pm, priors[0].family).dist(**params, shape=len(priors))
+
+
+def _fixed_effects(design: Design, priors: PriorSet):
+    """Sampled fixed effects (centred predictors when there is an intercept) and the original ones."""
+    names = list(design.fixed_names)
+    has_intercept = "Intercept" in names
+    free_name = "fixed_centered" if has_intercept else "fixed"
+    by_family: dict[tuple, list[int]] = {}
+    for k, name in enumerate(names):
+        prior = priors.fixed[name]
+        by_family.setdefault((prior.family, tuple(n for n, _ in prior.params)), []).append(k)
+    if len(by_family) == 1:
+        (family, pnames), _ = next(iter(by_family.items()))
+        params = {
+            pn: np.array([dict(priors.fixed[n].params)[pn] for n in names], dtype=float) for pn in pnames
+        }
+        coef = getattr(pm, family)(free_name, **params, dims="fixed_term")
+    else:
+        parts = pt.zeros(len(names))
+        for (family, pnames), idx in by_family.items():
+            params = {
+                pn: np.array([dict(priors.fixed[names[k]].params)[pn] for k in idx], dtype=float)
+                for pn in pnames
+            }
+            var = getattr(pm, family)(f"{free_name}_{family}", **params, shape=len(idx))
+            parts = pt.set_subtensor(parts[idx], var)
+        coef = pm.Deterministic(free_name, parts, dims="fixed_term")
+    return coef, has_intercept
+
+
+def _block_effects(
+    f: FactorTerms, label: str, start: int, size: int, priors: PriorSet, how: str, names, single: bool
+):
+    """Random effects of one block: returns (effects (m, size), sds (size,), correlation or None).
+
+    When the block is its factor's only one, the effects are created directly as ``r_<group>``.
+    """
+    terms = f.term_names[start : start + size]
+    sd_name, cor_name = names
+    sd_priors = [priors.sd[sd_name[(label, t)]] for t in terms]
+    r_name = f"r_{f.group}" if single else f"r__{label}"
+    dims = (f.group, term_dim(f.group) if single else f"{label}_term")
+    if size == 1:
+        sd = sd_priors[0].create(f"sd__{label}")
+        sd_vec, chol, corr = pt.stack([sd]), pt.reshape(sd, (1, 1)), None
+    else:
+        eta = priors.cor[cor_name[label]].eta
+        chol, corr, sd_vec = pm.LKJCholeskyCov(
+            f"chol__{label}",
+            n=size,
+            eta=eta,
+            sd_dist=_stacked_dist(sd_priors, label),
+            compute_corr=True,
+            store_in_trace=False,
+        )
+    if how == "centered":
+        if size == 1:
+            r = pm.Normal(r_name, 0.0, sd_vec, dims=dims)
+        else:
+            r = pm.MvNormal(r_name, mu=np.zeros(size), chol=chol, dims=dims)
+    else:
+        z = pm.Normal(f"z__{label}", 0.0, 1.0, dims=dims)
+        r = pm.Deterministic(r_name, z @ chol.T, dims=dims)
+    return r, sd_vec, corr
+
+
+def build_pymc_model(
+    design: Design,
+    structure: RandomStructure,
+    priors: PriorSet,
+    parameterization: dict[str, Parameterization],
+) -> pm.Model:
+    """Build the unsampled PyMC model.
+
+    Parameters
+    ----------
+    design : Design
+    structure : RandomStructure
+    priors : PriorSet
+    parameterization : dict
+        Block label -> ``"centered"`` or ``"noncentered"`` (see :func:`choose_parameterization`).
+
+    Returns
+    -------
+    pymc.Model
+    """
+    coords: dict[str, list] = {"fixed_term": list(design.fixed_names), "obs": list(range(design.n))}
+    for f in structure.factors:
+        coords[f.group] = list(f.levels)
+        coords[term_dim(f.group)] = list(f.term_names)
+        for label, start, size in f.blocks():
+            coords[f"{label}_term"] = list(f.term_names[start : start + size])
+            coords[f"{label}_term_"] = list(f.term_names[start : start + size])
+    sd_name, cor_name = parameter_names(structure)
+    X = np.asarray(design.X)
+    has_intercept = "Intercept" in design.fixed_names
+    means = X.mean(axis=0) if design.n else np.zeros(design.p)
+    shift = np.where(np.array([n != "Intercept" for n in design.fixed_names]), means, 0.0)
+    if not has_intercept:
+        shift = np.zeros_like(shift)
+
+    with pm.Model(coords=coords) as model:
+        X_data = pm.Data("X", X - shift, dims=("obs", "fixed_term"))
+        coef, has_intercept = _fixed_effects(design, priors)
+        mu = pt.dot(X_data, coef)
+        if has_intercept:
+            k = list(design.fixed_names).index("Intercept")
+            original = pt.set_subtensor(coef[k], coef[k] - pt.dot(coef, shift))
+            pm.Deterministic("fixed", original, dims="fixed_term")
+        for f in structure.factors:
+            codes = pm.Data(f"codes_{f.group}", f.codes.astype("int64"), dims="obs")
+            Z = pm.Data(f"Z_{f.group}", np.asarray(f.Z), dims=("obs", term_dim(f.group)))
+            effects, sds, cors = [], [], []
+            single = len(f.block_sizes) == 1
+            for label, start, size in f.blocks():
+                how = parameterization[label]
+                r, sd, corr = _block_effects(
+                    f, label, start, size, priors, how, (sd_name, cor_name), single
+                )
+                effects.append(r)
+                sds.append(sd)
+                if corr is not None:
+                    cors.append((label, corr))
+            if single:
+                r_all = effects[0]
+            else:
+                r_all = pm.Deterministic(
+                    f"r_{f.group}", pt.concatenate(effects, axis=1), dims=(f.group, term_dim(f.group))
+                )
+            pm.Deterministic(
+                f"sd_{f.group}", pt.concatenate(sds) if len(sds) > 1 else sds[0], dims=term_dim(f.group)
+            )
+            for label, corr in cors:
+                pm.Deterministic(f"cor_{label}", corr, dims=(f"{label}_term", f"{label}_term_"))
+            mu = mu + pt.sum(Z * r_all[codes], axis=1)
+        sigma = priors.sigma.create("sigma")
+        y = pm.Data("y_obs", np.asarray(design.y), dims="obs")
+        pm.Normal("y", mu=mu, sigma=sigma, observed=y, dims="obs")
+    return model
