@@ -1,6 +1,6 @@
 """bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode."""
 
-from bayesmlm.bayes_fit import Fit, load_fit
+from bayesmlm.bayes_fit import Fit, compare, load_fit
 from bayesmlm.datasets import list_datasets, load_dataset
 from bayesmlm.design import Design, RandomBlock, make_design
 from bayesmlm.exceptions import (
@@ -48,6 +48,7 @@ __all__ = [
     "SamplingWarning",
     "StudentT",
     "available_samplers",
+    "compare",
     "load_fit",
     "BayesMLMError",
     "BayesMLMWarning",

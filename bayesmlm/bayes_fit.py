@@ -25,7 +25,7 @@ from bayesmlm.exceptions import DataError, FitError
 if TYPE_CHECKING:
     from bayesmlm.model import Model
 
-__all__ = ["Fit", "load_fit"]
+__all__ = ["Fit", "compare", "load_fit"]
 
 NewLevels = Literal["population", "error"]
 _FORMAT = "bayesmlm-fit-1"
@@ -203,7 +203,9 @@ class Fit:
                     f"{prefix}hdi_low": hdi.sel(ci_bound="lower").values.reshape(-1),
                     f"{prefix}hdi_high": hdi.sel(ci_bound="upper").values.reshape(-1),
                 },
-                index=pd.MultiIndex.from_product([list(f.levels), list(f.term_names)], names=[f.group, "term"]),
+                index=pd.MultiIndex.from_product(
+                    [list(f.levels), list(f.term_names)], names=[f.group, "term"]
+                ),
             )
             return frame
 
@@ -239,7 +241,10 @@ class Fit:
                 unseen_rows = np.zeros(len(codes), dtype=bool)
             else:
                 Z = np.column_stack(
-                    [np.asarray(np.asarray(b.expr_matrix.evaluate_new_data(newdata)), dtype=float) for b in f.source_blocks]
+                    [
+                        np.asarray(np.asarray(b.expr_matrix.evaluate_new_data(newdata)), dtype=float)
+                        for b in f.source_blocks
+                    ]
                 )
                 keys = level_keys(newdata, f.source_blocks[0].term.factor)
                 index = {lev: i for i, lev in enumerate(f.levels)}
@@ -293,7 +298,9 @@ class Fit:
 
     def fitted(self, prob: float = 0.95) -> pd.DataFrame:
         """Posterior of the mean response for the fitted rows: mean, sd and HDI per row."""
-        return self._interval_table(self._mean_draws(None, True, "population", None), self.model.design.rows, prob)
+        return self._interval_table(
+            self._mean_draws(None, True, "population", None), self.model.design.rows, prob
+        )
 
     def predict(
         self,
@@ -435,3 +442,34 @@ def load_fit(path: str | Path) -> Fit:
     for key in ("bayesmlm_format", "bayesmlm_model", "bayesmlm_info"):
         idata.attrs.pop(key, None)
     return Fit(model, idata, info)
+
+
+def compare(fits, ic: str = "loo"):
+    """Compare Bayesian fits by PSIS-LOO (ArviZ's ``compare``).
+
+    Parameters
+    ----------
+    fits : list of Fit or dict of name -> Fit
+        Fits of models to the same observations; a list is named by the formulas.
+    ic : str
+        Information criterion; only ``"loo"`` is supported.
+
+    Returns
+    -------
+    DataFrame
+        ArviZ's comparison table, best model first.
+    """
+    if ic != "loo":
+        raise ValueError("only ic='loo' is supported")
+    named = fits if isinstance(fits, dict) else {f.model.spec.formula: f for f in fits}
+    if len(named) < 2:
+        raise ValueError("compare needs at least two fits")
+    n_obs = {f.model.design.n for f in named.values()}
+    if len(n_obs) != 1:
+        raise DataError(
+            f"the fits use different numbers of observations ({sorted(n_obs)}); refit on the same rows"
+        )
+    for name, f in named.items():
+        if "log_likelihood" not in f.idata.children:
+            raise FitError(f"fit {name!r} has no log_likelihood group; refit with log_likelihood=True")
+    return az.compare({name: f.idata for name, f in named.items()})

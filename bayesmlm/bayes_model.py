@@ -154,11 +154,22 @@ def _fixed_effects(design: Design, priors: PriorSet):
 
 
 def _block_effects(
-    f: FactorTerms, label: str, start: int, size: int, priors: PriorSet, how: str, names, single: bool
+    f: FactorTerms,
+    label: str,
+    start: int,
+    size: int,
+    priors: PriorSet,
+    how: str,
+    names,
+    single: bool,
+    fixed_mean: pt.TensorVariable,
 ):
     """Random effects of one block: returns (effects (m, size), sds (size,), correlation or None).
 
-    When the block is its factor's only one, the effects are created directly as ``r_<group>``.
+    Centred blocks sample each level's coefficients ``c_j ~ N(β, Σ)`` around the fixed effects ``β``
+    of the same terms (0 for a term without a fixed effect) and report ``r_j = c_j - β``: with
+    data-rich groups ``c_j`` is pinned by its own data and nearly independent of ``β``, whereas
+    sampling ``r_j ~ N(0, Σ)`` beside ``β`` leaves the sampler a ridge between ``β`` and every ``r_j``.
     """
     terms = f.term_names[start : start + size]
     sd_name, cor_name = names
@@ -180,13 +191,23 @@ def _block_effects(
         )
     if how == "centered":
         if size == 1:
-            r = pm.Normal(r_name, 0.0, sd_vec, dims=dims)
+            c = pm.Normal(f"c__{label}", fixed_mean, sd_vec, dims=dims)
         else:
-            r = pm.MvNormal(r_name, mu=np.zeros(size), chol=chol, dims=dims)
+            c = pm.MvNormal(f"c__{label}", mu=fixed_mean, chol=chol, dims=dims)
+        r = pm.Deterministic(r_name, c - fixed_mean, dims=dims)
     else:
         z = pm.Normal(f"z__{label}", 0.0, 1.0, dims=dims)
         r = pm.Deterministic(r_name, z @ chol.T, dims=dims)
     return r, sd_vec, corr
+
+
+def _fixed_of(original, fixed_names, z: np.ndarray, X: np.ndarray, term: str):
+    """The fixed effect whose column equals the random term's column, or 0 if there is none."""
+    if term in fixed_names:
+        k = list(fixed_names).index(term)
+        if np.allclose(X[:, k], z):
+            return original[k]
+    return pt.as_tensor(0.0)
 
 
 def build_pymc_model(
@@ -228,6 +249,7 @@ def build_pymc_model(
         X_data = pm.Data("X", X - shift, dims=("obs", "fixed_term"))
         coef, has_intercept = _fixed_effects(design, priors)
         mu = pt.dot(X_data, coef)
+        original = coef
         if has_intercept:
             k = list(design.fixed_names).index("Intercept")
             original = pt.set_subtensor(coef[k], coef[k] - pt.dot(coef, shift))
@@ -239,8 +261,15 @@ def build_pymc_model(
             single = len(f.block_sizes) == 1
             for label, start, size in f.blocks():
                 how = parameterization[label]
+                terms = f.term_names[start : start + size]
+                fixed_mean = pt.stack(
+                    [
+                        _fixed_of(original, design.fixed_names, f.Z[:, start + k], X, t)
+                        for k, t in enumerate(terms)
+                    ]
+                )
                 r, sd, corr = _block_effects(
-                    f, label, start, size, priors, how, (sd_name, cor_name), single
+                    f, label, start, size, priors, how, (sd_name, cor_name), single, fixed_mean
                 )
                 effects.append(r)
                 sds.append(sd)

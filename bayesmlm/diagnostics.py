@@ -312,7 +312,7 @@ def _check_treedepth(sample_stats: xr.Dataset | None) -> str | None:
         return None
     total = int(keep.sum())
     depth_text = f" ({max_depth})" if max_depth is not None else ""
-    example = f" (e.g. fit(max_treedepth={max_depth + 2}))" if max_depth is not None else ""
+    example = f" (e.g. to {max_depth + 2})" if max_depth is not None else ""
     return (
         f"{n_hit} of {total} transitions hit the maximum tree depth{depth_text}. This is an efficiency "
         "warning, not a validity one: the sampler needed very long trajectories, so sampling is slow and "

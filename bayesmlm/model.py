@@ -273,6 +273,7 @@ class Model:
         )
         if sampler == "pymc":
             kwargs["target_accept"] = target_accept
+            kwargs["compile_kwargs"] = {"mode": "NUMBA"}  # faster than the C backend here, and BLAS-free
         else:
             kwargs["nuts_sampler_kwargs"] = {"target_accept": target_accept}
         kwargs.update(sampler_kwargs)

@@ -23,3 +23,11 @@ def reference_fit(model_id: str, method: str) -> bm.LikelihoodFit:
 @pytest.fixture(scope="session")
 def sleepstudy():
     return bm.load_dataset("sleepstudy")
+
+
+@cache
+def bayes_fit(model_id: str, draws: int = 1000, chains: int = 4, seed: int = 2026) -> bm.Fit:
+    """Bayesian fit (default priors, NUTS) of one of the lme4 reference models (cached)."""
+    entry = LME4[model_id]
+    model = bm.Model(entry["formula"], bm.load_dataset(entry["data"]))
+    return model.fit(draws=draws, tune=draws, chains=chains, seed=seed, progressbar=False)
