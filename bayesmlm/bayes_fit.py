@@ -347,7 +347,7 @@ class Fit:
         return self._interval_table(draws, index, prob)
 
     def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
-        """Replicated data sets ``y_rep`` (chain, draw, obs), also stored in ``idata.posterior_predictive``."""
+        """Draw replicated data sets ``y_rep`` (chain, draw, obs); also stored as ``posterior_predictive``."""
         draws = self.predict(kind="response", return_draws=True, seed=seed)
         n_chain, n_draw = self.posterior.sizes["chain"], self.posterior.sizes["draw"]
         da = xr.DataArray(

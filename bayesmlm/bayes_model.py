@@ -126,7 +126,7 @@ def _stacked_dist(priors: list[Prior], what: str):
 
 
 def _fixed_effects(design: Design, priors: PriorSet):
-    """Sampled fixed effects (centred predictors when there is an intercept) and the original ones."""
+    """Create the sampled fixed effects (on centred predictors when there is an intercept)."""
     names = list(design.fixed_names)
     has_intercept = "Intercept" in names
     free_name = "fixed_centered" if has_intercept else "fixed"
@@ -202,7 +202,7 @@ def _block_effects(
 
 
 def _fixed_of(original, fixed_names, z: np.ndarray, X: np.ndarray, term: str):
-    """The fixed effect whose column equals the random term's column, or 0 if there is none."""
+    """Return the fixed effect whose column equals the random term's column, or 0 if there is none."""
     if term in fixed_names:
         k = list(fixed_names).index(term)
         if np.allclose(X[:, k], z):

@@ -25,10 +25,10 @@ from bayesmlm.bayes_model import Parameterization, build_pymc_model, choose_para
 from bayesmlm.covariance import RandomStructure, random_structure
 from bayesmlm.crossprod import CrossProducts, cross_products
 from bayesmlm.design import Design, NaAction, make_design
+from bayesmlm.diagnostics import warn_sampling
 from bayesmlm.exceptions import FormulaError
 from bayesmlm.formula import ModelSpec, parse_formula
 from bayesmlm.likelihood_fit import LikelihoodFit
-from bayesmlm.diagnostics import warn_sampling
 from bayesmlm.optimize import optimize_theta
 from bayesmlm.priors import Prior, PriorSet, resolve_priors
 
@@ -196,7 +196,7 @@ class Model:
         return choice
 
     def build(self) -> pm.Model:
-        """The unsampled PyMC model, to inspect or extend (see :mod:`bayesmlm.bayes_model`)."""
+        """Build the unsampled PyMC model, to inspect or extend (see :mod:`bayesmlm.bayes_model`)."""
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
@@ -305,7 +305,7 @@ class Model:
 
     # -- persistence helpers --------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Settings needed to rebuild this model from its data (JSON-serialisable)."""
+        """Return the settings needed to rebuild this model from its data (JSON-serialisable)."""
         categories = {
             col: [str(c) for c in self.data[col].cat.categories]
             for col in self.data.columns

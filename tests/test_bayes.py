@@ -192,7 +192,7 @@ def test_prior_overrides_by_class_and_name_reach_the_model(sleepstudy):
     sd_days = prior["prior"]["sd_Subject"].sel(Subject_term="Days").values.reshape(-1)
     assert np.median(sd_days) < 8
     with pytest.raises(bm.PriorError, match="sd\\(Days\\|Subject\\)"):
-        bm.Model(
+        _ = bm.Model(
             "Reaction ~ Days + (Days | Subject)", sleepstudy, priors={"sd(Dayz|Subject)": bm.HalfNormal(1)}
         ).priors
 

@@ -1,15 +1,40 @@
-"""Simulated data for benchmarks and calibration: ``y ~ x + (x | g)`` with known parameters."""
+"""Simulated data with known parameters: ``y ~ x + (x | g)``, for calibration checks and benchmarks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+__all__ = ["TRUTH", "simulate"]
+
+#: default true values: fixed effects, random-effect sds and correlation, residual sd
 TRUTH = {"Intercept": 1.0, "x": 0.5, "sd_Intercept": 1.0, "sd_x": 0.5, "cor": 0.3, "sigma": 1.0}
 
 
 def simulate(n_groups: int, n_per_group: int, seed: int, truth: dict | None = None) -> pd.DataFrame:
-    """Draw a data set from the random intercept-and-slope model with the given (or default) truth."""
+    """Draw a data set from the random intercept-and-slope model ``y ~ x + (x | g)``.
+
+    Parameters
+    ----------
+    n_groups, n_per_group : int
+        Number of groups and rows per group.
+    seed : int
+        Random seed.
+    truth : dict, optional
+        Values replacing those of :data:`TRUTH` (keys ``Intercept``, ``x``, ``sd_Intercept``, ``sd_x``,
+        ``cor``, ``sigma``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``y``, ``x`` and the grouping factor ``g`` (labels ``g0``, ``g1``, ...).
+
+    Examples
+    --------
+    >>> d = simulate(30, 20, seed=1)
+    >>> d.shape, d["g"].nunique()
+    ((600, 3), 30)
+    """
     t = dict(TRUTH, **(truth or {}))
     rng = np.random.default_rng(seed)
     cov = np.array(
