@@ -40,6 +40,9 @@ __all__ = ["Parameterization", "build_pymc_model", "choose_parameterization", "p
 
 Parameterization = Literal["centered", "noncentered"]
 
+#: a block is centred when its median data-to-prior precision ratio exceeds this
+CENTRED_RATIO = 4.0
+
 
 def term_dim(group: str) -> str:
     """Name of the term dimension of a grouping factor's random effects."""
@@ -54,10 +57,15 @@ def choose_parameterization(
     With ``Λ`` the block's relative covariance factor at the REML estimate ``theta``, the matrix
     ``Λᵀ Z_jᵀ Z_j Λ`` compares group ``j``'s data with the spread of the random effects: its smallest
     eigenvalue is the data-to-prior precision ratio of the least-informed direction. When that ratio
-    is above 1 for the typical (median) group, the likelihood pins each group's effects down and the
-    centred form samples well (the non-centred one would show the ESS collapse that bambi has on
+    is above 4 for the typical (median) group, the likelihood pins each group's effects down even where
+    the posterior puts the random-effect sd at half its estimate (the ratio scales with the variance),
+    and the centred form samples well (the non-centred one would show the ESS collapse that bambi has on
     data-rich groups); otherwise the funnel of the centred form is the danger and the block is
     written non-centred. Without a REML estimate (or on the boundary), blocks are non-centred.
+
+    Measured: sleepstudy ``(Days | Subject)`` has ratio 1.7 (centred: 4 divergences in 4,000 draws with
+    seed 2026; non-centred: none, bulk ESS ≥ 1,368); Oxboys ``(age | Subject)`` 14 and the simulated
+    1,000 groups × 100 rows 18 (centred: bulk ESS ≥ 3,600 and ≥ 5,000).
 
     Parameters
     ----------
@@ -86,7 +94,7 @@ def choose_parameterization(
             lb = lam[block, block]
             info = np.einsum("ki,gkl,lj->gij", lb, ztz[:, block, block], lb)
             smallest = np.linalg.eigvalsh(info)[:, 0]
-            choice[label] = "centered" if np.median(smallest) > 1.0 else "noncentered"
+            choice[label] = "centered" if np.median(smallest) > CENTRED_RATIO else "noncentered"
     return choice
 
 

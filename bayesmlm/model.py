@@ -300,7 +300,7 @@ class Model:
             "versions": _versions(),
         }
         fit = Fit(self, idata, info)
-        info["warnings"] = warn_sampling(idata)
+        info["warnings"] = warn_sampling(idata, stacklevel=3)
         return fit
 
     # -- persistence helpers --------------------------------------------------------------------

@@ -198,17 +198,21 @@ def test_prior_overrides_by_class_and_name_reach_the_model(sleepstudy):
 
 
 def test_parameterization_choice_follows_the_data():
-    # sleepstudy: 10 rows a subject and large between-subject spread -> centred
+    # sleepstudy: 10 rows a subject, the slopes' data-to-prior precision ratio is 1.7 -> non-centred
     sleep = bm.Model("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"))
-    assert sleep.parameterization == {"Subject": "centered"}
+    assert sleep.parameterization == {"Subject": "noncentered"}
+    # Oxboys: 9 rows a boy measured precisely (ratio 14) -> centred
+    boys_max = bm.Model("height ~ age + (age | Subject)", bm.load_dataset("Oxboys"))
+    assert boys_max.parameterization == {"Subject": "centered"}
     # Oxboys slope only is estimated on the boundary (variance 0) -> non-centred
     boys = bm.Model("height ~ age + (0 + age | Subject)", bm.load_dataset("Oxboys"))
     assert boys.parameterization == {"Subject": "noncentered"}
     forced = bm.Model(
-        "Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"), parameterization="noncentered"
+        "Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"), parameterization="centered"
     )
-    assert forced.parameterization == {"Subject": "noncentered"}
-    assert "z__Subject" in {v.name for v in forced.build().free_RVs}
+    assert forced.parameterization == {"Subject": "centered"}
+    assert "c__Subject" in {v.name for v in forced.build().free_RVs}
+    assert "z__Subject" in {v.name for v in sleep.build().free_RVs}
     with pytest.raises(ValueError, match="unknown block"):
         _ = bm.Model(
             "Reaction ~ Days + (1 | Subject)",
