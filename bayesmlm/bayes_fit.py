@@ -157,18 +157,6 @@ class Fit:
         return diagnostics_table(self.idata)
 
     # -- group effects ------------------------------------------------------------------------
-    def _factor(self, group: str | None):
-        factors = self.model.structure.factors
-        groups = [f.group for f in factors]
-        if group is None:
-            if len(groups) > 1:
-                raise ValueError(f"the model has several grouping factors; pass group= one of {groups}")
-            return factors[0]
-        for f in factors:
-            if f.group == group:
-                return f
-        raise ValueError(f"unknown grouping factor {group!r}; the model has {groups}")
-
     def random_effects(self, group: str | None = None, prob: float = 0.95) -> pd.DataFrame:
         """Each level's deviations and group-specific coefficients (fixed + random).
 
@@ -185,7 +173,7 @@ class Fit:
             Indexed by (level, term); columns ``mean, sd, hdi_low, hdi_high`` for the deviation and
             ``coef_mean, coef_sd, coef_hdi_low, coef_hdi_high`` for fixed effect + deviation.
         """
-        f = self._factor(group)
+        f = self.model.structure.factor(group)
         r = self.posterior[f"r_{f.group}"]
         fixed = self.posterior["fixed"]
         names = list(self.model.design.fixed_names)
@@ -226,10 +214,7 @@ class Fit:
         if newdata is None:
             X = np.asarray(design.X)
         else:
-            needed = set(design.spec.variables) - {design.spec.response}
-            missing = sorted(v for v in needed if v not in newdata.columns)
-            if missing:
-                raise DataError(f"newdata lacks column(s) {missing} that the model uses")
+            design.check_newdata(newdata)
             X = design.fixed_design(newdata)
         mu = fixed @ X.T  # (S, n)
         if not include_random:
@@ -240,24 +225,17 @@ class Fit:
                 codes, Z = f.codes, np.asarray(f.Z)
                 unseen_rows = np.zeros(len(codes), dtype=bool)
             else:
-                Z = np.column_stack(
-                    [
-                        np.asarray(np.asarray(b.expr_matrix.evaluate_new_data(newdata)), dtype=float)
-                        for b in f.source_blocks
-                    ]
-                )
-                keys = level_keys(newdata, f.source_blocks[0].term.factor)
-                index = {lev: i for i, lev in enumerate(f.levels)}
-                codes = np.array([index.get(k, 0) for k in keys], dtype=np.int64)
-                unseen_rows = np.array([k not in index for k in keys])
+                Z, codes, unseen_rows = f.evaluate(newdata)
                 if unseen_rows.any() and new_levels == "error":
-                    unseen = sorted({k for k in keys if k not in index})
+                    unseen = f.unseen_levels(newdata)[:10]
                     raise DataError(
-                        f"newdata has level(s) of {f.group} not seen in fitting: {unseen[:10]}; "
+                        f"newdata has level(s) of {f.group} not seen in fitting: {unseen}; "
                         "use new_levels='population' to draw them from the population distribution"
                     )
+                codes = np.where(unseen_rows, 0, codes)  # replaced below by population draws
             effect = np.einsum("nq,snq->sn", Z, r[:, codes, :])
             if unseen_rows.any():
+                keys = level_keys(newdata, f.source_blocks[0].term.factor)
                 new = self._new_level_effects(f, keys, unseen_rows, rng)  # (S, n_unseen_rows, q)
                 effect[:, unseen_rows] = np.einsum("nq,snq->sn", Z[unseen_rows], new)
             mu = mu + effect

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 
-from bayesmlm.design import Design, RandomBlock
+from bayesmlm.design import Design, RandomBlock, level_keys
 
 __all__ = ["FactorTerms", "RandomStructure", "random_structure"]
 
@@ -102,6 +103,35 @@ class FactorTerms:
         lam[rows, cols] = np.asarray(theta)[self.theta_slice]
         return lam
 
+    def evaluate(self, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Evaluate this factor's terms on new rows.
+
+        Returns
+        -------
+        Z : ndarray, shape (n, q)
+            The term columns (stateful transforms keep their fitted values).
+        codes : ndarray of int
+            Each row's level index; ``n_levels`` for a level not seen in fitting.
+        unseen : ndarray of bool
+            Rows whose level was not seen in fitting.
+        """
+        Z = np.column_stack(
+            [
+                np.asarray(np.asarray(b.expr_matrix.evaluate_new_data(newdata)), dtype=float)
+                for b in self.source_blocks
+            ]
+        )
+        keys = level_keys(newdata, self.source_blocks[0].term.factor)
+        index = {lev: i for i, lev in enumerate(self.levels)}
+        codes = np.array([index.get(k, self.n_levels) for k in keys], dtype=np.int64)
+        unseen = codes == self.n_levels
+        return Z, codes, unseen
+
+    def unseen_levels(self, newdata: pd.DataFrame) -> list[str]:
+        """Labels in ``newdata`` of levels not seen in fitting."""
+        keys = level_keys(newdata, self.source_blocks[0].term.factor)
+        return sorted(set(keys) - set(self.levels))
+
     def blocks(self):
         """Yield ``(label, start, size)`` for each block."""
         start = 0
@@ -128,6 +158,24 @@ class RandomStructure:
     def theta_initial(self) -> np.ndarray:
         """lme4's starting value: identity ``Λ``."""
         return np.concatenate([f.is_diagonal_entry.astype(float) for f in self.factors])
+
+    def factor(self, group: str | None = None) -> FactorTerms:
+        """Return the factor named ``group`` (which may be omitted when there is only one).
+
+        Raises
+        ------
+        ValueError
+            If the group is unknown, or omitted while the model has several factors.
+        """
+        groups = [f.group for f in self.factors]
+        if group is None:
+            if len(groups) > 1:
+                raise ValueError(f"the model has several grouping factors; pass group= one of {groups}")
+            group = groups[0]
+        for f in self.factors:
+            if f.group == group:
+                return f
+        raise ValueError(f"unknown grouping factor {group!r}; the model has {groups}")
 
     def theta_names(self) -> list[str]:
         """Name each theta entry like lme4's ``getME(m, "theta")``: ``"Subject.Intercept"``."""

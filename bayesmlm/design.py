@@ -126,6 +126,15 @@ class Design:
         keep = [self.fixed_matrix_names.index(name) for name in self.fixed_names]
         return new[:, keep]
 
+    def check_newdata(self, newdata: pd.DataFrame) -> None:
+        """Raise DataError unless ``newdata`` has every column the model needs to predict."""
+        if not isinstance(newdata, pd.DataFrame):
+            raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
+        needed = set(self.spec.variables) - {self.spec.response}
+        missing = sorted(v for v in needed if v not in newdata.columns)
+        if missing:
+            raise DataError(f"newdata lacks column(s) {missing} that the model uses")
+
     @property
     def fixed_matrix_names(self) -> list[str]:
         """Column names of the fixed design before aliased columns were dropped."""

@@ -18,7 +18,7 @@ from scipy import stats as sps
 
 from bayesmlm.covariance import FactorTerms, RandomStructure
 from bayesmlm.crossprod import CrossProducts
-from bayesmlm.design import Design, level_keys
+from bayesmlm.design import Design
 from bayesmlm.exceptions import ConvergenceWarning, DataError, SingularFitWarning
 from bayesmlm.likelihood_summary import LikelihoodSummary
 from bayesmlm.objective import compile_at_theta
@@ -283,17 +283,6 @@ class LikelihoodFit:
         return False
 
     # -- random effects ----------------------------------------------------------------------
-    def _factor(self, group: str | None) -> FactorTerms:
-        groups = [f.group for f in self.structure.factors]
-        if group is None:
-            if len(groups) > 1:
-                raise ValueError(f"the model has several grouping factors; pass group= one of {groups}")
-            group = groups[0]
-        for f in self.structure.factors:
-            if f.group == group:
-                return f
-        raise ValueError(f"unknown grouping factor {group!r}; the model has {groups}")
-
     def random_effects(self, group: str | None = None, conditional_sd: bool = False) -> pd.DataFrame:
         """Conditional modes of the random effects, one row per level (lme4's ``ranef``).
 
@@ -309,7 +298,7 @@ class LikelihoodFit:
         DataFrame
             Indexed by level label, one column per term.
         """
-        f = self._factor(group)
+        f = self.structure.factor(group)
         out = pd.DataFrame(
             self._modes[f.group], index=pd.Index(f.levels, name=f.group), columns=list(f.term_names)
         )
@@ -321,7 +310,7 @@ class LikelihoodFit:
 
     def conditional_covariance(self, group: str | None = None) -> np.ndarray:
         """Conditional covariance matrices of the random effects, shape ``(levels, q, q)``."""
-        return self._condvar[self._factor(group).group].copy()
+        return self._condvar[self.structure.factor(group).group].copy()
 
     def coefficients(self, group: str | None = None) -> pd.DataFrame:
         """Group-specific coefficients: fixed effect plus conditional mode (lme4's ``coef``)."""
@@ -380,27 +369,16 @@ class LikelihoodFit:
             )
         if new_levels not in ("population", "error"):
             raise ValueError(f"new_levels must be 'population' or 'error', not {new_levels!r}")
-        needed = set(self.design.spec.variables) - {self.design.spec.response}
-        missing = sorted(v for v in needed if v not in newdata.columns)
-        if missing:
-            raise DataError(f"newdata lacks column(s) {missing} that the model uses")
+        self.design.check_newdata(newdata)
         values = self.design.fixed_design(newdata) @ self._beta
         if include_random:
             parts = []
             for f in self.structure.factors:
-                Z = np.column_stack(
-                    [
-                        np.asarray(np.asarray(b.expr_matrix.evaluate_new_data(newdata)), dtype=float)
-                        for b in f.source_blocks
-                    ]
-                )
-                keys = level_keys(newdata, f.source_blocks[0].term.factor)
-                index = {lev: i for i, lev in enumerate(f.levels)}
-                codes = np.array([index.get(k, f.n_levels) for k in keys], dtype=np.int64)
-                unseen = sorted({k for k in keys if k not in index})
-                if unseen and new_levels == "error":
+                Z, codes, unseen = f.evaluate(newdata)
+                if unseen.any() and new_levels == "error":
+                    unseen = f.unseen_levels(newdata)[:10]
                     raise DataError(
-                        f"newdata has level(s) of {f.group} not seen in fitting: {unseen[:10]}; "
+                        f"newdata has level(s) of {f.group} not seen in fitting: {unseen}; "
                         "use new_levels='population' to predict them at the population level"
                     )
                 parts.append((f, Z, codes))

@@ -30,7 +30,7 @@ def no_pooling_coefficients(fit: LikelihoodFit, group: str | None = None) -> pd.
     DataFrame
         One row per level, one column per random term.
     """
-    factor = fit._factor(group)
+    factor = fit.structure.factor(group)
     beta = fit.fixed_effects["estimate"]
     names = list(factor.term_names)
     fixed_other = [n for n in fit.design.fixed_names if n not in names]
@@ -72,7 +72,7 @@ def plot_shrinkage(fit: LikelihoodFit, group: str | None = None, ax=None):
     >>> len(fig.axes[0].texts)  # one arrow per subject
     18
     """
-    factor = fit._factor(group)
+    factor = fit.structure.factor(group)
     own = no_pooling_coefficients(fit, factor.group)
     pooled = fit.coefficients(factor.group)[own.columns]
     beta = fit.fixed_effects["estimate"]

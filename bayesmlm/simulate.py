@@ -5,10 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["TRUTH", "simulate"]
+__all__ = ["TRUTH", "TRUTH_BY_NAME", "simulate"]
 
 #: default true values: fixed effects, random-effect sds and correlation, residual sd
 TRUTH = {"Intercept": 1.0, "x": 0.5, "sd_Intercept": 1.0, "sd_x": 0.5, "cor": 0.3, "sigma": 1.0}
+
+#: the same values under the names of :meth:`bayesmlm.Fit.summary`
+TRUTH_BY_NAME = {
+    "Intercept": TRUTH["Intercept"],
+    "x": TRUTH["x"],
+    "sd(Intercept|g)": TRUTH["sd_Intercept"],
+    "sd(x|g)": TRUTH["sd_x"],
+    "cor(Intercept,x|g)": TRUTH["cor"],
+    "sigma": TRUTH["sigma"],
+}
 
 
 def simulate(n_groups: int, n_per_group: int, seed: int, truth: dict | None = None) -> pd.DataFrame:

@@ -10,16 +10,9 @@ import numpy as np
 from scipy import stats
 
 import bayesmlm as bm
-from bayesmlm.simulate import TRUTH, simulate
+from bayesmlm.simulate import TRUTH_BY_NAME, simulate
 
-PARAMS = {
-    "Intercept": TRUTH["Intercept"],
-    "x": TRUTH["x"],
-    "sd(Intercept|g)": TRUTH["sd_Intercept"],
-    "sd(x|g)": TRUTH["sd_x"],
-    "cor(Intercept,x|g)": TRUTH["cor"],
-    "sigma": TRUTH["sigma"],
-}
+PARAMS = TRUTH_BY_NAME
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 
 

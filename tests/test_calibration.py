@@ -12,17 +12,10 @@ import pytest
 from scipy import stats
 
 import bayesmlm as bm
-from bayesmlm.simulate import TRUTH, simulate
+from bayesmlm.simulate import TRUTH_BY_NAME, simulate
 
 N_DATASETS = 20
-PARAMS = {
-    "Intercept": TRUTH["Intercept"],
-    "x": TRUTH["x"],
-    "sd(Intercept|g)": TRUTH["sd_Intercept"],
-    "sd(x|g)": TRUTH["sd_x"],
-    "cor(Intercept,x|g)": TRUTH["cor"],
-    "sigma": TRUTH["sigma"],
-}
+PARAMS = TRUTH_BY_NAME
 
 
 def coverage(n_datasets: int, n_groups: int = 25, n_per_group: int = 8, first_seed: int = 100):
