@@ -31,6 +31,7 @@ from bayesmlm.priors import (
     PriorSet,
     StudentT,
 )
+from bayesmlm.statsmodels_api import MixedLM, mixedlm
 
 __version__ = "0.1.0.dev0"
 
@@ -51,6 +52,7 @@ __all__ = [
     "HalfStudentT",
     "LRTResult",
     "LikelihoodFit",
+    "MixedLM",
     "Model",
     "ModelSpec",
     "Normal",
@@ -71,5 +73,6 @@ __all__ = [
     "load_fit",
     "lrt",
     "make_design",
+    "mixedlm",
     "parse_formula",
 ]

@@ -8,7 +8,7 @@ Variables in the model (and so in the posterior), for a factor ``g`` (e.g. ``Sub
                      intercept is the mean response at average predictors); present when the model
                      has an intercept
 ``sd_g``             standard deviations of the random effects, dims ``g_term``
-``cor_g``            correlation matrix of a correlated block, dims ``(g_term, g_term_)``
+``cor_g``            correlation matrix of a correlated block, dims ``(g__block_term, g__block_term_)``
 ``r_g``              the group-level deviations, dims ``(g, g_term)``
 ``sigma``            residual standard deviation
 ``y``                the likelihood, dims ``obs``
@@ -47,6 +47,11 @@ CENTRED_RATIO = 4.0
 def term_dim(group: str) -> str:
     """Name of the term dimension of a grouping factor's random effects."""
     return f"{group}_term"
+
+
+def block_dim(label: str) -> str:
+    """Name of the term dimension of one block (distinct from the factor's, which spans all blocks)."""
+    return f"{label}__block_term"
 
 
 def choose_parameterization(
@@ -182,8 +187,7 @@ def _block_effects(
     terms = f.term_names[start : start + size]
     sd_name, cor_name = names
     sd_priors = [priors.sd[sd_name[(label, t)]] for t in terms]
-    r_name = f"r_{f.group}" if single else f"r__{label}"
-    dims = (f.group, term_dim(f.group) if single else f"{label}_term")
+    dims = (f.group, term_dim(f.group) if single else block_dim(label))
     if size == 1:
         sd = sd_priors[0].create(f"sd__{label}")
         sd_vec, chol, corr = pt.stack([sd]), pt.reshape(sd, (1, 1)), None
@@ -202,20 +206,25 @@ def _block_effects(
             c = pm.Normal(f"c__{label}", fixed_mean, sd_vec, dims=dims)
         else:
             c = pm.MvNormal(f"c__{label}", mu=fixed_mean, chol=chol, dims=dims)
-        r = pm.Deterministic(r_name, c - fixed_mean, dims=dims)
+        r = c - fixed_mean
     else:
         z = pm.Normal(f"z__{label}", 0.0, 1.0, dims=dims)
-        r = pm.Deterministic(r_name, z @ chol.T, dims=dims)
+        r = z @ chol.T
     return r, sd_vec, corr
 
 
-def _fixed_of(original, fixed_names, z: np.ndarray, X: np.ndarray, term: str):
-    """Return the fixed effect whose column equals the random term's column, or 0 if there is none."""
-    if term in fixed_names:
-        k = list(fixed_names).index(term)
-        if np.allclose(X[:, k], z):
-            return original[k]
-    return pt.as_tensor(0.0)
+def _fixed_index(fixed_names, X: np.ndarray, Z: np.ndarray, terms) -> tuple[np.ndarray, np.ndarray]:
+    """For each random term, the index of the fixed effect with the same column, and 1/0 if there is one.
+
+    Returned as arrays so the block's mean is one gather, ``fixed[index] * mask``.
+    """
+    index, mask = [], []
+    for k, term in enumerate(terms):
+        j = list(fixed_names).index(term) if term in fixed_names else -1
+        same = j >= 0 and np.allclose(X[:, j], Z[:, k])
+        index.append(j if same else 0)
+        mask.append(1.0 if same else 0.0)
+    return np.array(index, dtype=np.int64), np.array(mask)
 
 
 def build_pymc_model(
@@ -243,8 +252,8 @@ def build_pymc_model(
         coords[f.group] = list(f.levels)
         coords[term_dim(f.group)] = list(f.term_names)
         for label, start, size in f.blocks():
-            coords[f"{label}_term"] = list(f.term_names[start : start + size])
-            coords[f"{label}_term_"] = list(f.term_names[start : start + size])
+            coords[block_dim(label)] = list(f.term_names[start : start + size])
+            coords[block_dim(label) + "_"] = list(f.term_names[start : start + size])
     sd_name, cor_name = parameter_names(structure)
     X = np.asarray(design.X)
     has_intercept = "Intercept" in design.fixed_names
@@ -269,13 +278,10 @@ def build_pymc_model(
             single = len(f.block_sizes) == 1
             for label, start, size in f.blocks():
                 how = parameterization[label]
-                terms = f.term_names[start : start + size]
-                fixed_mean = pt.stack(
-                    [
-                        _fixed_of(original, design.fixed_names, f.Z[:, start + k], X, t)
-                        for k, t in enumerate(terms)
-                    ]
+                index, mask = _fixed_index(
+                    design.fixed_names, X, f.Z[:, start : start + size], f.term_names[start : start + size]
                 )
+                fixed_mean = original[index] * mask
                 r, sd, corr = _block_effects(
                     f, label, start, size, priors, how, (sd_name, cor_name), single, fixed_mean
                 )
@@ -283,17 +289,18 @@ def build_pymc_model(
                 sds.append(sd)
                 if corr is not None:
                     cors.append((label, corr))
-            if single:
-                r_all = effects[0]
-            else:
-                r_all = pm.Deterministic(
-                    f"r_{f.group}", pt.concatenate(effects, axis=1), dims=(f.group, term_dim(f.group))
-                )
+            # One Deterministic per factor: with a Deterministic per block as well, PyTensor 3.3's
+            # FAST_RUN rewrites returned the joined (m, q) array for a block's (m, 1) Deterministic.
+            r_all = pm.Deterministic(
+                f"r_{f.group}",
+                effects[0] if single else pt.concatenate(effects, axis=1),
+                dims=(f.group, term_dim(f.group)),
+            )
             pm.Deterministic(
                 f"sd_{f.group}", pt.concatenate(sds) if len(sds) > 1 else sds[0], dims=term_dim(f.group)
             )
             for label, corr in cors:
-                pm.Deterministic(f"cor_{label}", corr, dims=(f"{label}_term", f"{label}_term_"))
+                pm.Deterministic(f"cor_{label}", corr, dims=(block_dim(label), block_dim(label) + "_"))
             mu = mu + pt.sum(Z * r_all[codes], axis=1)
         sigma = priors.sigma.create("sigma")
         y = pm.Data("y_obs", np.asarray(design.y), dims="obs")
