@@ -271,6 +271,14 @@ def build_pymc_model(
             k = list(design.fixed_names).index("Intercept")
             original = pt.set_subtensor(coef[k], coef[k] - pt.dot(coef, shift))
             pm.Deterministic("fixed", original, dims="fixed_term")
+        # Only one factor's centred blocks can be centred on the fixed effects: with two (crossed or
+        # nested factors) the fixed intercept enters the likelihood through both and the ridge
+        # between it and the group effects returns. The anchor is the centred factor with the
+        # fewest levels, whose effects are the most confounded with the intercept.
+        centred = [
+            f for f in structure.factors if any(parameterization[lb] == "centered" for lb, *_ in f.blocks())
+        ]
+        anchor = min(centred, key=lambda f: f.n_levels).group if centred else None
         for f in structure.factors:
             codes = pm.Data(f"codes_{f.group}", f.codes.astype("int64"), dims="obs")
             Z = pm.Data(f"Z_{f.group}", np.asarray(f.Z), dims=("obs", term_dim(f.group)))
@@ -281,6 +289,8 @@ def build_pymc_model(
                 index, mask = _fixed_index(
                     design.fixed_names, X, f.Z[:, start : start + size], f.term_names[start : start + size]
                 )
+                if f.group != anchor:
+                    mask = np.zeros_like(mask)
                 fixed_mean = original[index] * mask
                 r, sd, corr = _block_effects(
                     f, label, start, size, priors, how, (sd_name, cor_name), single, fixed_mean
