@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor
 
 from bayesmlm.bayes_fit import Fit
 from bayesmlm.bayes_model import Parameterization, build_pymc_model, choose_parameterization
@@ -211,7 +212,7 @@ class Model:
         -------
         xarray.DataTree
         """
-        with self.build():
+        with self.build(), pytensor.config.change_flags(mode="NUMBA"):
             return pm.sample_prior_predictive(draws=draws, random_seed=seed)
 
     def fit(
@@ -277,7 +278,9 @@ class Model:
         else:
             kwargs["nuts_sampler_kwargs"] = {"target_accept": target_accept}
         kwargs.update(sampler_kwargs)
-        with model, warnings.catch_warnings():
+        # every function compiled for sampling (initial points, log-likelihood too) goes through numba,
+        # which avoids PyTensor's C backend and its "could not link to a BLAS" warning
+        with model, warnings.catch_warnings(), pytensor.config.change_flags(mode="NUMBA"):
             warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
             idata = pm.sample(**kwargs)
             if log_likelihood:
