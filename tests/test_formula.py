@@ -273,7 +273,7 @@ FRAGMENTS = [
 ]  # fmt: skip
 
 
-def check(formula: str) -> None:
+def assert_formula_error_or_valid_spec(formula: str) -> None:
     try:
         spec = parse_formula(formula)
     except FormulaError:
@@ -286,13 +286,13 @@ def check(formula: str) -> None:
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(alphabet="abxyg01~+-*/:|() .,_", max_size=40))
 def test_random_strings_raise_only_formula_error(formula):
-    check(formula)
+    assert_formula_error_or_valid_spec(formula)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join))
 def test_near_valid_formulas_raise_only_formula_error(formula):
-    check(formula)
+    assert_formula_error_or_valid_spec(formula)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
