@@ -203,7 +203,7 @@ class Fit:
     def _stacked(self, name: str) -> np.ndarray:
         """Draws of a posterior variable with chains and draws merged: (samples, ...)."""
         a = _flat(self.posterior[name])
-        return a.reshape(-1, *a.shape[2:])
+        return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
 
     def _mean_draws(
         self, newdata: pd.DataFrame | None, include_random: bool, new_levels: NewLevels, seed

@@ -122,6 +122,8 @@ class Design:
 
     def fixed_design(self, newdata: pd.DataFrame) -> np.ndarray:
         """Evaluate the fixed-effects columns on new data (stateful transforms keep their fit)."""
+        if self.fixed_matrix is None:  # no fixed effects: "y ~ 0 + (1 | g)"
+            return np.zeros((len(newdata), 0))
         new = np.asarray(np.asarray(self.fixed_matrix.evaluate_new_data(newdata)), dtype=float)
         keep = [self.fixed_matrix_names.index(name) for name in self.fixed_names]
         return new[:, keep]

@@ -224,3 +224,14 @@ def test_parameterization_choice_follows_the_data():
 def test_unknown_sampler_is_rejected(sleepstudy):
     with pytest.raises(ValueError, match="not available"):
         bm.Model("Reaction ~ Days + (1 | Subject)", sleepstudy).fit(sampler="stan")
+
+
+def test_model_without_fixed_effects_samples_and_predicts(sleepstudy):
+    data = sleepstudy.assign(centred=sleepstudy["Reaction"] - sleepstudy["Reaction"].mean())
+    fit = bm.Model("centred ~ 0 + (1 | Subject)", data).fit(
+        draws=100, tune=100, chains=2, seed=1, progressbar=False
+    )
+    assert list(fit.summary().index) == ["sd(Intercept|Subject)", "sigma"]
+    pred = fit.predict(data.head(3), include_random=False)
+    np.testing.assert_allclose(pred["mean"], 0.0)
+    assert fit.predict(data.head(3))["sd"].gt(0).all()
