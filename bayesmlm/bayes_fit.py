@@ -113,13 +113,7 @@ class Fit:
         sigma = _flat(post["sigma"])
         out["sigma"] = sigma
         if scale == "var":
-            single = len(structure.factors) == 1
-
-            def sm_name(group: str, term: str) -> str:
-                if term == "Intercept":
-                    return group
-                return term if single else f"{group}:{term}"
-
+            sm_name = structure.statsmodels_name
             for f in structure.factors:
                 for label, start, size in f.blocks():
                     terms = f.term_names[start : start + size]

@@ -31,7 +31,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmlm.covariance import FactorTerms, RandomStructure
-from bayesmlm.crossprod import CrossProducts
+from bayesmlm.crossprod import per_level_sum
 from bayesmlm.design import Design
 from bayesmlm.exceptions import PriorError
 from bayesmlm.priors import Prior, PriorSet, cor_names, sd_names
@@ -55,7 +55,7 @@ def block_dim(label: str) -> str:
 
 
 def choose_parameterization(
-    structure: RandomStructure, stats: CrossProducts | None, theta: np.ndarray | None
+    structure: RandomStructure, theta: np.ndarray | None
 ) -> dict[str, Parameterization]:
     """Choose centred or non-centred per block from how informative each group's data are.
 
@@ -75,8 +75,6 @@ def choose_parameterization(
     Parameters
     ----------
     structure : RandomStructure
-    stats : CrossProducts or None
-        Only used to know the first factor's per-level ``Z'Z``; the others are recomputed.
     theta : ndarray or None
         REML estimate of the relative covariance parameters.
 
@@ -91,8 +89,7 @@ def choose_parameterization(
             for label, *_ in f.blocks():
                 choice[label] = "noncentered"
             continue
-        ztz = np.zeros((f.n_levels, f.q, f.q))
-        np.add.at(ztz, f.codes, f.Z[:, :, None] * f.Z[:, None, :])
+        ztz = per_level_sum(f.codes, f.Z[:, :, None] * f.Z[:, None, :], f.n_levels)
         lam = f.relative_factor(theta)
         for label, start, size in f.blocks():
             block = slice(start, start + size)

@@ -177,6 +177,15 @@ class RandomStructure:
                 return f
         raise ValueError(f"unknown grouping factor {group!r}; the model has {groups}")
 
+    def statsmodels_name(self, group: str, term: str) -> str:
+        """Name of a random term as statsmodels prints it: the group for an intercept, else the term.
+
+        With several grouping factors, non-intercept terms are prefixed by their group (``"g:x"``).
+        """
+        if term == "Intercept":
+            return group
+        return term if len(self.factors) == 1 else f"{group}:{term}"
+
     def theta_names(self) -> list[str]:
         """Name each theta entry like lme4's ``getME(m, "theta")``: ``"Subject.Intercept"``."""
         names = []

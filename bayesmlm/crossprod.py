@@ -62,7 +62,8 @@ def sparse_z(factor: FactorTerms) -> sp.csr_array:
     return sp.csr_array((factor.Z.reshape(-1), (rows, cols.reshape(-1))), shape=(n, factor.n_levels * q))
 
 
-def _per_level(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
+def per_level_sum(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
+    """Sum ``values`` (rows first) within each of the ``m`` levels given by ``codes``."""
     out = np.zeros((m, *values.shape[1:]))
     np.add.at(out, codes, values)
     return out
@@ -93,9 +94,9 @@ def cross_products(design: Design, structure: RandomStructure) -> CrossProducts:
     first, rest = structure.factors[0], structure.factors[1:]
     Z1 = first.Z
     m1 = first.n_levels
-    ztz1 = _per_level(first.codes, Z1[:, :, None] * Z1[:, None, :], m1)
-    ztx1 = _per_level(first.codes, Z1[:, :, None] * X[:, None, :], m1)
-    zty1 = _per_level(first.codes, Z1 * y[:, None], m1)
+    ztz1 = per_level_sum(first.codes, Z1[:, :, None] * Z1[:, None, :], m1)
+    ztx1 = per_level_sum(first.codes, Z1[:, :, None] * X[:, None, :], m1)
+    zty1 = per_level_sum(first.codes, Z1 * y[:, None], m1)
     rest_blocks: tuple = (None, None, None, None)
     if rest:
         z_rest = sp.hstack([sparse_z(f) for f in rest], format="csr")

@@ -107,13 +107,17 @@ class Design:
     n_dropped: int
     aliased: tuple[str, ...]
     fixed_matrix: Any = field(repr=False)
-    response_name: str = "y"
     data: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
         """Number of observations used."""
         return self.y.shape[0]
+
+    @property
+    def response_name(self) -> str:
+        """The response expression (``"Reaction"``, ``"np.log(y)"``)."""
+        return self.spec.response
 
     @property
     def p(self) -> int:
@@ -382,6 +386,5 @@ def make_design(spec: ModelSpec | str, data: pd.DataFrame, na_action: NaAction =
         n_dropped=n_bad,
         aliased=aliased,
         fixed_matrix=dm.common,
-        response_name=spec.response,
         data=frame,
     )

@@ -189,14 +189,10 @@ class LikelihoodFit:
     @property
     def variance_components(self) -> pd.Series:
         """Variances and covariances under statsmodels' names (``Subject Var``, ``Subject x Days Cov``)."""
-        single = len(self.structure.factors) == 1
         group_of = {label: f.group for f in self.structure.factors for label, *_ in f.blocks()}
 
         def name(grp: str, term: str) -> str:
-            group = group_of[grp]
-            if term == "Intercept":
-                return group
-            return term if single else f"{group}:{term}"
+            return self.structure.statsmodels_name(group_of[grp], term)
 
         out = {}
         for row in self.varcorr.itertuples(index=False):

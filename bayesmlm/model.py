@@ -191,7 +191,7 @@ class Model:
             theta = reml.theta if reml.converged else None
         except Exception:  # the choice falls back to non-centred; sampling does not depend on REML
             theta = None
-        choice = choose_parameterization(self.structure, self.cross_products, theta)
+        choice = choose_parameterization(self.structure, theta)
         if isinstance(request, dict):
             choice.update(request)
         return choice
