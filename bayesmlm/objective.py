@@ -30,7 +30,7 @@ from pytensor.tensor.linalg import cholesky, solve_triangular
 
 from bayesmlm.covariance import FactorTerms, RandomStructure
 from bayesmlm.crossprod import CrossProducts
-from bayesmlm.linalg import small_cholesky, small_solve_lower, stack_lower
+from bayesmlm.linalg import small_cholesky, small_solve_lower, small_solve_lower_rows, stack_lower
 
 __all__ = [
     "Decomposition",
@@ -106,7 +106,7 @@ _COMPILED: dict[tuple, tuple[list[str], object]] = {}
 def _graph_outputs(kind: str, theta, structure, sym: SymbolicStats) -> dict[str, pt.TensorVariable]:
     if kind == "decomposition":
         dec = decompose(theta, structure, sym)._asdict()
-        return {k: v for k, v in dec.items() if v is not None}
+        return {k: v for k, v in dec.items() if v is not None and not isinstance(v, list)}
     dev = profiled_deviance(theta, structure, sym, reml=(kind == "REML"))
     return {"deviance": dev, "gradient": pt.grad(dev, theta)}
 
@@ -152,6 +152,8 @@ class Decomposition(NamedTuple):
     L1: pt.TensorVariable  # (m1, q1, q1) lower triangular
     c1_y: pt.TensorVariable  # (m1, q1)
     c1_x: pt.TensorVariable  # (m1, q1, p)
+    c1_y_rows: list  # the q1 columns of c1_y, each (m1,)
+    c1_x_rows: list  # c1_x[:, i, :] for each i, each (m1, p)
     C_t: pt.TensorVariable | None  # (m1, q1, qR): Cᵀ per level
     L_rest: pt.TensorVariable | None  # (qR, qR)
     cr_y: pt.TensorVariable | None  # (qR,)
@@ -217,16 +219,37 @@ def decompose(theta: pt.TensorVariable, structure: RandomStructure, stats: Cross
     p = pt.as_tensor(stats.xtx).shape[0]  # symbolic, so one compiled function serves any p
     m1 = pt.as_tensor(stats.ztz1).shape[0]
     lam1 = relative_factor(theta, first)
-    a1 = pt.matmul(pt.matmul(lam1.T, stats.ztz1), lam1) + pt.eye(q1)
-    L1 = small_cholesky(a1, q1)
-    logdet_L = 2.0 * sum(pt.sum(pt.log(L1[i][i])) for i in range(q1))
-    c1_x = small_solve_lower(L1, pt.matmul(lam1.T, stats.ztx1), q1)
-    c1_y = small_solve_lower(L1, pt.matmul(lam1.T, stats.zty1[:, :, None]), q1)[:, :, 0]
+    # Per-level algebra written entry by entry: every operation acts on a vector over levels (or an
+    # (m1, p) matrix), and Λ's static nonzero pattern skips its zeros. Batched matrix products here
+    # made the marginal likelihood's gradient 10x slower (10,000 levels, q = 2: 7.2 ms vs 0.66 ms).
+    nonzero = set(zip(*map(list, first.lower_index), strict=True))
+    ztz1, ztx1, zty1 = pt.as_tensor(stats.ztz1), pt.as_tensor(stats.ztx1), pt.as_tensor(stats.zty1)
+
+    def lam_t_rows(values, i):
+        """Row ``i`` of ``Λᵀ v`` for per-level ``v`` indexed by its first term dimension."""
+        terms = [lam1[k, i] * values(k) for k in range(q1) if (k, i) in nonzero]
+        return sum(terms[1:], terms[0]) if terms else pt.zeros_like(values(0))
+
+    def lam_t_ztz_lam(i, j):
+        """Entry ``(i, j)`` of ``Λᵀ Z_jᵀZ_j Λ`` per level."""
+        ztz_lam = {k: lam_t_rows(lambda c, k=k: ztz1[:, k, c], j) for k in range(q1)}
+        return lam_t_rows(ztz_lam.__getitem__, i)
+
+    a1 = [[lam_t_ztz_lam(i, j) + (1.0 if i == j else 0.0) for j in range(i + 1)] for i in range(q1)]
+    L1_entries = small_cholesky(a1, q1)
+    logdet_L = 2.0 * sum(pt.sum(pt.log(L1_entries[i][i])) for i in range(q1))
+    x_rows = small_solve_lower_rows(
+        L1_entries, [lam_t_rows(lambda k: ztx1[:, k, :], i) for i in range(q1)], q1, trailing=1
+    )
+    y_rows = small_solve_lower_rows(L1_entries, [lam_t_rows(lambda k: zty1[:, k], i) for i in range(q1)], q1)
+    rx_cross = stats.xtx - sum(x.T @ x for x in x_rows)
+    rhs_x = stats.xty - sum(x.T @ y for x, y in zip(x_rows, y_rows, strict=True))
+    r2 = stats.yty - sum(pt.sum(y**2) for y in y_rows)
+    c1_x = pt.stack(x_rows, axis=1)
+    c1_y = pt.stack(y_rows, axis=1)
     flat_x = c1_x.reshape((m1 * q1, p))
     flat_y = c1_y.reshape((m1 * q1,))
-    rx_cross = stats.xtx - flat_x.T @ flat_x
-    rhs_x = stats.xty - flat_x.T @ flat_y
-    r2 = stats.yty - pt.sum(flat_y**2)
+    L1 = L1_entries
     C_t = L_rest = cr_y = cr_x = None
     if stats.has_rest:
         q_rest = pt.as_tensor(stats.ztz_rest).shape[0]
@@ -263,6 +286,8 @@ def decompose(theta: pt.TensorVariable, structure: RandomStructure, stats: Cross
         L1=stack_lower(L1, q1),
         c1_y=c1_y,
         c1_x=c1_x,
+        c1_y_rows=y_rows,
+        c1_x_rows=x_rows,
         C_t=C_t,
         L_rest=L_rest,
         cr_y=cr_y,
@@ -357,9 +382,9 @@ def marginal_loglik(
     dec = decompose(theta, structure, stats)
     n = stats.n
     resid2 = stats.yty - 2.0 * pt.dot(beta, stats.xty) + pt.dot(beta, pt.dot(stats.xtx, beta))
-    flat_y = dec.c1_y.reshape((-1,))
-    flat_x = dec.c1_x.reshape((flat_y.shape[0], -1))
-    explained = pt.sum((flat_y - pt.dot(flat_x, beta)) ** 2)
+    explained = sum(
+        pt.sum((y - pt.dot(x, beta)) ** 2) for x, y in zip(dec.c1_x_rows, dec.c1_y_rows, strict=True)
+    )
     if dec.cr_y is not None:
         explained = explained + pt.sum((dec.cr_y - pt.dot(dec.cr_x, beta)) ** 2)
     quad = (resid2 - explained) / sigma**2
