@@ -163,6 +163,29 @@ def _fixed_effects(design: Design, priors: PriorSet):
     return coef, has_intercept
 
 
+def block_covariance(f: FactorTerms, label: str, start: int, size: int, priors: PriorSet, names):
+    """Prior of one block's covariance: returns (Cholesky factor, sds, correlation matrix or None).
+
+    A single term gets its sd prior; a correlated block ``pm.LKJCholeskyCov`` with the terms' sd priors.
+    """
+    terms = f.term_names[start : start + size]
+    sd_name, cor_name = names
+    sd_priors = [priors.sd[sd_name[(label, t)]] for t in terms]
+    if size == 1:
+        sd = sd_priors[0].create(f"sd__{label}")
+        return pt.reshape(sd, (1, 1)), pt.stack([sd]), None
+    eta = priors.cor[cor_name[label]].eta
+    chol, corr, sd_vec = pm.LKJCholeskyCov(
+        f"chol__{label}",
+        n=size,
+        eta=eta,
+        sd_dist=_stacked_dist(sd_priors, label),
+        compute_corr=True,
+        store_in_trace=False,
+    )
+    return chol, sd_vec, corr
+
+
 def _block_effects(
     f: FactorTerms,
     label: str,
@@ -181,23 +204,8 @@ def _block_effects(
     data-rich groups ``c_j`` is pinned by its own data and nearly independent of ``β``, whereas
     sampling ``r_j ~ N(0, Σ)`` beside ``β`` leaves the sampler a ridge between ``β`` and every ``r_j``.
     """
-    terms = f.term_names[start : start + size]
-    sd_name, cor_name = names
-    sd_priors = [priors.sd[sd_name[(label, t)]] for t in terms]
     dims = (f.group, term_dim(f.group) if single else block_dim(label))
-    if size == 1:
-        sd = sd_priors[0].create(f"sd__{label}")
-        sd_vec, chol, corr = pt.stack([sd]), pt.reshape(sd, (1, 1)), None
-    else:
-        eta = priors.cor[cor_name[label]].eta
-        chol, corr, sd_vec = pm.LKJCholeskyCov(
-            f"chol__{label}",
-            n=size,
-            eta=eta,
-            sd_dist=_stacked_dist(sd_priors, label),
-            compute_corr=True,
-            store_in_trace=False,
-        )
+    chol, sd_vec, corr = block_covariance(f, label, start, size, priors, names)
     if how == "centered":
         if size == 1:
             c = pm.Normal(f"c__{label}", fixed_mean, sd_vec, dims=dims)
@@ -224,6 +232,46 @@ def _fixed_index(fixed_names, X: np.ndarray, Z: np.ndarray, terms) -> tuple[np.n
     return np.array(index, dtype=np.int64), np.array(mask)
 
 
+def model_coords(design: Design, structure: RandomStructure, obs: bool = True) -> dict[str, list]:
+    """Coordinates of the model's dimensions: fixed terms, levels and terms per factor and block, rows."""
+    coords: dict[str, list] = {"fixed_term": list(design.fixed_names)}
+    if obs:
+        coords["obs"] = list(range(design.n))
+    for f in structure.factors:
+        coords[f.group] = list(f.levels)
+        coords[term_dim(f.group)] = list(f.term_names)
+        for label, start, size in f.blocks():
+            coords[block_dim(label)] = list(f.term_names[start : start + size])
+            coords[block_dim(label) + "_"] = list(f.term_names[start : start + size])
+    return coords
+
+
+def predictor_shift(design: Design) -> np.ndarray:
+    """Column means subtracted from the predictors before sampling (zeros without an intercept).
+
+    The sampled fixed effects are those of the centred predictors, whose intercept is the mean
+    response at average predictors: nearly uncorrelated with the slopes, so NUTS mixes better.
+    """
+    if "Intercept" not in design.fixed_names or not design.n:
+        return np.zeros(design.p)
+    means = np.asarray(design.X).mean(axis=0)
+    return np.where(np.array([n != "Intercept" for n in design.fixed_names]), means, 0.0)
+
+
+def population_fixed(design: Design, priors: PriorSet, shift: np.ndarray):
+    """Create the fixed effects (inside a model context): returns (sampled, on the original scale).
+
+    The original-scale effects are stored as the Deterministic ``fixed`` when they differ.
+    """
+    coef, has_intercept = _fixed_effects(design, priors)
+    if not has_intercept:
+        return coef, coef
+    k = list(design.fixed_names).index("Intercept")
+    original = pt.set_subtensor(coef[k], coef[k] - pt.dot(coef, shift))
+    pm.Deterministic("fixed", original, dims="fixed_term")
+    return coef, original
+
+
 def build_pymc_model(
     design: Design,
     structure: RandomStructure,
@@ -244,30 +292,15 @@ def build_pymc_model(
     -------
     pymc.Model
     """
-    coords: dict[str, list] = {"fixed_term": list(design.fixed_names), "obs": list(range(design.n))}
-    for f in structure.factors:
-        coords[f.group] = list(f.levels)
-        coords[term_dim(f.group)] = list(f.term_names)
-        for label, start, size in f.blocks():
-            coords[block_dim(label)] = list(f.term_names[start : start + size])
-            coords[block_dim(label) + "_"] = list(f.term_names[start : start + size])
+    coords = model_coords(design, structure)
     sd_name, cor_name = parameter_names(structure)
     X = np.asarray(design.X)
-    has_intercept = "Intercept" in design.fixed_names
-    means = X.mean(axis=0) if design.n else np.zeros(design.p)
-    shift = np.where(np.array([n != "Intercept" for n in design.fixed_names]), means, 0.0)
-    if not has_intercept:
-        shift = np.zeros_like(shift)
+    shift = predictor_shift(design)
 
     with pm.Model(coords=coords) as model:
         X_data = pm.Data("X", X - shift, dims=("obs", "fixed_term"))
-        coef, has_intercept = _fixed_effects(design, priors)
+        coef, original = population_fixed(design, priors, shift)
         mu = pt.dot(X_data, coef)
-        original = coef
-        if has_intercept:
-            k = list(design.fixed_names).index("Intercept")
-            original = pt.set_subtensor(coef[k], coef[k] - pt.dot(coef, shift))
-            pm.Deterministic("fixed", original, dims="fixed_term")
         # Only one factor's centred blocks can be centred on the fixed effects: with two (crossed or
         # nested factors) the fixed intercept enters the likelihood through both and the ridge
         # between it and the group effects returns. The anchor is the centred factor with the

@@ -69,13 +69,17 @@ def per_level_sum(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def cross_products(design: Design, structure: RandomStructure) -> CrossProducts:
+def cross_products(
+    design: Design, structure: RandomStructure, shift: np.ndarray | None = None
+) -> CrossProducts:
     """Compute the cross-products once; the objective never touches the rows again.
 
     Parameters
     ----------
     design : Design
     structure : RandomStructure
+    shift : ndarray, optional
+        Subtracted from every row of ``X`` first (the collapsed sampler centres the predictors).
 
     Returns
     -------
@@ -91,6 +95,8 @@ def cross_products(design: Design, structure: RandomStructure) -> CrossProducts:
     (18, 2, 2)
     """
     X, y = np.asarray(design.X), np.asarray(design.y)
+    if shift is not None:
+        X = X - shift
     first, rest = structure.factors[0], structure.factors[1:]
     Z1 = first.Z
     m1 = first.n_levels

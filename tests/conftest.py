@@ -26,8 +26,10 @@ def sleepstudy():
 
 
 @cache
-def bayes_fit(model_id: str, draws: int = 1000, chains: int = 4, seed: int = 2026) -> bm.Fit:
+def bayes_fit(
+    model_id: str, draws: int = 1000, chains: int = 4, seed: int = 2026, method: str = "auto"
+) -> bm.Fit:
     """Bayesian fit (default priors, NUTS) of one of the lme4 reference models (cached)."""
     entry = LME4[model_id]
     model = bm.Model(entry["formula"], bm.load_dataset(entry["data"]))
-    return model.fit(draws=draws, tune=draws, chains=chains, seed=seed, progressbar=False)
+    return model.fit(draws=draws, tune=draws, chains=chains, seed=seed, progressbar=False, method=method)

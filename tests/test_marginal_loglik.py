@@ -10,8 +10,9 @@ from bayesmlm.crossprod import sparse_z
 from bayesmlm.objective import marginal_loglik
 
 
-def dense_loglik(model, theta, beta, sigma):
-    design, structure = model.design, model.structure
+def dense_system(model, theta):
+    """The dense ``Z`` (n × q) and block-diagonal ``Λ`` (q × q) of a model at ``theta``."""
+    structure = model.structure
     Z = np.hstack([sparse_z(f).toarray() for f in structure.factors])
     lam_blocks = []
     for f in structure.factors:
@@ -22,6 +23,12 @@ def dense_loglik(model, theta, beta, sigma):
     for b in lam_blocks:
         lam[k : k + b.shape[0], k : k + b.shape[0]] = b
         k += b.shape[0]
+    return Z, lam
+
+
+def dense_loglik(model, theta, beta, sigma):
+    design = model.design
+    Z, lam = dense_system(model, theta)
     V = sigma**2 * (np.eye(design.n) + Z @ lam @ lam.T @ Z.T)
     return stats.multivariate_normal(design.X @ beta, V).logpdf(design.y)
 
