@@ -1,0 +1,142 @@
+"""bayesmlm against bambi (and REML against lme4) on three cases; prints one table.
+
+Usage (from the repository root, with the package's venv)::
+
+    bash benchmarks/setup_bambi.sh            # once: bambi in its own venv (it pins formulae < 0.7)
+    .venv/bin/python benchmarks/run.py [--cases sleepstudy sim1000 sim10000] [--bambi-timeout 900]
+
+Cases: (a) sleepstudy ``Reaction ~ Days + (Days | Subject)``; (b) ``y ~ x + (x | g)`` simulated on
+1,000 groups x 100 rows and (c) on 10,000 x 100 (1M rows), by :func:`bayesmlm.simulate.simulate` with
+seed 2026. Every fit runs in a fresh process (``bayesmlm_worker.py``, ``bambi_worker.py`` under
+``benchmarks/.venv-bambi``, ``Rscript`` for lme4 if installed), one tool after the other within each
+case, so both see the same machine state. Wall time counts from the start of the process: imports,
+compilation, sampling and diagnostics. NUTS: 4 chains x 1,000 draws after 1,000 tuning steps, 2 cores,
+each tool's default sampler. Minimum bulk ESS is over the fixed effects, group-level sds and
+correlations (bambi has none) and sigma; ESS/s is that minimum over the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bayesmlm as bm
+from bayesmlm.simulate import simulate
+
+HERE = Path(__file__).resolve().parent
+BAMBI_PY = HERE / ".venv-bambi" / "bin" / "python"
+CASES = {
+    "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "Subject", None),
+    "sim1000": ("y ~ x + (x | g)", "g", 1000),
+    "sim10000": ("y ~ x + (x | g)", "g", 10000),
+}
+LME4 = """
+suppressMessages(library(lme4))
+d <- read.csv("{data}")
+d${group} <- factor(d${group})
+t <- system.time(m <- lmer({formula}, d, REML = TRUE))[["elapsed"]]
+cat(sprintf('{{"tool": "lme4", "mode": "REML", "reml_s": %.3f, "loglik": %.6f}}\\n', t, logLik(m)))
+"""
+
+
+def run_json(cmd: list[str], timeout: float) -> dict:
+    """Run a worker; return its JSON line, or a record of how it failed."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = proc.stderr.strip().splitlines()[-3:]
+        return {
+            "error": f"exit {proc.returncode} after {time.perf_counter() - start:.0f} s: {' | '.join(tail)}"
+        }
+    out = json.loads(lines[-1])
+    if "min_ess_bulk" in out:
+        out["ess_per_s"] = round(out["min_ess_bulk"] / out["wall_s"], 2)
+    return out
+
+
+def case_data(name: str, folder: Path) -> Path:
+    groups = CASES[name][2]
+    if groups is None:
+        path = Path(bm.__file__).parent / "datasets" / "sleepstudy.csv"
+    else:
+        path = folder / f"{name}.csv"
+        simulate(groups, 100, seed=2026).to_csv(path, index=False)
+    return path
+
+
+def fmt(value, spec: str) -> str:
+    """Format a number, or a right-aligned dash of the same width when it is missing."""
+    width = int(spec.split(".")[0].rstrip("d") or 0)
+    return "-".rjust(width) if value is None else format(value, spec)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--bambi-timeout", type=float, default=900)
+    parser.add_argument("--bambi-sampler", default="default")
+    parser.add_argument("--sampler", default="pymc", help="bayesmlm's sampler")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.cases:
+            formula, group, _ = CASES[name]
+            data = case_data(name, Path(tmp))
+            common = ["--data", str(data), "--formula", formula, "--group", group]
+            worker = [sys.executable, str(HERE / "bayesmlm_worker.py"), *common]
+            results = {"bayesmlm": run_json([*worker, "--sampler", args.sampler], 1800)}
+            if BAMBI_PY.exists():
+                cmd = [str(BAMBI_PY), str(HERE / "bambi_worker.py"), *common, "--sampler", args.bambi_sampler]
+                results["bambi"] = run_json(cmd, args.bambi_timeout)
+            else:
+                results["bambi"] = {"error": "benchmarks/.venv-bambi missing: run benchmarks/setup_bambi.sh"}
+            results["bayesmlm REML"] = run_json([*worker, "--reml"], 600)
+            if shutil.which("Rscript"):
+                script = LME4.format(data=data, group=group, formula=formula)
+                results["lme4 REML"] = run_json(["Rscript", "-e", script], 600)
+            for tool, res in results.items():
+                rows.append((name, tool, res))
+                print(f"{name:10s} {tool:14s} {json.dumps(res)}", file=sys.stderr, flush=True)
+
+    print(
+        f"\nmachine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"{__import__('os').cpu_count()} cores; bayesmlm {bm.__version__}"
+    )
+    header = f"{'case':10s} {'tool':14s} {'wall s':>8s} {'min ESS':>8s} {'ESS/s':>8s} {'R-hat':>7s} "
+    header += f"{'div':>4s} {'peak MB':>8s} {'REML s':>7s}"
+    print(header)
+    print("-" * len(header))
+    for name, tool, res in rows:
+        if "error" in res:
+            print(f"{name:10s} {tool:14s} {res['error']}")
+            continue
+        print(
+            f"{name:10s} {tool:14s} {fmt(res.get('wall_s'), '8.1f')} {fmt(res.get('min_ess_bulk'), '8.0f')} "
+            f"{fmt(res.get('ess_per_s'), '8.1f')} {fmt(res.get('max_rhat'), '7.3f')} "
+            f"{fmt(res.get('divergences'), '4d')} {fmt(res.get('peak_rss_mb'), '8.0f')} "
+            f"{fmt(res.get('reml_s'), '7.2f')}"
+        )
+    print()
+    for name in args.cases:
+        res = {tool: r for n, tool, r in rows if n == name}
+        ours, theirs = res.get("bayesmlm", {}), res.get("bambi", {})
+        if "wall_s" in ours and "wall_s" in theirs:
+            print(
+                f"{name}: bayesmlm/bambi wall time {ours['wall_s'] / theirs['wall_s']:.2f}; "
+                f"ESS/s ratio {ours['ess_per_s'] / theirs['ess_per_s']:.0f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
