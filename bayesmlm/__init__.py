@@ -1,6 +1,7 @@
 """bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode."""
 
 from bayesmlm.bayes_fit import Fit, compare, load_fit
+from bayesmlm.compare import compare_estimates
 from bayesmlm.datasets import list_datasets, load_dataset
 from bayesmlm.design import Design, RandomBlock, make_design
 from bayesmlm.exceptions import (
@@ -17,6 +18,7 @@ from bayesmlm.exceptions import (
     SingularFitWarning,
 )
 from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
+from bayesmlm.icc import ICC, interpret_icc
 from bayesmlm.likelihood_fit import LikelihoodFit
 from bayesmlm.lrt import LRTResult, lrt
 from bayesmlm.model import Model, available_samplers
@@ -36,6 +38,7 @@ from bayesmlm.statsmodels_api import MixedLM, mixedlm
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ICC",
     "LKJ",
     "BayesMLMError",
     "BayesMLMWarning",
@@ -68,6 +71,8 @@ __all__ = [
     "__version__",
     "available_samplers",
     "compare",
+    "compare_estimates",
+    "interpret_icc",
     "list_datasets",
     "load_dataset",
     "load_fit",

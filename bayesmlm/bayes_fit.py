@@ -25,7 +25,7 @@ from bayesmlm.exceptions import DataError, FitError
 if TYPE_CHECKING:
     from bayesmlm.model import Model
 
-__all__ = ["Fit", "compare", "load_fit"]
+__all__ = ["Fit", "compare", "load_fit", "named_parameters"]
 
 NewLevels = Literal["population", "error"]
 _FORMAT = "bayesmlm-fit-1"
@@ -55,6 +55,70 @@ def _summarise(draws: dict[str, np.ndarray], prob: float) -> pd.DataFrame:
             "mcse_mean": float(mcse[k]),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def named_parameters(
+    structure,
+    fixed_names,
+    fixed: np.ndarray,
+    sds: dict[str, np.ndarray],
+    cors: dict[str, np.ndarray],
+    sigma: np.ndarray,
+    scale: Literal["sd", "var"] = "sd",
+) -> dict[str, np.ndarray]:
+    """Name population-level parameters as brms does (and statsmodels' variances with ``scale="var"``).
+
+    Parameters
+    ----------
+    structure : RandomStructure
+    fixed_names : sequence of str
+    fixed : ndarray, shape (..., p)
+    sds : dict
+        Group -> random-effect sds, shape (..., q).
+    cors : dict
+        Block label -> correlation matrices, shape (..., k, k), for blocks of two or more terms.
+    sigma : ndarray, shape (...)
+    scale : {"sd", "var"}
+
+    Returns
+    -------
+    dict
+        Name -> array of the leading shape (draws, or a single estimate).
+    """
+    out: dict[str, np.ndarray] = {}
+    for k, name in enumerate(fixed_names):
+        out[name] = fixed[..., k]
+    sd_names, cor_names = parameter_names(structure)
+    by_term: dict[tuple[str, str], np.ndarray] = {}
+    for f in structure.factors:
+        sd = sds[f.group]
+        for label, start, size in f.blocks():
+            for k in range(start, start + size):
+                by_term[(label, f.term_names[k])] = sd[..., k]
+                out[sd_names[(label, f.term_names[k])]] = sd[..., k]
+    for f in structure.factors:
+        for label, start, size in f.blocks():
+            if size < 2:
+                continue
+            terms = f.term_names[start : start + size]
+            suffix = cor_names[label][4:-1]  # "cor(<group>)" -> "<group>"
+            for j in range(size):
+                for i in range(j + 1, size):
+                    out[f"cor({terms[j]},{terms[i]}|{suffix})"] = cors[label][..., i, j]
+    out["sigma"] = sigma
+    if scale == "var":
+        sm_name = structure.statsmodels_name
+        for f in structure.factors:
+            for label, start, size in f.blocks():
+                terms = f.term_names[start : start + size]
+                for t in terms:
+                    out[f"{sm_name(f.group, t)} Var"] = by_term[(label, t)] ** 2
+                for j in range(size):
+                    for i in range(j + 1, size):
+                        cov = cors[label][..., i, j] * by_term[(label, terms[i])] * by_term[(label, terms[j])]
+                        out[f"{sm_name(f.group, terms[j])} x {sm_name(f.group, terms[i])} Cov"] = cov
+        out["Scale"] = sigma**2
+    return out
 
 
 class Fit:
@@ -87,46 +151,21 @@ class Fit:
         """
         post = self.posterior
         structure = self.model.structure
-        out: dict[str, np.ndarray] = {}
-        fixed = _flat(post["fixed"])
-        for k, name in enumerate(self.model.design.fixed_names):
-            out[name] = fixed[..., k]
-        sd_names, cor_names = parameter_names(structure)
-        sds: dict[tuple[str, str], np.ndarray] = {}
-        for f in structure.factors:
-            sd = _flat(post[f"sd_{f.group}"])
-            for label, start, size in f.blocks():
-                for k in range(start, start + size):
-                    t = f.term_names[k]
-                    sds[(label, t)] = sd[..., k]
-                    out[sd_names[(label, t)]] = sd[..., k]
-        for f in structure.factors:
-            for label, start, size in f.blocks():
-                if size < 2:
-                    continue
-                cor = _flat(post[f"cor_{label}"])
-                terms = f.term_names[start : start + size]
-                suffix = cor_names[label][4:-1]  # "cor(<group>)" -> "<group>"
-                for j in range(size):
-                    for i in range(j + 1, size):
-                        out[f"cor({terms[j]},{terms[i]}|{suffix})"] = cor[..., i, j]
-        sigma = _flat(post["sigma"])
-        out["sigma"] = sigma
-        if scale == "var":
-            sm_name = structure.statsmodels_name
-            for f in structure.factors:
-                for label, start, size in f.blocks():
-                    terms = f.term_names[start : start + size]
-                    for t in terms:
-                        out[f"{sm_name(f.group, t)} Var"] = sds[(label, t)] ** 2
-                    if size > 1:
-                        cor = _flat(post[f"cor_{label}"])
-                        for j in range(size):
-                            for i in range(j + 1, size):
-                                cov = cor[..., i, j] * sds[(label, terms[i])] * sds[(label, terms[j])]
-                                out[f"{sm_name(f.group, terms[j])} x {sm_name(f.group, terms[i])} Cov"] = cov
-            out["Scale"] = sigma**2
-        return out
+        cors = {
+            label: _flat(post[f"cor_{label}"])
+            for f in structure.factors
+            for label, _, size in f.blocks()
+            if size > 1
+        }
+        return named_parameters(
+            structure,
+            self.model.design.fixed_names,
+            _flat(post["fixed"]),
+            {f.group: _flat(post[f"sd_{f.group}"]) for f in structure.factors},
+            cors,
+            _flat(post["sigma"]),
+            scale,
+        )
 
     def summary(self, prob: float = 0.95, scale: Literal["sd", "var"] = "sd") -> pd.DataFrame:
         """Posterior summary of the population-level parameters, rows named as brms names them.
@@ -149,6 +188,37 @@ class Fit:
     def diagnostics(self) -> pd.DataFrame:
         """R-hat, bulk and tail ESS and MCSE of every sampled quantity."""
         return diagnostics_table(self.idata)
+
+    # -- variance shares ------------------------------------------------------------------------
+    def icc(self, at: dict | None = None, prob: float = 0.95):
+        """Posterior distribution of the intraclass correlations.
+
+        Per grouping factor, its share of the variance where the random-slope covariates are ``at``
+        (default 0); for models with random slopes also the adjusted and conditional ICCs of
+        Nakagawa et al. (2017). See :mod:`bayesmlm.icc`.
+
+        Parameters
+        ----------
+        at : dict, optional
+            Random-slope covariate values, e.g. ``{"Days": 5}``.
+        prob : float
+            HDI probability.
+
+        Returns
+        -------
+        ICC
+            ``icc["Subject"]`` is the posterior median; ``icc.summary`` has mean, median, HDI and the
+            interpretation band; ``icc.draws`` one row per posterior draw.
+        """
+        from bayesmlm.icc import compute_icc
+
+        return compute_icc(self, at=at, prob=prob)
+
+    def variance_decomposition(self, prob: float = 0.95) -> pd.DataFrame:
+        """Each variance component's share of the total (see :func:`bayesmlm.icc.variance_decomposition`)."""
+        from bayesmlm.icc import variance_decomposition
+
+        return variance_decomposition(self, prob=prob)
 
     # -- group effects ------------------------------------------------------------------------
     def random_effects(self, group: str | None = None, prob: float = 0.95) -> pd.DataFrame:

@@ -204,30 +204,45 @@ class LikelihoodFit:
                 out[f"{name(row.grp, row.var1)} x {name(row.grp, row.var2)} Cov"] = row.vcov
         return pd.Series(out, name="estimate")
 
-    def icc(self) -> pd.Series:
-        """Intraclass correlation per grouping factor (point estimate).
+    def icc(self, at: dict | None = None, prob: float = 0.95, n_boot: int = 200, seed: int | None = None):
+        """Intraclass correlations: point estimates with parametric-bootstrap intervals.
 
-        Each factor's random-intercept variance over the total variance (all random-intercept
-        variances plus the residual variance). In a model with random slopes this is the ICC where
-        the slope covariates are 0. Factors without a random intercept are left out.
+        Per grouping factor, its share of the variance where the random-slope covariates are ``at``
+        (default 0); for models with random slopes also the adjusted and conditional ICCs of
+        Nakagawa et al. (2017). See :mod:`bayesmlm.icc`.
+
+        Parameters
+        ----------
+        at : dict, optional
+            Random-slope covariate values, e.g. ``{"Days": 5}``.
+        prob : float
+            Interval probability.
+        n_boot : int
+            Simulated data sets refitted for the interval (0: point estimates only).
+        seed : int, optional
+            Seed of the bootstrap.
 
         Returns
         -------
-        Series
-            Indexed by grouping factor.
+        ICC
+            ``icc["Subject"]`` is the estimate; ``icc.summary`` the table; ``icc.draws`` the replicates.
 
         Examples
         --------
         >>> import bayesmlm as bm
         >>> fit = bm.Model("Reaction ~ 1 + (1 | Subject)", bm.load_dataset("sleepstudy")).fit_reml()
-        >>> round(float(fit.icc()["Subject"]), 4)
+        >>> round(fit.icc(n_boot=0)["Subject"], 4)  # 1278.3 / (1278.3 + 1958.9)
         0.3949
         """
-        vc = self.varcorr
-        intercepts = vc[(vc["var1"] == "Intercept") & vc["var2"].isna()]
-        total = intercepts["vcov"].sum() + self._sigma2
-        share = intercepts.groupby("grp", sort=False)["vcov"].sum() / total
-        return share.rename("icc")
+        from bayesmlm.icc import compute_icc
+
+        return compute_icc(self, at=at, prob=prob, n_boot=n_boot, seed=seed)
+
+    def variance_decomposition(self) -> pd.DataFrame:
+        """Each variance component's share of the total (see :func:`bayesmlm.icc.variance_decomposition`)."""
+        from bayesmlm.icc import variance_decomposition
+
+        return variance_decomposition(self)
 
     # -- likelihood and information criteria -------------------------------------------------
     @property
