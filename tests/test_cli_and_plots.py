@@ -1,4 +1,4 @@
-"""The demo command and the shrinkage plot."""
+"""The shrinkage plot of a REML fit and the ICC of the null models."""
 
 import matplotlib
 
@@ -8,28 +8,8 @@ import numpy as np
 import pytest
 
 import bayesmlm as bm
-from bayesmlm.cli import main
 from bayesmlm.plots import no_pooling_coefficients, plot_shrinkage
 from tests.conftest import reference_fit
-
-
-def test_demo_prints_summary_and_icc_and_writes_report(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "out")]) == 0
-    printed = capsys.readouterr().out
-    assert "Linear mixed model fit by REML" in printed
-    assert "ICC (Reaction ~ 1 + (1 | Subject)): 0.3949" in printed
-    figure = tmp_path / "out" / "shrinkage.png"
-    report = tmp_path / "out" / "report.md"
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert figure.stat().st_size > 10_000
-    assert "shrinkage.png" in report.read_text()
-    assert str(report) in printed
-
-
-def test_demo_without_command_is_a_usage_error():
-    with pytest.raises(SystemExit) as exc:
-        main([])
-    assert exc.value.code == 2
 
 
 def test_no_pooling_coefficients_are_per_subject_least_squares(sleepstudy):
@@ -69,8 +49,12 @@ def test_shrinkage_plot_1d_and_given_axes(tmp_path):
 
 
 def test_icc_of_null_models_matches_the_tutorials():
-    assert float(reference_fit("sleep_null", "REML").icc(n_boot=0)["Subject"]) == pytest.approx(0.3949, abs=5e-5)
-    assert float(reference_fit("oxboys_null", "REML").icc(n_boot=0)["Subject"]) == pytest.approx(0.7445, abs=5e-5)
+    assert float(reference_fit("sleep_null", "REML").icc(n_boot=0)["Subject"]) == pytest.approx(
+        0.3949, abs=5e-5
+    )
+    assert float(reference_fit("oxboys_null", "REML").icc(n_boot=0)["Subject"]) == pytest.approx(
+        0.7445, abs=5e-5
+    )
     shares = reference_fit("penicillin_crossed", "REML").icc(n_boot=0).summary["estimate"]
     assert set(shares.index) == {"plate", "sample"}
     assert shares.sum() < 1
