@@ -1,9 +1,9 @@
 """bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode."""
 
 from bayesmlm.bayes_fit import Fit, compare, load_fit
-from bayesmlm.compare import compare_estimates
 from bayesmlm.datasets import list_datasets, load_dataset
 from bayesmlm.design import Design, RandomBlock, make_design
+from bayesmlm.estimates import compare_estimates
 from bayesmlm.exceptions import (
     BayesMLMError,
     BayesMLMWarning,
@@ -22,6 +22,17 @@ from bayesmlm.icc import ICC, interpret_icc
 from bayesmlm.likelihood_fit import LikelihoodFit
 from bayesmlm.lrt import LRTResult, lrt
 from bayesmlm.model import Model, available_samplers
+from bayesmlm.plots import (
+    complete_pooling_coefficients,
+    no_pooling_coefficients,
+    plot_caterpillar,
+    plot_compare,
+    plot_groups,
+    plot_icc,
+    plot_pooling,
+    plot_ppc,
+    plot_shrinkage,
+)
 from bayesmlm.priors import (
     LKJ,
     Exponential,
@@ -72,6 +83,7 @@ __all__ = [
     "available_samplers",
     "compare",
     "compare_estimates",
+    "complete_pooling_coefficients",
     "interpret_icc",
     "list_datasets",
     "load_dataset",
@@ -79,5 +91,13 @@ __all__ = [
     "lrt",
     "make_design",
     "mixedlm",
+    "no_pooling_coefficients",
     "parse_formula",
+    "plot_caterpillar",
+    "plot_compare",
+    "plot_groups",
+    "plot_icc",
+    "plot_pooling",
+    "plot_ppc",
+    "plot_shrinkage",
 ]

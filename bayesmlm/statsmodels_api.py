@@ -323,13 +323,22 @@ class MixedLM:
         The data with the group column (a copy if a column had to be added).
     group_name : str
         statsmodels' name of the random intercept: the group column's name, or ``"Group"``.
-    exog_names, exog_re_names, param_names : list of str
-        Fixed effects, correlated random effects and all parameters, named as statsmodels names them.
+    exog_names : list of str
+        Fixed effects, named as statsmodels names them.
+    exog_re_names : list of str
+        Correlated random effects, named as statsmodels names them.
+    param_names : list of str
+        All parameters, named as statsmodels names them.
     vc_names : list of str
         The variance components, sorted (statsmodels sorts them too).
-    k_fe, k_re, k_re2, k_vc : int
-        Numbers of fixed effects, correlated random effects, their covariance parameters, and
-        variance components.
+    k_fe : int
+        Number of fixed effects.
+    k_re : int
+        Number of correlated random effects.
+    k_re2 : int
+        Number of their covariance parameters.
+    k_vc : int
+        Number of variance components.
 
     Examples
     --------
@@ -882,13 +891,23 @@ class MixedLMResults:
         Residual variance ``sigma²``.
     llf : float
         Log-likelihood (restricted log-likelihood for REML, as lme4 and statsmodels report it).
-    aic, bic : float
-        lme4's information criteria (statsmodels gives NaN for REML fits).
+    aic : float
+        lme4's AIC (statsmodels gives NaN for REML fits).
+    bic : float
+        lme4's BIC (statsmodels gives NaN for REML fits).
     converged : bool
         Whether lme4's optimiser converged (a boundary fit with a zero variance converges).
-    nobs, ngroups : int
-        Observations and groups (``n_groups`` is the same).
-    k_fe, k_re, k_re2, k_vc : int
+    nobs : int
+        Observations.
+    ngroups : int
+        Groups (``n_groups`` is the same).
+    k_fe : int
+        As in :class:`MixedLM`.
+    k_re : int
+        As in :class:`MixedLM`.
+    k_re2 : int
+        As in :class:`MixedLM`.
+    k_vc : int
         As in :class:`MixedLM`.
     freepat : optional
         The ``free`` mask given to ``fit``.
