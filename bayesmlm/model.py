@@ -309,6 +309,9 @@ class Model:
         # which avoids PyTensor's C backend and its "could not link to a BLAS" warning
         with model, warnings.catch_warnings(), pytensor.config.change_flags(mode="NUMBA"):
             warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
+            # PyMC's initial-point function holds a Scan whose inner graph PyTensor still compiles
+            # with its C backend; that one-off function needs no BLAS, so its warning is noise
+            warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
             idata = pm.sample(**kwargs)
             if log_likelihood and not collapsed:
                 pm.compute_log_likelihood(idata, progressbar=False)
