@@ -120,7 +120,10 @@ def lrt(smaller: LikelihoodFit, larger: LikelihoodFit) -> LRTResult:
     stat = max(2 * (larger.loglik - smaller.loglik), 0.0)
     df = larger.n_parameters - smaller.n_parameters
     p = _chi2_sf(stat, df)
-    adds_variance = larger.structure.n_theta > smaller.structure.n_theta
+    # the boundary applies to added variances (theta's diagonal), not to added covariances: going
+    # from (Days || Subject) to (Days | Subject) adds only a correlation, whose null value 0 is interior
+    variances = sum(int(f.is_diagonal_entry.sum()) for f in larger.structure.factors)
+    adds_variance = variances > sum(int(f.is_diagonal_entry.sum()) for f in smaller.structure.factors)
     p_boundary = 0.5 * _chi2_sf(stat, df - 1) + 0.5 * p if adds_variance and df >= 1 else None
     table = pd.DataFrame(
         {

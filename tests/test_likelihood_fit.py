@@ -162,3 +162,13 @@ def test_insteval_crossed_reml_matches_lme4():
     )
     np.testing.assert_allclose(fit.fixed_effects["estimate"], [3.28258775401, -0.09264170344], rtol=1e-5)
     assert fit.n_groups == {"s": 2972, "d": 1128, "dept": 14}
+
+
+def test_lrt_adding_only_a_correlation_has_no_boundary_correction():
+    """(Days || Subject) -> (Days | Subject) adds a correlation, whose null value 0 is not on a boundary."""
+    result = bm.lrt(reference_fit("sleep_uncorr", "REML"), reference_fit("sleep_max", "REML"))
+    assert result.df == 1
+    assert result.p_value_boundary is None
+    assert "boundary-corrected" not in str(result)
+    adds_slope = bm.lrt(reference_fit("sleep_ri", "REML"), reference_fit("sleep_max", "REML"))
+    assert adds_slope.p_value_boundary is not None and adds_slope.p_value_boundary < adds_slope.p_value
