@@ -24,6 +24,7 @@ from bayesmlm.exceptions import (
     RankDeficientWarning,
 )
 from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
+from bayesmlm.namespace import formula_environment
 
 __all__ = ["Design", "RandomBlock", "group_labels", "level_keys", "make_design"]
 
@@ -246,11 +247,17 @@ def _bad_rows(data: pd.DataFrame, columns: list[str]) -> pd.Series:
     return bad
 
 
-def _evaluate(formula: str, data: pd.DataFrame, what: str):
+def _evaluate(formula: str, data: pd.DataFrame, what: str, env):
     try:
-        return formulae.design_matrices(formula, data, na_action="error", env=0)
+        return formulae.design_matrices(formula, data, na_action="error", env=env)
     except FormulaError:
         raise
+    except KeyError as err:  # a name that is neither a column nor an allowed function
+        raise FormulaError(
+            f"could not evaluate the {what} '{formula}': {err.args[0]!r} is neither a column of the data "
+            "nor a function formulas may call (numpy's element-wise functions such as np.log, and C, I, "
+            "scale, center, standardize, poly, ...); add your own with extra_namespace={'name': function}"
+        ) from err
     except Exception as err:  # formulae raises many kinds; all mean "this expression failed"
         raise FormulaError(f"could not evaluate the {what} '{formula}': {err}") from err
 
@@ -273,7 +280,12 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
     return kept
 
 
-def make_design(spec: ModelSpec | str, data: pd.DataFrame, na_action: NaAction = "drop") -> Design:
+def make_design(
+    spec: ModelSpec | str,
+    data: pd.DataFrame,
+    na_action: NaAction = "drop",
+    extra_namespace: dict | None = None,
+) -> Design:
     """Evaluate a model formula on data.
 
     Parameters
@@ -286,6 +298,9 @@ def make_design(spec: ModelSpec | str, data: pd.DataFrame, na_action: NaAction =
         Rows with a missing (or infinite) value in any column the formula uses are dropped with a
         :class:`~bayesmlm.DroppedRowsWarning` giving the count (``"drop"``), or raise
         :class:`~bayesmlm.DataError` (``"error"``).
+    extra_namespace : dict, optional
+        Functions the formula may call besides numpy's element-wise ones and formulae's transforms
+        (see :mod:`bayesmlm.namespace`); nothing else is callable from a formula.
 
     Returns
     -------
@@ -325,7 +340,8 @@ def make_design(spec: ModelSpec | str, data: pd.DataFrame, na_action: NaAction =
     if len(frame) == 0:
         raise DataError("no rows left to fit (the data is empty or every row has a missing value)")
 
-    dm = _evaluate(f"{spec.response} ~ {spec.fixed}", frame, "fixed part")
+    env = formula_environment(extra_namespace)
+    dm = _evaluate(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env)
     y_raw = np.asarray(np.asarray(dm.response), dtype=float)
     if dm.response.kind != "numeric" or (y_raw.ndim == 2 and y_raw.shape[1] != 1):
         raise DataError(
@@ -358,7 +374,7 @@ def make_design(spec: ModelSpec | str, data: pd.DataFrame, na_action: NaAction =
 
     blocks = []
     for term in spec.random:
-        tm = _evaluate(term.expr, frame, f"random term {term}")
+        tm = _evaluate(term.expr, frame, f"random term {term}", env)
         if tm.common is None:
             raise FormulaError(f"random term {term} has no columns")
         Z = np.asarray(np.asarray(tm.common), dtype=float)

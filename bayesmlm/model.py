@@ -88,6 +88,11 @@ class Model:
         How each random block is written in the Bayesian model: chosen per block from the REML
         estimate (``"auto"``, see :func:`bayesmlm.bayes_model.choose_parameterization`), the same for all,
         or a dict from block label (``"Subject"``) to choice.
+    extra_namespace : dict, optional
+        Functions the formula may call besides numpy's element-wise functions (``np.log``, ``log``,
+        ...) and formulae's transforms (``C``, ``scale``, ``center``, ...), e.g.
+        ``{"logit": scipy.special.logit}``. Nothing else in a formula is executed (see
+        :mod:`bayesmlm.namespace`).
 
     Examples
     --------
@@ -105,12 +110,16 @@ class Model:
         priors: dict[str, Prior] | None = None,
         na_action: NaAction = "drop",
         parameterization: str | dict[str, Parameterization] = "auto",
+        extra_namespace: dict | None = None,
     ):
         self.spec: ModelSpec = parse_formula(formula)
         self.na_action = na_action
         self._user_priors = dict(priors) if priors else {}
         self._parameterization_request = parameterization
-        self.design: Design = make_design(self.spec, data, na_action=na_action)
+        self.extra_namespace = dict(extra_namespace or {})
+        self.design: Design = make_design(
+            self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
+        )
         if not self.design.blocks:
             raise FormulaError(
                 f"no random-effects terms in '{formula}'; add one such as (1 | group) "
