@@ -443,12 +443,15 @@ class Fit:
         )
 
 
-def load_fit(path: str | Path) -> Fit:
+def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
     """Load a fit saved with :meth:`Fit.save`.
 
     Parameters
     ----------
     path : str or Path
+    extra_namespace : dict, optional
+        The functions the model's formula called through ``Model(..., extra_namespace=...)``: only
+        their names are saved, never the functions.
 
     Returns
     -------
@@ -457,7 +460,7 @@ def load_fit(path: str | Path) -> Fit:
     Raises
     ------
     FitError
-        If the file is not a saved bayesmlm fit.
+        If the file is not a saved bayesmlm fit, or its formula needs functions not given.
     """
     from bayesmlm.model import Model
 
@@ -477,7 +480,7 @@ def load_fit(path: str | Path) -> Fit:
     frame.index.name = None if index_name == "index" else index_name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = Model.from_dict(settings, frame)
+        model = Model.from_dict(settings, frame, extra_namespace=extra_namespace)
     info = json.loads(tree.attrs["bayesmlm_info"])
     idata = tree.copy()
     del idata["bayesmlm_data"]

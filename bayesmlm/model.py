@@ -372,11 +372,24 @@ class Model:
             "parameterization": dict(self.parameterization),
             "categories": categories,
             "index_name": self.data.index.name,
+            "extra_namespace": sorted(self.extra_namespace),  # names only: functions are not saved
         }
 
     @classmethod
-    def from_dict(cls, settings: dict, data: pd.DataFrame) -> Model:
-        """Rebuild a model from :meth:`to_dict` settings and its data."""
+    def from_dict(cls, settings: dict, data: pd.DataFrame, extra_namespace: dict | None = None) -> Model:
+        """Rebuild a model from :meth:`to_dict` settings and its data.
+
+        A model whose formula called user functions (``extra_namespace``) needs them again: functions
+        are never saved (that would mean pickle), only their names.
+        """
+        needed = sorted(set(settings.get("extra_namespace", [])) - set(extra_namespace or {}))
+        if needed:
+            raise FitError(
+                f"the formula '{settings['formula']}' calls your function(s) {needed}, which are not saved "
+                "with the fit; pass them again, e.g. load_fit(path, extra_namespace={"
+                + ", ".join(f"'{n}': ..." for n in needed)
+                + "})"
+            )
         data = data.copy()
         for col, cats in settings.get("categories", {}).items():
             data[col] = pd.Categorical(data[col].astype(str), categories=cats)
@@ -390,6 +403,7 @@ class Model:
             priors=priors or None,
             na_action=settings.get("na_action", "drop"),
             parameterization=settings.get("parameterization", "auto"),
+            extra_namespace=extra_namespace,
         )
 
     def __repr__(self) -> str:

@@ -90,3 +90,15 @@ def test_namespace_holds_only_the_listed_numpy_functions():
     ns = formula_namespace()
     assert set(ns) == {*NUMPY_FUNCTIONS, "np", "numpy"}
     assert all(ns[name] is getattr(np, name) for name in NUMPY_FUNCTIONS)
+
+
+def test_saved_fit_with_user_functions_needs_them_again_to_load(data, tmp_path):
+    twice = {"twice": lambda x: 2 * np.asarray(x)}
+    model = bm.Model("Reaction ~ twice(Days) + (1 | Subject)", data, extra_namespace=twice)
+    fit = model.fit(draws=50, tune=50, chains=1, seed=1, progressbar=False)
+    path = fit.save(tmp_path / "fit.nc")
+    with pytest.raises(bm.FitError, match=r"calls your function\(s\) \['twice'\]"):
+        bm.load_fit(path)
+    back = bm.load_fit(path, extra_namespace=twice)
+    new = pd.DataFrame({"Days": [1.0, 2.0], "Subject": ["308", "309"]})
+    np.testing.assert_allclose(back.predict(new)["mean"], fit.predict(new)["mean"])
