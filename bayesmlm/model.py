@@ -45,6 +45,18 @@ Sampler = Literal["pymc", "nutpie"]
 Method = Literal["auto", "collapsed", "full"]
 
 
+def sampling_flags():
+    """PyTensor settings for everything compiled to sample: numba, without fast-math.
+
+    Numba (rather than PyTensor's C backend) is faster here and needs no BLAS. Fast-math is off
+    because with it a seeded fit gave different draws the first time its functions were compiled
+    than when they came from the cache (sleepstudy, seed 5: posterior mean of the fixed effects
+    130.8473 vs 130.8974); without it every run is identical. It costs time: the collapsed
+    likelihood's gradient on 10,000 groups takes 0.96 ms instead of 0.67 ms.
+    """
+    return pytensor.config.change_flags(mode="NUMBA", numba__fastmath=False)
+
+
 def available_samplers() -> list[str]:
     """NUTS implementations that can be used here (``"pymc"`` always; ``"nutpie"`` when installed)."""
     out = ["pymc"]
@@ -228,7 +240,7 @@ class Model:
         -------
         xarray.DataTree
         """
-        with self.build(), pytensor.config.change_flags(mode="NUMBA"):
+        with self.build(), sampling_flags():
             return pm.sample_prior_predictive(draws=draws, random_seed=seed)
 
     def fit(
@@ -314,9 +326,7 @@ class Model:
         else:
             kwargs["nuts_sampler_kwargs"] = {"target_accept": target_accept}
         kwargs.update(sampler_kwargs)
-        # every function compiled for sampling (initial points, log-likelihood too) goes through numba,
-        # which avoids PyTensor's C backend and its "could not link to a BLAS" warning
-        with model, warnings.catch_warnings(), pytensor.config.change_flags(mode="NUMBA"):
+        with model, warnings.catch_warnings(), sampling_flags():
             warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
             # PyMC's initial-point function holds a Scan whose inner graph PyTensor still compiles
             # with its C backend; that one-off function needs no BLAS, so its warning is noise
@@ -326,7 +336,8 @@ class Model:
                 pm.compute_log_likelihood(idata, progressbar=False)
         sampling_seconds = time.perf_counter() - start
         if collapsed:
-            add_group_effects(idata, self.design, self.structure, stats, seed, log_likelihood)
+            with sampling_flags():
+                add_group_effects(idata, self.design, self.structure, stats, seed, log_likelihood)
         seconds = time.perf_counter() - start
         info = {
             "method": "collapsed" if collapsed else "full",
