@@ -134,7 +134,7 @@ def main() -> None:
         if "wall_s" in ours and "wall_s" in theirs:
             print(
                 f"{name}: bayesmlm/bambi wall time {ours['wall_s'] / theirs['wall_s']:.2f}; "
-                f"ESS/s ratio {ours['ess_per_s'] / theirs['ess_per_s']:.0f}x"
+                f"ESS/s ratio {ours['ess_per_s'] / theirs['ess_per_s']:.3g}x"
             )
 
 
