@@ -25,7 +25,7 @@ from bayesmlm.exceptions import DataError, FitError
 if TYPE_CHECKING:
     from bayesmlm.model import Model
 
-__all__ = ["Fit", "compare", "load_fit", "named_parameters"]
+__all__ = ["Fit", "compare", "covariance_draws", "load_fit", "named_parameters", "stacked_draws"]
 
 NewLevels = Literal["population", "error"]
 _FORMAT = "bayesmlm-fit-1"
@@ -34,6 +34,43 @@ _FORMAT = "bayesmlm-fit-1"
 def _flat(da: xr.DataArray) -> np.ndarray:
     """Draws as (chain, draw, ...) numpy."""
     return np.asarray(da.transpose("chain", "draw", ...).values)
+
+
+def stacked_draws(posterior: xr.Dataset, name: str) -> np.ndarray:
+    """Draws of a posterior variable with chains and draws merged: (samples, ...)."""
+    a = _flat(posterior[name])
+    return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+
+
+def covariance_draws(
+    posterior: xr.Dataset, factor, cholesky: bool = False, jitter: float = 0.0
+) -> np.ndarray:
+    """Return a factor's random-effect covariance (or its Cholesky factor) per draw, from ``sd_*``, ``cor_*``.
+
+    Parameters
+    ----------
+    posterior : Dataset
+    factor : FactorTerms
+    cholesky : bool
+        Return the lower Cholesky factor, block by block (a single term's is its sd).
+    jitter : float
+        Added to the diagonal of a correlated block before its Cholesky factorisation.
+
+    Returns
+    -------
+    ndarray, shape (samples, q, q)
+        Block diagonal over the factor's blocks.
+    """
+    sd = stacked_draws(posterior, f"sd_{factor.group}")  # (S, q)
+    out = np.zeros((sd.shape[0], factor.q, factor.q))
+    for label, start, size in factor.blocks():
+        block = slice(start, start + size)
+        if size == 1:
+            out[:, start, start] = sd[:, start] if cholesky else sd[:, start] ** 2
+            continue
+        cov = stacked_draws(posterior, f"cor_{label}") * sd[:, block, None] * sd[:, None, block]
+        out[:, block, block] = np.linalg.cholesky(cov + jitter * np.eye(size)) if cholesky else cov
+    return out
 
 
 def _summarise(draws: dict[str, np.ndarray], prob: float) -> pd.DataFrame:
@@ -266,8 +303,7 @@ class Fit:
     # -- prediction -------------------------------------------------------------------------
     def _stacked(self, name: str) -> np.ndarray:
         """Draws of a posterior variable with chains and draws merged: (samples, ...)."""
-        a = _flat(self.posterior[name])
-        return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+        return stacked_draws(self.posterior, name)
 
     def _mean_draws(
         self, newdata: pd.DataFrame | None, include_random: bool, new_levels: NewLevels, seed
@@ -307,17 +343,8 @@ class Fit:
 
     def _new_level_effects(self, f, keys, unseen_rows, rng) -> np.ndarray:
         """Draw effects of unseen levels from the population distribution, one draw per level and sample."""
-        sd = self._stacked(f"sd_{f.group}")  # (S, q)
-        S, q = sd.shape
-        chol = np.zeros((S, q, q))
-        for label, start, size in f.blocks():
-            block = slice(start, start + size)
-            if size == 1:
-                chol[:, start, start] = sd[:, start]
-            else:
-                cor = self._stacked(f"cor_{label}")
-                cov = cor * sd[:, block, None] * sd[:, None, block]
-                chol[:, block, block] = np.linalg.cholesky(cov + 1e-12 * np.eye(size))
+        chol = covariance_draws(self.posterior, f, cholesky=True, jitter=1e-12)
+        S, q = chol.shape[:2]
         levels = sorted({k for k, u in zip(keys, unseen_rows, strict=True) if u})
         z = rng.standard_normal((S, len(levels), q))
         per_level = np.einsum("sij,slj->sli", chol, z)

@@ -29,6 +29,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
+from bayesmlm.bayes_fit import covariance_draws, stacked_draws
 from bayesmlm.bayes_model import (
     block_covariance,
     model_coords,
@@ -238,24 +239,10 @@ def theta_draws(posterior, structure: RandomStructure) -> np.ndarray:
     -------
     ndarray, shape (chain * draw, n_theta)
     """
-
-    def stacked(name):
-        a = np.asarray(posterior[name].transpose("chain", "draw", ...).values)
-        return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
-
-    sigma = stacked("sigma")
+    sigma = stacked_draws(posterior, "sigma")
     parts = []
     for f in structure.factors:
-        sd = stacked(f"sd_{f.group}")
-        lam = np.zeros((len(sigma), f.q, f.q))
-        for label, start, size in f.blocks():
-            block = slice(start, start + size)
-            if size == 1:
-                lam[:, start, start] = sd[:, start]
-            else:
-                cor = stacked(f"cor_{label}")
-                cov = cor * sd[:, block, None] * sd[:, None, block]
-                lam[:, block, block] = np.linalg.cholesky(cov)
+        lam = covariance_draws(posterior, f, cholesky=True)
         rows, cols = f.lower_index
         parts.append(lam[:, rows, cols] / sigma[:, None])
     return np.concatenate(parts, axis=1)
@@ -294,14 +281,11 @@ def add_group_effects(
     post = idata["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     sampled = "fixed_centered" if "fixed_centered" in post else "fixed"
-
-    def stacked(name):
-        a = np.asarray(post[name].transpose("chain", "draw", ...).values)
-        return a.reshape(n_chain * n_draw, *a.shape[2:])
-
-    sigma = stacked("sigma")
+    sigma = stacked_draws(post, "sigma")
     rng = np.random.default_rng(None if seed is None else [int(seed), 5])
-    effects = draw_group_effects(structure, stats, theta_draws(post, structure), stacked(sampled), sigma, rng)
+    effects = draw_group_effects(
+        structure, stats, theta_draws(post, structure), stacked_draws(post, sampled), sigma, rng
+    )
     new = {}
     for f, b in zip(structure.factors, effects, strict=True):
         new[f"r_{f.group}"] = xr.DataArray(
@@ -314,7 +298,7 @@ def add_group_effects(
     obs = {"obs": np.arange(design.n)}
     idata["observed_data"] = xr.DataTree(xr.Dataset({"y": xr.DataArray(y, dims="obs", coords=obs)}))
     if log_likelihood:
-        ll = pointwise_loglik(design, structure, stacked("fixed"), effects, sigma)
+        ll = pointwise_loglik(design, structure, stacked_draws(post, "fixed"), effects, sigma)
         da = xr.DataArray(
             ll.reshape(n_chain, n_draw, design.n),
             dims=("chain", "draw", "obs"),

@@ -8,7 +8,7 @@ and of these arrays only; its cost does not depend on the number of rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from bayesmlm.covariance import FactorTerms, RandomStructure
 from bayesmlm.design import Design
 
-__all__ = ["CrossProducts", "cross_products"]
+__all__ = ["CrossProducts", "cross_products", "per_level_sum", "sparse_z", "with_response"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,29 +102,44 @@ def cross_products(
     m1 = first.n_levels
     ztz1 = per_level_sum(first.codes, Z1[:, :, None] * Z1[:, None, :], m1)
     ztx1 = per_level_sum(first.codes, Z1[:, :, None] * X[:, None, :], m1)
-    zty1 = per_level_sum(first.codes, Z1 * y[:, None], m1)
-    rest_blocks: tuple = (None, None, None, None)
+    rest_blocks: tuple = (None, None, None)
+    zrt = None
     if rest:
         z_rest = sp.hstack([sparse_z(f) for f in rest], format="csr")
-        z_first = sparse_z(first)
         zrt = z_rest.T.tocsr()
         rest_blocks = (
             (zrt @ z_rest).toarray(),
-            (zrt @ z_first).toarray(),
+            (zrt @ sparse_z(first)).toarray(),
             np.asarray(zrt @ X),
-            np.asarray(zrt @ y),
         )
     return CrossProducts(
         n=design.n,
         p=design.p,
         ztz1=ztz1,
         ztx1=ztx1,
-        zty1=zty1,
         ztz_rest=rest_blocks[0],
         ztz_rest1=rest_blocks[1],
         ztx_rest=rest_blocks[2],
-        zty_rest=rest_blocks[3],
         xtx=X.T @ X,
-        xty=X.T @ y,
-        yty=float(y @ y),
+        **_response_products(first, zrt, X, y),
     )
+
+
+def _response_products(first: FactorTerms, zrt, X: np.ndarray, y: np.ndarray) -> dict:
+    """Compute the products with the response: ``Z₁'y`` per level, ``Z_R'y``, ``X'y``, ``y'y``."""
+    return {
+        "zty1": per_level_sum(first.codes, first.Z * y[:, None], first.n_levels),
+        "zty_rest": None if zrt is None else np.asarray(zrt @ y),
+        "xty": X.T @ y,
+        "yty": float(y @ y),
+    }
+
+
+def with_response(stats: CrossProducts, design: Design, structure: RandomStructure, y: np.ndarray):
+    """Return the cross-products of the same design with another response ``y`` (only ``y`` terms change).
+
+    Used to refit simulated responses (parametric bootstrap) without recomputing ``Z'Z`` or ``X'X``.
+    """
+    rest = structure.factors[1:]
+    zrt = sp.hstack([sparse_z(f) for f in rest], format="csr").T.tocsr() if rest else None
+    return replace(stats, **_response_products(structure.factors[0], zrt, np.asarray(design.X), y))

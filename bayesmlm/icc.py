@@ -30,15 +30,16 @@ substantial, above 0.25 very strong.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmlm.bayes_fit import covariance_draws
 from bayesmlm.covariance import RandomStructure
-from bayesmlm.crossprod import CrossProducts, per_level_sum, sparse_z
+from bayesmlm.crossprod import with_response
 from bayesmlm.design import Design
 
 __all__ = ["ICC", "compute_icc", "interpret_icc", "variance_decomposition"]
@@ -192,18 +193,8 @@ def summarise_draws(draws: pd.DataFrame, estimate: pd.Series | None, prob: float
 # -- parameters of each kind of fit -------------------------------------------------------------
 def posterior_parameters(fit) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """Per-factor covariance draws ``(S, q, q)``, ``σ²`` draws and fixed-effect draws of a Bayesian fit."""
-    from bayesmlm.collapsed import theta_draws
-
-    structure = fit.model.structure
-    theta = theta_draws(fit.posterior, structure)
-    sigma2 = fit._stacked("sigma") ** 2
-    covs = []
-    for f in structure.factors:
-        lam = np.zeros((len(sigma2), f.q, f.q))
-        rows, cols = f.lower_index
-        lam[:, rows, cols] = theta[:, f.theta_slice]
-        covs.append(sigma2[:, None, None] * lam @ lam.transpose(0, 2, 1))
-    return covs, sigma2, fit._stacked("fixed")
+    covs = [covariance_draws(fit.posterior, f) for f in fit.model.structure.factors]
+    return covs, fit._stacked("sigma") ** 2, fit._stacked("fixed")
 
 
 def reml_parameters(fit) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
@@ -215,23 +206,6 @@ def reml_parameters(fit) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     ]
     beta = fit.fixed_effects["estimate"].to_numpy()[None] if fit.design.p else np.zeros((1, 0))
     return covs, sigma2, beta
-
-
-def with_response(stats: CrossProducts, design: Design, structure: RandomStructure, y: np.ndarray):
-    """Return the cross-products of the same design with another response ``y`` (only ``y`` terms change)."""
-    first, rest = structure.factors[0], structure.factors[1:]
-    zty_rest = None
-    if rest:
-        import scipy.sparse as sp
-
-        zty_rest = np.asarray(sp.hstack([sparse_z(f) for f in rest], format="csr").T @ y)
-    return replace(
-        stats,
-        zty1=per_level_sum(first.codes, first.Z * y[:, None], first.n_levels),
-        zty_rest=zty_rest,
-        xty=np.asarray(design.X).T @ y,
-        yty=float(y @ y),
-    )
 
 
 def bootstrap_parameters(fit, n_boot: int, seed) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:

@@ -148,6 +148,11 @@ class Model:
         """Sufficient statistics for the REML/ML objective, computed once."""
         return cross_products(self.design, self.structure)
 
+    @cached_property
+    def centred_cross_products(self) -> CrossProducts:
+        """The same with the predictors centred as the collapsed sampler's fixed effects expect."""
+        return centred_cross_products(self.design, self.structure)
+
     def _fit_likelihood(self, reml: bool, theta0: np.ndarray | None) -> LikelihoodFit:
         opt = optimize_theta(self.structure, self.cross_products, reml=reml, theta0=theta0)
         return LikelihoodFit(self.design, self.structure, self.cross_products, opt)
@@ -306,7 +311,7 @@ class Model:
             reason = "requested with method='full'"
         start = time.perf_counter()
         if collapsed:
-            stats = centred_cross_products(self.design, self.structure)
+            stats = self.centred_cross_products
             model = build_collapsed_model(self.design, self.structure, self.prior_set, stats)
         else:
             model = self.build()

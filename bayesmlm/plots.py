@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 from scipy import stats as sps
 
-from bayesmlm.bayes_fit import Fit
+from bayesmlm.bayes_fit import Fit, covariance_draws, stacked_draws
 from bayesmlm.covariance import FactorTerms, RandomStructure
 from bayesmlm.design import Design
 from bayesmlm.likelihood_fit import LikelihoodFit
@@ -68,8 +68,7 @@ def _method(fit: AnyFit) -> str:
 
 def _draws(fit: Fit, name: str) -> np.ndarray:
     """Posterior draws of one variable with chains and draws merged: (samples, ...)."""
-    a = np.asarray(fit.posterior[name].transpose("chain", "draw", ...).values)
-    return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+    return stacked_draws(fit.posterior, name)
 
 
 def _fixed_estimates(fit: AnyFit) -> pd.Series:
@@ -98,16 +97,7 @@ def _population_covariance(fit: AnyFit, factor: FactorTerms) -> np.ndarray:
     if isinstance(fit, LikelihoodFit):
         lam = factor.relative_factor(fit.theta)
         return fit.sigma**2 * lam @ lam.T
-    sd = _draws(fit, f"sd_{factor.group}")  # (S, q)
-    cov = np.zeros((sd.shape[0], factor.q, factor.q))
-    for label, start, size in factor.blocks():
-        block = slice(start, start + size)
-        if size == 1:
-            cov[:, start, start] = sd[:, start] ** 2
-        else:
-            cor = _draws(fit, f"cor_{label}")
-            cov[:, block, block] = cor * sd[:, block, None] * sd[:, None, block]
-    return cov.mean(axis=0)
+    return covariance_draws(fit.posterior, factor).mean(axis=0)
 
 
 def _hdi(draws: np.ndarray, prob: float) -> tuple[np.ndarray, np.ndarray]:
@@ -211,6 +201,21 @@ def _several_axes(ax, n: int, figsize: tuple[float, float]) -> tuple[Figure, lis
         return fig, list(axes.ravel()), True
     axes = _given_axes(ax, n)
     return axes[0].figure, axes, False
+
+
+def _panel_grid(n: int, ncols: int, figsize_of, **subplots_kw) -> tuple[Figure, list[Axes]]:
+    """Return a new figure with ``n`` panels in rows of ``ncols`` (unused cells removed).
+
+    ``figsize_of(nrows, ncols)`` gives the figure size; ``subplots_kw`` go to ``plt.subplots``.
+    """
+    nrows = math.ceil(n / ncols)
+    fig, grid = plt.subplots(
+        nrows, ncols, figsize=figsize_of(nrows, ncols), squeeze=False, layout="constrained", **subplots_kw
+    )
+    axes = list(grid.ravel())
+    for extra in axes[n:]:
+        extra.remove()
+    return fig, axes[:n]
 
 
 def _given_axes(ax, n: int) -> list[Axes]:
@@ -613,20 +618,9 @@ def plot_groups(
     pooled = _pooled_coefficients(fit, factor)
     if ax is None:
         ncols = max(1, min(ncols, len(levels)))
-        nrows = math.ceil(len(levels) / ncols)
-        fig, grid_axes = plt.subplots(
-            nrows,
-            ncols,
-            figsize=(2.3 * ncols + 0.6, 2.1 * nrows + 0.8),
-            sharex=True,
-            sharey=True,
-            squeeze=False,
-            layout="constrained",
+        fig, axes = _panel_grid(
+            len(levels), ncols, lambda r, c: (2.3 * c + 0.6, 2.1 * r + 0.8), sharex=True, sharey=True
         )
-        axes = list(grid_axes.ravel())
-        for extra in axes[len(levels) :]:
-            extra.remove()
-        axes = axes[: len(levels)]
         fig.suptitle(f"{design.response_name} by {xname} for each {factor.group} ({_method(fit)})")
     else:
         axes = _given_axes(ax, len(levels))
@@ -892,14 +886,8 @@ def plot_compare(
 
         table = compare_estimates(fit, reml_fit, prob=prob, **compare_kwargs)
     names = list(table.index)
-    ncols = min(3, len(names))
-    nrows = math.ceil(len(names) / ncols)
     if ax is None:
-        fig, grid = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 1.5 * nrows + 0.4), layout="constrained")
-        axes = list(np.ravel(grid))
-        for extra in axes[len(names) :]:
-            extra.remove()
-        axes = axes[: len(names)]
+        fig, axes = _panel_grid(len(names), min(3, len(names)), lambda r, c: (4.0 * c, 1.5 * r + 0.4))
     else:
         axes = _given_axes(ax, len(names))
         fig = axes[0].figure
