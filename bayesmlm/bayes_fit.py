@@ -314,7 +314,12 @@ class Fit:
         if newdata is None:
             X = np.asarray(design.X)
         else:
-            design.check_newdata(newdata)
+            missing = design.check_newdata(newdata)
+            if missing.any():
+                complete = self._mean_draws(newdata.loc[~missing], include_random, new_levels, seed)
+                out = np.full((complete.shape[0], len(newdata)), np.nan)
+                out[:, ~missing] = complete
+                return out
             X = design.fixed_design(newdata)
         mu = fixed @ X.T  # (S, n)
         if not include_random:

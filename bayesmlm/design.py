@@ -9,6 +9,7 @@ The caller's data frame is never modified.
 from __future__ import annotations
 
 import difflib
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,7 +21,9 @@ import pandas as pd
 from bayesmlm.exceptions import (
     DataError,
     DroppedRowsWarning,
+    FewGroupsWarning,
     FormulaError,
+    MissingValueWarning,
     RankDeficientWarning,
 )
 from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
@@ -129,18 +132,40 @@ class Design:
         """Evaluate the fixed-effects columns on new data (stateful transforms keep their fit)."""
         if self.fixed_matrix is None:  # no fixed effects: "y ~ 0 + (1 | g)"
             return np.zeros((len(newdata), 0))
-        new = np.asarray(np.asarray(self.fixed_matrix.evaluate_new_data(newdata)), dtype=float)
+        try:
+            new = np.asarray(np.asarray(self.fixed_matrix.evaluate_new_data(newdata)), dtype=float)
+        except Exception as err:  # formulae raises ValueError, KeyError, ... for values it cannot encode
+            raise DataError(
+                f"cannot evaluate the fixed part '{self.spec.fixed}' on newdata: {err} (a fixed effect "
+                "can only be predicted for levels seen in fitting)"
+            ) from err
         keep = [self.fixed_matrix_names.index(name) for name in self.fixed_names]
         return new[:, keep]
 
-    def check_newdata(self, newdata: pd.DataFrame) -> None:
-        """Raise DataError unless ``newdata`` has every column the model needs to predict."""
+    def check_newdata(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Check new data for prediction; return the mask of rows with a missing value.
+
+        Raises DataError unless ``newdata`` is a data frame with every column the model needs. Rows
+        with a missing (or infinite) value in a used column cannot be predicted: they are counted in a
+        :class:`~bayesmlm.MissingValueWarning` and predicted as NaN by the callers.
+        """
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
-        needed = set(self.spec.variables) - {self.spec.response}
+        needed = sorted(set(self.spec.variables) - {self.spec.response})
         missing = sorted(v for v in needed if v not in newdata.columns)
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")
+        _check_column_types(newdata, needed)
+        bad = _bad_rows(_usable_columns(newdata, needed), needed).to_numpy()
+        if bad.any():
+            detail = ", ".join(f"{c}: {k}" for c in needed if (k := int(_bad_rows(newdata, [c]).sum())))
+            warnings.warn(
+                f"{int(bad.sum())} of {len(newdata)} rows of newdata have missing or infinite values "
+                f"({detail}); their predictions are NaN",
+                MissingValueWarning,
+                stacklevel=3,
+            )
+        return bad
 
     @property
     def fixed_matrix_names(self) -> list[str]:
@@ -164,6 +189,8 @@ def _natural_levels(values: pd.Series) -> list[Any]:
 
 
 def _label(value: Any) -> str:
+    if isinstance(value, np.generic):  # np.float32(9.0) is not a float: label it as the Python value
+        value = value.item()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -235,6 +262,116 @@ def _check_columns(spec: ModelSpec, data: pd.DataFrame) -> None:
         if hints:
             msg += "; " + "; ".join(hints)
         raise FormulaError(msg)
+
+
+MIN_GROUPS = 5  # fewer levels than this gives a FewGroupsWarning (lme4's check.nlev.gtreq.5)
+
+
+def _check_column_types(data: pd.DataFrame, used: list[str]) -> None:
+    """Raise DataError for duplicated used columns and for columns of a type a formula cannot use."""
+    counts = pd.Index(data.columns).value_counts()
+    duplicated = [name for name in used if counts.get(name, 0) > 1]
+    if duplicated:
+        raise DataError(
+            "the data has more than one column named "
+            + ", ".join(f"'{name}' ({counts[name]} columns)" for name in duplicated)
+            + "; rename or drop the duplicates (e.g. data.loc[:, ~data.columns.duplicated()])"
+        )
+    for name in used:
+        col = data[name]
+        kind = col.dtype
+        if pd.api.types.is_complex_dtype(kind):
+            raise DataError(f"column '{name}' holds complex numbers; use its real part or modulus explicitly")
+        if pd.api.types.is_datetime64_any_dtype(kind) or pd.api.types.is_timedelta64_dtype(kind):
+            raise DataError(
+                f"column '{name}' holds dates or times ({kind}); convert it to numbers first, e.g. days "
+                f"since the start: (data['{name}'] - data['{name}'].min()).dt.days"
+            )
+        if isinstance(kind, pd.PeriodDtype | pd.IntervalDtype | pd.SparseDtype):
+            raise DataError(f"column '{name}' has type {kind}, which formulas cannot use; convert it")
+        if pd.api.types.is_object_dtype(kind):
+            kinds = {_value_kind(v) for v in col.dropna()}
+            if "other" in kinds:
+                bad = sorted({type(v).__name__ for v in col.dropna() if _value_kind(v) == "other"})
+                raise DataError(
+                    f"column '{name}' holds values of type {bad}, which formulas cannot use; convert it "
+                    "to numbers or strings"
+                )
+            if len(kinds) > 1:
+                raise DataError(
+                    f"column '{name}' mixes {' and '.join(sorted(kinds))} values; make it all numbers "
+                    f"(pd.to_numeric(data['{name}'])) or all strings (data['{name}'].astype(str))"
+                )
+
+
+def _value_kind(value: Any) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "boolean"
+    if isinstance(value, numbers.Real):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "other"
+
+
+def _usable_columns(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
+    """Copy the used columns, giving object columns of numbers (or booleans) their real type.
+
+    formulae rejects an object column of numbers; pandas makes one from, e.g., a list of Python ints
+    with a None. Strings stay object (categorical in a formula).
+    """
+    frame = data.loc[:, used].copy()
+    for name in used:
+        col = frame[name]
+        if not pd.api.types.is_object_dtype(col.dtype):
+            continue
+        kinds = {_value_kind(v) for v in col.dropna()}
+        if kinds == {"number"}:
+            frame[name] = pd.to_numeric(col).astype(float)
+        elif kinds == {"boolean"} and not col.isna().any():
+            frame[name] = col.astype(bool)
+    return frame
+
+
+def _check_identifiable(design_n: int, p: int, y: np.ndarray, response: str, blocks) -> None:
+    """Raise DataError for models that cannot be estimated; warn when a factor has few levels."""
+    if design_n <= p:
+        raise DataError(
+            f"only {design_n} observation(s) for {p} fixed-effect coefficient(s); a model needs more "
+            "observations than fixed effects"
+        )
+    if np.ptp(y) == 0:
+        raise DataError(
+            f"the response '{response}' is constant ({y[0]:g} in all {design_n} rows): there is no "
+            "variation to model"
+        )
+    for block in blocks:
+        n_effects = block.n_levels * block.q
+        if block.n_levels == 1:
+            raise DataError(
+                f"grouping factor '{block.group}' has a single level ('{block.levels[0]}'): a variance "
+                "between groups cannot be estimated from one group; drop the term "
+                f"{block.term} or use a factor with more levels"
+            )
+        if design_n <= n_effects:
+            per = "one row per level" if block.n_levels == design_n else f"{n_effects} random effects"
+            raise DataError(
+                f"random term {block.term} has {per} for {design_n} observations: its variance cannot be "
+                "told apart from the residual variance (lme4 stops with the same check); use a grouping "
+                "factor with fewer levels than observations, or fewer effects per level"
+            )
+    seen = set()
+    for block in blocks:
+        if block.group in seen or block.n_levels >= MIN_GROUPS:
+            continue
+        seen.add(block.group)
+        warnings.warn(
+            f"grouping factor '{block.group}' has only {block.n_levels} levels: variance estimates from "
+            f"fewer than {MIN_GROUPS} groups are unstable (the REML estimate is often zero and the "
+            "posterior leans on the prior); consider a fixed effect for it, or report the prior's influence",
+            FewGroupsWarning,
+            stacklevel=3,
+        )
 
 
 def _bad_rows(data: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -321,10 +458,12 @@ def make_design(
         raise ValueError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     _check_columns(spec, data)
     used = sorted(spec.variables)
-    bad = _bad_rows(data, used)
+    _check_column_types(data, used)
+    frame = _usable_columns(data, used)
+    bad = _bad_rows(frame, used)
     n_bad = int(bad.sum())
     if n_bad:
-        per_column = {c: int(_bad_rows(data, [c]).sum()) for c in used}
+        per_column = {c: int(_bad_rows(frame, [c]).sum()) for c in used}
         detail = ", ".join(f"{c}: {k}" for c, k in per_column.items() if k)
         if na_action == "error":
             raise DataError(
@@ -336,7 +475,7 @@ def make_design(
             DroppedRowsWarning,
             stacklevel=2,
         )
-    frame = data.loc[~bad, used].copy()
+    frame = frame.loc[~bad]
     if len(frame) == 0:
         raise DataError("no rows left to fit (the data is empty or every row has a missing value)")
 
@@ -392,6 +531,7 @@ def make_design(
                 expr_matrix=tm.common,
             )
         )
+    _check_identifiable(len(y), X.shape[1], y, spec.response, blocks)
     return Design(
         spec=spec,
         y=_readonly(y),

@@ -47,3 +47,11 @@ class PriorError(BayesMLMError, ValueError):
 
 class SamplingWarning(BayesMLMWarning):
     """NUTS sampling showed trouble: divergences, high R-hat, low ESS or tree-depth saturation."""
+
+
+class FewGroupsWarning(BayesMLMWarning):
+    """A grouping factor has fewer than 5 levels, so its variance is estimated from very few groups."""
+
+
+class MissingValueWarning(BayesMLMWarning):
+    """Rows of new data have missing values, so their predictions are NaN."""

@@ -132,6 +132,29 @@ class LikelihoodFit:
 
     # -- fixed effects -----------------------------------------------------------------------
     @property
+    def info(self) -> dict:
+        """How the fit was made: method, optimiser outcome, rows used and dropped, package versions.
+
+        The same keys as the Bayesian :attr:`Fit.info <bayesmlm.Fit.info>` where they apply
+        (``n_obs``, ``n_dropped``, ``aliased``, ``seconds``, ``versions``).
+        """
+        from bayesmlm.model import package_versions
+
+        return {
+            "method": self.method,
+            "converged": self.converged,
+            "optimizer_message": self.opt.message,
+            "n_evaluations": self.opt.n_evaluations,
+            "gradient_norm": float(self.opt.gradient_norm),
+            "singular": self.singular,
+            "n_obs": self.design.n,
+            "n_dropped": self.design.n_dropped,
+            "aliased": list(self.design.aliased),
+            "seconds": round(self.opt.seconds, 3),
+            "versions": package_versions(),
+        }
+
+    @property
     def fixed_effects(self) -> pd.DataFrame:
         """Fixed effects: estimate, se, z, p (Wald, normal), ci_low, ci_high (95%), by term."""
         se = np.sqrt(np.diag(self._vcov))
@@ -380,7 +403,11 @@ class LikelihoodFit:
             )
         if new_levels not in ("population", "error"):
             raise ValueError(f"new_levels must be 'population' or 'error', not {new_levels!r}")
-        self.design.check_newdata(newdata)
+        missing = self.design.check_newdata(newdata)
+        if missing.any():
+            out = np.full(len(newdata), np.nan)
+            out[~missing] = self.predict(newdata.loc[~missing], include_random, new_levels).to_numpy()
+            return pd.Series(out, index=newdata.index, name="predicted")
         values = self.design.fixed_design(newdata) @ self._beta
         if include_random:
             parts = []

@@ -357,7 +357,8 @@ def test_group_dtype_does_not_change_codes_or_levels(sleep, kind):
 
 def test_bool_group_has_two_levels(sleep):
     data = sleep.assign(late=sleep["Days"] >= 5)
-    b = quiet_design("Reaction ~ Days + (1|late)", data).blocks[0]
+    with pytest.warns(bm.FewGroupsWarning, match="'late' has only 2 levels"):
+        b = make_design("Reaction ~ Days + (1|late)", data).blocks[0]
     assert b.levels == ("False", "True")
     np.testing.assert_array_equal(b.codes, (sleep["Days"] >= 5).to_numpy(dtype=np.int64))
 
@@ -369,7 +370,8 @@ def test_categorical_group_keeps_category_order_and_drops_unused():
             "g": pd.Categorical(["b", "a", "c", "a"], categories=["c", "z", "b", "a"]),
         }
     )
-    b = quiet_design("y ~ 1 + (1|g)", df).blocks[0]
+    with pytest.warns(bm.FewGroupsWarning, match="'g' has only 3 levels"):
+        b = make_design("y ~ 1 + (1|g)", df).blocks[0]
     assert b.levels == ("c", "b", "a")
     assert b.codes.tolist() == [1, 2, 0, 2]
 
