@@ -53,6 +53,8 @@ _MAX_DEPTH_FLAG_NAMES = ("reached_max_treedepth", "maxdepth_reached")
 _TUNING_NAMES = ("tuning",)
 
 _REPARAMETERIZE = "parameterization='noncentered'/'centered'"
+# a collapsed fit samples no group effects, so the way to another parameterisation is the full model
+_REPARAMETERIZE_COLLAPSED = "method='full' with parameterization='noncentered'/'centered'"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -390,6 +392,7 @@ def check_sampling(
     var_names: str | Sequence[str] | None = None,
     rhat_max: float = 1.01,
     ess_min: float = 400,
+    collapsed: bool = False,
 ) -> list[str]:
     """Find sampling problems and describe each in a sentence with counts and advice.
 
@@ -416,6 +419,9 @@ def check_sampling(
         Largest acceptable R-hat.
     ess_min : float, default 400
         Smallest acceptable bulk and tail effective sample size (100 per chain for 4 chains).
+    collapsed : bool, default False
+        The run was a collapsed fit (``fit.info["method"] == "collapsed"``), which has no
+        parameterisation to switch: the advice points to ``method='full'`` instead.
 
     Returns
     -------
@@ -455,7 +461,10 @@ def check_sampling(
         _check_ess(table, posterior, ess_min),
         _check_treedepth(sample_stats),
     ]
-    return [msg for msg in found if msg is not None]
+    messages = [msg for msg in found if msg is not None]
+    if collapsed:
+        messages = [msg.replace(_REPARAMETERIZE, _REPARAMETERIZE_COLLAPSED) for msg in messages]
+    return messages
 
 
 def warn_sampling(
@@ -464,6 +473,7 @@ def warn_sampling(
     rhat_max: float = 1.01,
     ess_min: float = 400,
     stacklevel: int = 2,
+    collapsed: bool = False,
 ) -> list[str]:
     """Issue each problem found by :func:`check_sampling` as a :class:`SamplingWarning`.
 
@@ -471,7 +481,7 @@ def warn_sampling(
     ----------
     idata : xarray.DataTree
         The result of ``pymc.sample`` (PyMC 6).
-    var_names, rhat_max, ess_min
+    var_names, rhat_max, ess_min, collapsed
         Passed to :func:`check_sampling`.
     stacklevel : int, default 2
         Passed to :func:`warnings.warn`; 2 attributes the warnings to the caller of this function.
@@ -500,7 +510,9 @@ def warn_sampling(
     >>> [m.split(" for ")[0] for m in messages]
     ['R-hat is above 1.01', 'Effective sample size is below 400']
     """
-    messages = check_sampling(idata, var_names=var_names, rhat_max=rhat_max, ess_min=ess_min)
+    messages = check_sampling(
+        idata, var_names=var_names, rhat_max=rhat_max, ess_min=ess_min, collapsed=collapsed
+    )
     for msg in messages:
         warnings.warn(msg, SamplingWarning, stacklevel=stacklevel)
     return messages

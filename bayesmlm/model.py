@@ -8,6 +8,7 @@ called on its own.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import time
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor
+import xarray as xr
 
 from bayesmlm.bayes_fit import Fit
 from bayesmlm.bayes_model import Parameterization, build_pymc_model, choose_parameterization
@@ -57,6 +59,62 @@ def sampling_flags():
     return pytensor.config.change_flags(mode="NUMBA", numba__fastmath=False)
 
 
+#: posterior variables without the response's units (all others are rescaled after sampling)
+UNITLESS_PREFIXES = ("cor_", "z__")
+#: posterior variables in the response's units: fixed effects, sds, group effects, sigma
+SCALED_PREFIXES = ("fixed", "sd_", "r_", "c__", "chol__", "sigma")
+
+
+def response_scale(y: np.ndarray) -> float:
+    """Return the factor the response is divided by for sampling: its standard deviation.
+
+    NUTS starts from a unit mass matrix and jitters the start by ±1, so it adapts fastest when the
+    parameters are of order one. With the response in units of its sd (and every prior rescaled to
+    match, see :meth:`~bayesmlm.priors.PriorSet.scaled`) the posterior is the same distribution and the
+    sampler sees the same problem whether the data are in grams or tonnes. Measured on sleepstudy
+    ``(Days | Subject)``, collapsed, before this existed: minimum bulk ESS 3,048 at the original scale,
+    796 with the response times 1e6, and 5.3 times the sampling time with it times 1e-6.
+    """
+    return float(np.std(y, ddof=1))
+
+
+def rescale_idata(idata, factor: float, y: np.ndarray) -> None:
+    """Put the draws of a fit to ``y / factor`` back on the response's scale, in place.
+
+    Posterior variables in the response's units are multiplied by ``factor``; the observed response
+    is replaced by ``y`` itself (not ``y / factor * factor``, which differs by rounding); the pointwise
+    log-likelihood gains the Jacobian ``-log(factor)``. ``sample_stats`` (``lp``, ``energy``) are left on
+    the sampler's scale: they differ by a constant, which no diagnostic depends on.
+    """
+    observed = idata["observed_data"].to_dataset()
+    idata["observed_data"] = xr.DataTree(observed.assign(y=observed["y"].copy(data=np.asarray(y))))
+    post = idata["posterior"].to_dataset()
+    for name in post.data_vars:
+        if name.startswith(UNITLESS_PREFIXES):
+            continue
+        if not name.startswith(SCALED_PREFIXES):
+            raise AssertionError(f"posterior variable {name!r} is neither known unitless nor known scaled")
+        post[name] = post[name] * factor
+    idata["posterior"] = xr.DataTree(post)
+    if "log_likelihood" in idata.children:
+        idata["log_likelihood"] = xr.DataTree(idata["log_likelihood"].to_dataset() - np.log(factor))
+
+
+def _raise_if_interrupted(idata, draws: int) -> None:
+    """Re-raise a KeyboardInterrupt that PyMC caught: it returns the draws made so far instead.
+
+    A fit from a cut-short run (perhaps still tuning) would look like a fit and be wrong, so none is
+    made. Nothing on the Model is changed by sampling, so it can be fitted again at once.
+    """
+    done = idata["posterior"].sizes.get("draw", 0) if "posterior" in idata.children else 0
+    if done < draws:
+        raise KeyboardInterrupt(
+            f"sampling was interrupted after {done} of {draws} draws per chain"
+            + (" (still tuning)" if done == 0 else "")
+            + "; no fit was made, and the model is unchanged: call fit() again to sample"
+        )
+
+
 def available_samplers() -> list[str]:
     """NUTS implementations that can be used here (``"pymc"`` always; ``"nutpie"`` when installed)."""
     out = ["pymc"]
@@ -69,7 +127,8 @@ def available_samplers() -> list[str]:
     return out
 
 
-def _versions() -> dict[str, str]:
+def package_versions() -> dict[str, str]:
+    """Versions of Python, bayesmlm and the packages a fit depends on (recorded in every fit's info)."""
     from bayesmlm import __version__
 
     out = {"bayesmlm": __version__, "python": platform.python_version()}
@@ -152,6 +211,18 @@ class Model:
     def centred_cross_products(self) -> CrossProducts:
         """The same with the predictors centred as the collapsed sampler's fixed effects expect."""
         return centred_cross_products(self.design, self.structure)
+
+    @cached_property
+    def _standardised(self) -> tuple[float, Design, CrossProducts | None]:
+        """What the sampler sees: the response divided by :func:`response_scale`, and its statistics."""
+        scale = response_scale(self.design.y)
+        y = np.asarray(self.design.y) / scale
+        y.setflags(write=False)
+        design = dataclasses.replace(self.design, y=y)
+        stats = None
+        if collapsed_plan(self.structure)[0]:
+            stats = centred_cross_products(design, self.structure)
+        return scale, design, stats
 
     def _fit_likelihood(self, reml: bool, theta0: np.ndarray | None) -> LikelihoodFit:
         opt = optimize_theta(self.structure, self.cross_products, reml=reml, theta0=theta0)
@@ -310,11 +381,12 @@ class Model:
         if method == "full":
             reason = "requested with method='full'"
         start = time.perf_counter()
+        scale, design, stats = self._standardised
+        priors = self.prior_set.scaled(scale)
         if collapsed:
-            stats = self.centred_cross_products
-            model = build_collapsed_model(self.design, self.structure, self.prior_set, stats)
+            model = build_collapsed_model(design, self.structure, priors, stats)
         else:
-            model = self.build()
+            model = build_pymc_model(design, self.structure, priors, self.parameterization)
         kwargs = dict(
             draws=draws,
             tune=tune,
@@ -336,13 +408,24 @@ class Model:
             # PyMC's initial-point function holds a Scan whose inner graph PyTensor still compiles
             # with its C backend; that one-off function needs no BLAS, so its warning is noise
             warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
-            idata = pm.sample(**kwargs)
+            try:
+                idata = pm.sample(**kwargs)
+            except ValueError as err:
+                # what PyMC raises when Ctrl-C came before any chain kept a draw
+                if "Not enough samples to build a trace" not in str(err):
+                    raise
+                raise KeyboardInterrupt(
+                    "sampling was interrupted before any draw was kept (still tuning); no fit was made, "
+                    "and the model is unchanged: call fit() again to sample"
+                ) from err
+            _raise_if_interrupted(idata, draws)
             if log_likelihood and not collapsed:
                 pm.compute_log_likelihood(idata, progressbar=False)
         sampling_seconds = time.perf_counter() - start
         if collapsed:
             with sampling_flags():
-                add_group_effects(idata, self.design, self.structure, stats, seed, log_likelihood)
+                add_group_effects(idata, design, self.structure, stats, seed, log_likelihood)
+        rescale_idata(idata, scale, self.design.y)
         seconds = time.perf_counter() - start
         info = {
             "method": "collapsed" if collapsed else "full",
@@ -357,12 +440,15 @@ class Model:
             "target_accept": target_accept,
             "parameterization": None if collapsed else dict(self.parameterization),
             "priors": {name: str(self.prior_set[name]) for name in self.prior_set.names},
+            "response_scale": scale,
+            "sampler_kwargs": {k: repr(v) for k, v in sampler_kwargs.items()},
             "n_obs": self.design.n,
             "n_dropped": self.design.n_dropped,
             "seconds": round(seconds, 3),
             "sampling_seconds": round(sampling_seconds, 3),
             "group_effects_seconds": round(seconds - sampling_seconds, 3),
-            "versions": _versions(),
+            "versions": package_versions(),
+            "aliased": list(self.design.aliased),
         }
         fit = Fit(self, idata, info)
         checked = None
@@ -370,7 +456,7 @@ class Model:
             # the group effects are exact conditional draws given each population-level draw: their
             # mixing is that of the sampled parameters, and checking 10,000s of them took 80 s
             checked = [v for v in idata["posterior"].data_vars if not v.startswith("r_")]
-        info["warnings"] = warn_sampling(idata, var_names=checked, stacklevel=3)
+        info["warnings"] = warn_sampling(idata, var_names=checked, stacklevel=3, collapsed=collapsed)
         return fit
 
     # -- persistence helpers --------------------------------------------------------------------

@@ -242,6 +242,25 @@ class Prior:
         self._not_for_lkj()
         return getattr(pm, self.family)(name, **self.kwargs, dims=dims, shape=shape)
 
+    def scaled(self, factor: float) -> Prior:
+        """Return the prior of ``x / factor`` when ``x`` has this prior (an LKJ prior is unchanged).
+
+        Every family here is a location-scale (or scale) family, so dividing the variable divides its
+        location and scale (and multiplies an exponential's rate).
+
+        Examples
+        --------
+        >>> HalfStudentT(3.0, 50.0).scaled(10.0), Exponential(0.1).scaled(10.0)
+        (HalfStudentT(nu=3, sigma=5), Exponential(lam=1))
+        """
+        if self.is_lkj:
+            return self
+        divided = {"mu", "sigma", "beta"}
+        params = tuple(
+            (n, v / factor if n in divided else v * factor if n == "lam" else v) for n, v in self.params
+        )
+        return Prior(self.family, params)
+
     def __str__(self) -> str:
         return f"{self.family}({', '.join(f'{n}={_fmt(v)}' for n, v in self.params)})"
 
@@ -442,6 +461,19 @@ class PriorSet:
     def names(self) -> list[str]:
         """All parameter names, in the order fixed, sd, cor, sigma."""
         return [*self.fixed, *self.sd, *self.cor, "sigma"]
+
+    def scaled(self, factor: float) -> PriorSet:
+        """Return the priors of the model for the response divided by ``factor`` (correlations unchanged).
+
+        Fixed effects, standard deviations and sigma are all in the response's units.
+        """
+        return PriorSet(
+            fixed={n: p.scaled(factor) for n, p in self.fixed.items()},
+            sd={n: p.scaled(factor) for n, p in self.sd.items()},
+            cor=dict(self.cor),
+            sigma=self.sigma.scaled(factor),
+            source=dict(self.source),
+        )
 
     def prior_class(self, name: str) -> str:
         """Return the class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"`` or ``"sigma"``) of a parameter."""
