@@ -1,0 +1,793 @@
+"""The catalogue of bad inputs: each case, what happens, and the table in docs/errors.md.
+
+Every row of the table in ``docs/errors.md`` is generated from ``CASES`` below and checked by
+``test_case``; ``test_docs_table_is_the_catalogue`` fails if the page and the cases drift apart.
+Regenerate the table with ``python -m tests.test_catalogue``.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesmlm as bm
+
+ROOT = Path(__file__).resolve().parents[1]
+F = "Reaction ~ Days + (Days | Subject)"
+F1 = "Reaction ~ Days + (1 | Subject)"
+
+
+def sleep() -> pd.DataFrame:
+    return bm.load_dataset("sleepstudy").copy()
+
+
+@cache
+def reml_fit() -> bm.LikelihoodFit:
+    return bm.Model(F, sleep()).fit_reml()
+
+
+@cache
+def bayes_fit() -> bm.Fit:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.SamplingWarning)
+        return bm.Model(F1, sleep()).fit(draws=200, tune=200, chains=2, seed=3, progressbar=False)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad (or awkward) input and what bayesmlm does with it."""
+
+    id: str
+    input: str  # what the user does (docs column 1)
+    outcome: str  # what happens (docs column 2, after the exception or warning class)
+    run: Callable[[], object]
+    raises: type[BaseException] | None = None
+    warns: type[Warning] | None = None
+    match: str = ""  # regular expression the message must contain
+    check: Callable[[object], None] | None = None  # more assertions on the result
+
+    def kind(self) -> str:
+        if self.raises is not None:
+            return f"`{self.raises.__name__}`"
+        if self.warns is not None:
+            return f"`{self.warns.__name__}`"
+        return "fits"
+
+
+# --- helpers for the checks ----------------------------------------------------------------------
+
+
+def same_reml(reference: Callable[[], bm.LikelihoodFit]):
+    """Check that a REML fit equals a reference fit (log-likelihood, theta, fixed effects)."""
+
+    def check(fit):
+        ref = reference()
+        assert fit.loglik == pytest.approx(ref.loglik, rel=1e-9)
+        np.testing.assert_allclose(fit.theta, ref.theta, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            fit.fixed_effects["estimate"].to_numpy(), ref.fixed_effects["estimate"].to_numpy(), rtol=1e-7
+        )
+
+    return check
+
+
+@cache
+def group_reference() -> bm.LikelihoodFit:
+    """sleepstudy with Subject as strings: the baseline for the group-column types."""
+    data = sleep().assign(g=lambda d: d["Subject"].astype(str))
+    return bm.Model("Reaction ~ Days + (1 | g)", data).fit_reml()
+
+
+def with_group(values) -> Callable[[], bm.LikelihoodFit]:
+    return lambda: bm.Model("Reaction ~ Days + (1 | g)", sleep().assign(g=values(sleep()))).fit_reml()
+
+
+def dropped(n):
+    def check(fit):
+        assert fit.info["n_dropped"] == n
+        assert fit.nobs == 180 - n
+
+    return check
+
+
+def scale_check(factor):
+    def check(fit):
+        ref = reml_fit()
+        np.testing.assert_allclose(fit.theta, ref.theta, rtol=1e-5)
+        assert fit.sigma == pytest.approx(ref.sigma * factor, rel=1e-6)
+        # the REML criterion has n - p = 178 residual degrees of freedom in the response's units
+        assert fit.loglik == pytest.approx(ref.loglik - 178 * np.log(factor), rel=1e-9)
+
+    return check
+
+
+def interrupted_fit():
+    model = bm.Model(F1, sleep())
+
+    def stop(trace, draw):
+        if draw.draw_idx >= 60:
+            raise KeyboardInterrupt
+
+    try:
+        model.fit(draws=100, tune=50, chains=1, cores=1, seed=1, progressbar=False, callback=stop)
+    finally:
+        # the model is still usable: it fits as a fresh one does with the same seed
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bm.SamplingWarning)
+            again = model.fit(draws=50, tune=50, chains=1, cores=1, seed=2, progressbar=False)
+            fresh = bm.Model(F1, sleep()).fit(draws=50, tune=50, chains=1, cores=1, seed=2, progressbar=False)
+        np.testing.assert_array_equal(again.posterior["fixed"].values, fresh.posterior["fixed"].values)
+
+
+def divergent_fit():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(8), 3)
+    data = pd.DataFrame({"y": rng.normal(0, 0.3, 8)[g] + rng.normal(0, 3, g.size), "g": g})
+    model = bm.Model("y ~ 1 + (1 | g)", data, parameterization="centered")
+    return model.fit(method="full", draws=300, tune=300, chains=2, seed=1, progressbar=False)
+
+
+def write_arviz_file(path: Path) -> Path:
+    az.from_dict({"posterior": {"a": np.zeros((1, 5))}}).to_netcdf(path)
+    return path
+
+
+def saved_with_function(path: Path) -> Path:
+    data = sleep()
+    data["Days1"] = data["Days"] + 1
+    model = bm.Model(
+        "Reaction ~ half(Days1) + (1 | Subject)", data, extra_namespace={"half": lambda x: x / 2}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.SamplingWarning)
+        fit = model.fit(draws=50, tune=50, chains=1, seed=1, progressbar=False)
+    fit.save(path)
+    return path
+
+
+def crossed_frame() -> pd.DataFrame:
+    """Two crossed factors of 250 levels each: more than the collapsed path's 200 dense effects."""
+    rng = np.random.default_rng(1)
+    return pd.DataFrame(
+        {"y": rng.normal(size=1000), "a": rng.integers(0, 250, 1000), "b": rng.integers(0, 250, 1000)}
+    )
+
+
+TMP = Path(__file__).resolve().parent / ".catalogue_tmp"  # replaced by tmp_path in the test
+
+
+def scaled_bayes_check(fit):
+    """A response times 1e6 samples as well as the original: same summary (scaled), ESS, no divergences."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.SamplingWarning)
+        ref = bm.Model(F, sleep()).fit(draws=500, tune=500, chains=2, seed=4, progressbar=False)
+    assert fit.info["response_scale"] == pytest.approx(ref.info["response_scale"] * 1e6)
+    a, b = fit.summary(), ref.summary()
+    for name in ["Intercept", "Days", "sd(Intercept|Subject)", "sigma"]:
+        mcse = np.hypot(a.loc[name, "mcse_mean"] / 1e6, b.loc[name, "mcse_mean"])
+        assert abs(a.loc[name, "mean"] / 1e6 - b.loc[name, "mean"]) < 5 * mcse + 1e-9, name
+    assert a["ess_bulk"].min() > 0.5 * b["ess_bulk"].min()
+    assert int(fit.idata["sample_stats"]["diverging"].sum()) == 0
+    assert fit.idata["observed_data"]["y"].values.max() == pytest.approx(sleep()["Reaction"].max() * 1e6)
+
+
+# --- the catalogue ---------------------------------------------------------------------------------
+
+CASES: list[Case] = [
+    # formulas
+    Case(
+        "formula-syntax",
+        "A formula with an unclosed parenthesis, `Reaction ~ Days + (Days | Subject`",
+        "names the problem and shows the formula with a caret under the position",
+        lambda: bm.Model("Reaction ~ Days + (Days | Subject", sleep()),
+        bm.FormulaError,
+        match="never closed",
+    ),
+    Case(
+        "formula-no-tilde",
+        "No `~`: `Reaction Days + (1 | Subject)`",
+        "missing '~'",
+        lambda: bm.Model("Reaction Days + (1 | Subject)", sleep()),
+        bm.FormulaError,
+        match="missing '~'",
+    ),
+    Case(
+        "formula-empty",
+        'An empty formula `""`',
+        "says the formula is empty and shows an example",
+        lambda: bm.Model("", sleep()),
+        bm.FormulaError,
+        match="formula is empty",
+    ),
+    Case(
+        "formula-not-string",
+        "A formula that is not a string (`42`)",
+        "says what type it got",
+        lambda: bm.Model(42, sleep()),
+        bm.FormulaError,
+        match="must be a string, not int",
+    ),
+    Case(
+        "formula-bar-outside",
+        "`Reaction ~ Days | Subject` (random term without parentheses)",
+        "asks for `(expr | group)`",
+        lambda: bm.Model("Reaction ~ Days | Subject", sleep()),
+        bm.FormulaError,
+        match="outside parentheses",
+    ),
+    Case(
+        "formula-no-random",
+        "No random term: `Reaction ~ Days`",
+        "asks for a term such as `(1 | group)`",
+        lambda: bm.Model("Reaction ~ Days", sleep()),
+        bm.FormulaError,
+        match="no random-effects terms",
+    ),
+    Case(
+        "unknown-column",
+        "A misspelt column, `Reaction ~ Dayz + (1 | Subject)`",
+        "lists the columns and suggests the close match `'Days'`",
+        lambda: bm.Model("Reaction ~ Dayz + (1 | Subject)", sleep()),
+        bm.FormulaError,
+        match="did you mean 'Days'",
+    ),
+    Case(
+        "unknown-function",
+        "A function formulas may not call, `foo(Days)`",
+        "lists what may be called and how to add a function (`extra_namespace=`)",
+        lambda: bm.Model("Reaction ~ foo(Days) + (1 | Subject)", sleep()),
+        bm.FormulaError,
+        match="neither a column of the data nor a function",
+    ),
+    Case(
+        "code-in-formula",
+        "Code in a formula, `__import__('os').system('...')`",
+        "nothing is executed; only the documented transforms may be called",
+        lambda: bm.Model("Reaction ~ __import__('os').system('echo hi') + (1 | Subject)", sleep()),
+        bm.FormulaError,
+    ),
+    Case(
+        "transform-non-finite",
+        "A transform that gives infinities, `np.log(Days)` with `Days = 0`",
+        "says which part became non-finite",
+        lambda: bm.Model("Reaction ~ np.log(Days) + (1 | Subject)", sleep()),
+        bm.DataError,
+        match="non-finite values after transformation",
+    ),
+    # the response
+    Case(
+        "response-string",
+        "A text response",
+        "asks for numbers",
+        lambda: bm.Model(
+            "y ~ Days + (1 | Subject)", sleep().assign(y=lambda d: "s" + d["Subject"].astype(str))
+        ),
+        bm.DataError,
+        match="must be numeric",
+    ),
+    Case(
+        "response-constant",
+        "A constant response (every value 250)",
+        "there is no variation to model",
+        lambda: bm.Model(F1, sleep().assign(Reaction=250.0)),
+        bm.DataError,
+        match="constant",
+    ),
+    Case(
+        "response-boolean",
+        "A boolean response",
+        "fits it as 0/1 (a linear probability model)",
+        lambda: bm.Model(
+            "y ~ Days + (1 | Subject)", sleep().assign(y=lambda d: d["Reaction"] > 300)
+        ).fit_reml(),
+        check=lambda fit: np.testing.assert_array_equal(np.unique(fit.design.y), [0.0, 1.0]),
+    ),
+    Case(
+        "response-scale-1e6",
+        "A response in units a million times larger (REML)",
+        "the same fit: theta identical, sigma and coefficients scaled by 1e6",
+        lambda: bm.Model(F, sleep().assign(Reaction=lambda d: d["Reaction"] * 1e6)).fit_reml(),
+        check=scale_check(1e6),
+    ),
+    Case(
+        "response-scale-1e-6",
+        "A response in units a million times smaller (REML)",
+        "the same fit: theta identical, sigma and coefficients scaled by 1e-6",
+        lambda: bm.Model(F, sleep().assign(Reaction=lambda d: d["Reaction"] * 1e-6)).fit_reml(),
+        check=scale_check(1e-6),
+    ),
+    Case(
+        "response-scale-bayes",
+        "A response a million times larger (Bayesian)",
+        "sampled in units of its sd (priors rescaled to match) and reported on the original scale: "
+        "same posterior, same ESS, no divergences",
+        lambda: bm.Model(F, sleep().assign(Reaction=lambda d: d["Reaction"] * 1e6)).fit(
+            draws=500, tune=500, chains=2, seed=4, progressbar=False
+        ),
+        check=scaled_bayes_check,
+    ),
+    # missing values
+    Case(
+        "nan-predictor",
+        "`NaN` in a predictor (18 rows)",
+        "the rows are dropped; the warning and `fit.info['n_dropped']` give the count per column",
+        lambda: bm.Model(F, sleep().assign(Days=lambda d: d["Days"].where(d["Days"] != 3))).fit_reml(),
+        warns=bm.DroppedRowsWarning,
+        match=r"dropped 18 of 180 rows .*\(Days: 18\)",
+        check=dropped(18),
+    ),
+    Case(
+        "inf-predictor",
+        "`inf` in a predictor",
+        "dropped and counted like `NaN`",
+        lambda: bm.Model(
+            F, sleep().assign(Days=lambda d: d["Days"].where(d["Days"] != 3, np.inf))
+        ).fit_reml(),
+        warns=bm.DroppedRowsWarning,
+        match="dropped 18 of 180",
+        check=dropped(18),
+    ),
+    Case(
+        "nan-response",
+        "`NaN` in the response (2 rows)",
+        "dropped and counted",
+        lambda: bm.Model(
+            F, sleep().assign(Reaction=lambda d: d["Reaction"].where(d.index % 90 != 0))
+        ).fit_reml(),
+        warns=bm.DroppedRowsWarning,
+        match=r"dropped 2 of 180 .*Reaction: 2",
+        check=dropped(2),
+    ),
+    Case(
+        "nan-group",
+        "A missing group label",
+        "dropped and counted",
+        lambda: bm.Model(
+            F, sleep().assign(Subject=lambda d: d["Subject"].astype(str).where(d.index != 5))
+        ).fit_reml(),
+        warns=bm.DroppedRowsWarning,
+        match=r"dropped 1 of 180 .*Subject: 1",
+        check=dropped(1),
+    ),
+    Case(
+        "nullable-na",
+        "`pd.NA` in a nullable `Int64` column",
+        "dropped and counted",
+        lambda: bm.Model(
+            F, sleep().assign(Days=lambda d: d["Days"].astype("Int64").where(d.index != 7))
+        ).fit_reml(),
+        warns=bm.DroppedRowsWarning,
+        match="dropped 1 of 180",
+        check=dropped(1),
+    ),
+    Case(
+        "na-action-error",
+        'Missing values with `na_action="error"`',
+        "counts them instead of dropping",
+        lambda: bm.Model(
+            F, sleep().assign(Days=lambda d: d["Days"].where(d["Days"] != 3)), na_action="error"
+        ),
+        bm.DataError,
+        match=r"18 of 180 rows have missing or infinite values \(Days: 18\)",
+    ),
+    Case(
+        "all-rows-missing",
+        "Every row has a missing value",
+        "no rows left to fit (after the count)",
+        lambda: bm.Model(F, sleep().assign(Days=np.nan)),
+        bm.DataError,
+        match="no rows left",
+    ),
+    # the data frame
+    Case(
+        "empty-frame",
+        "An empty data frame",
+        "no rows left to fit",
+        lambda: bm.Model(F, sleep().iloc[:0]),
+        bm.DataError,
+        match="no rows left",
+    ),
+    Case(
+        "not-a-frame",
+        "A dict instead of a data frame",
+        "asks for a pandas DataFrame",
+        lambda: bm.Model(F, sleep().to_dict()),
+        bm.DataError,
+        match="must be a pandas DataFrame, not dict",
+    ),
+    Case(
+        "duplicated-columns",
+        "Two columns named `Days`",
+        "names the duplicate and shows how to drop it",
+        lambda: bm.Model(F, pd.concat([sleep(), sleep()[["Days"]]], axis=1)),
+        bm.DataError,
+        match=r"more than one column named 'Days' \(2 columns\)",
+    ),
+    Case(
+        "duplicated-index",
+        "Repeated index labels",
+        "fits; fitted values keep the caller's index",
+        lambda: bm.Model(F, sleep().set_axis([0] * 180)).fit_reml(),
+        check=lambda fit: (same_reml(reml_fit)(fit), fit.fitted().index.tolist() == [0] * 180),
+    ),
+    Case(
+        "datetime-column",
+        "A date column as a predictor",
+        "asks to convert it to numbers, with code",
+        lambda: bm.Model(
+            "Reaction ~ D + (1 | Subject)",
+            sleep().assign(D=lambda d: pd.Timestamp("2020-01-01") + pd.to_timedelta(d["Days"], unit="D")),
+        ),
+        bm.DataError,
+        match="dates or times",
+    ),
+    Case(
+        "complex-column",
+        "A complex-valued column",
+        "refuses (no silent loss of the imaginary part)",
+        lambda: bm.Model("Reaction ~ D + (1 | Subject)", sleep().assign(D=lambda d: d["Days"] + 1j)),
+        bm.DataError,
+        match="complex numbers",
+    ),
+    Case(
+        "mixed-object-column",
+        "A column mixing numbers and strings",
+        "asks for all numbers or all strings",
+        lambda: bm.Model("Reaction ~ D + (1 | Subject)", sleep().assign(D=[1, "a"] * 90)),
+        bm.DataError,
+        match="mixes number and string values",
+    ),
+    Case(
+        "object-numbers",
+        "An object column of Python numbers",
+        "treated as numeric: the same fit",
+        lambda: bm.Model(F, sleep().assign(Days=lambda d: d["Days"].astype(object))).fit_reml(),
+        check=same_reml(reml_fit),
+    ),
+    # group columns of every type
+    Case(
+        "group-int",
+        "Group column of integers",
+        "the same fit as string labels",
+        with_group(lambda d: d["Subject"].astype(int)),
+        check=same_reml(group_reference),
+    ),
+    Case(
+        "group-float",
+        "Group column of whole floats (`308.0`)",
+        "the same fit; levels labelled `308`",
+        with_group(lambda d: d["Subject"].astype(float)),
+        check=lambda fit: (same_reml(group_reference)(fit), fit.design.blocks[0].levels[0] == "308"),
+    ),
+    Case(
+        "group-float32",
+        "Group column of `float32`",
+        "the same fit (before, every row fell in one level)",
+        with_group(lambda d: d["Subject"].astype("float32")),
+        check=same_reml(group_reference),
+    ),
+    Case(
+        "group-category",
+        "Group column of category type with unused categories",
+        "the same fit; unused categories are not levels",
+        with_group(
+            lambda d: pd.Categorical(
+                d["Subject"].astype(str), categories=[*sorted(set(d["Subject"].astype(str))), "zzz"]
+            )
+        ),
+        check=lambda fit: (same_reml(group_reference)(fit), len(fit.design.blocks[0].levels) == 18),
+    ),
+    Case(
+        "group-object",
+        "Group column of strings (object)",
+        "the reference fit",
+        with_group(lambda d: d["Subject"].astype(str).astype(object)),
+        check=same_reml(group_reference),
+    ),
+    Case(
+        "group-nullable",
+        "Group column of nullable `Int64` or `string` type",
+        "the same fit",
+        with_group(lambda d: d["Subject"].astype("Int64")),
+        check=lambda fit: (
+            same_reml(group_reference)(fit),
+            same_reml(group_reference)(with_group(lambda d: d["Subject"].astype(str).astype("string"))()),
+        ),
+    ),
+    Case(
+        "group-bool",
+        "Group column of booleans",
+        "two levels, so a few-groups warning",
+        with_group(lambda d: d["Days"] >= 5),
+        warns=bm.FewGroupsWarning,
+        match="only 2 levels",
+    ),
+    # grouping structure
+    Case(
+        "group-one-level",
+        "A grouping factor with a single level",
+        "a variance needs more than one group",
+        lambda: bm.Model("Reaction ~ Days + (1 | g)", sleep().assign(g="a")),
+        bm.DataError,
+        match="single level",
+    ),
+    Case(
+        "group-one-row-per-level",
+        "A grouping factor with one row per level",
+        "not identifiable from the residual variance (lme4 stops too)",
+        lambda: bm.Model("Reaction ~ Days + (1 | g)", sleep().assign(g=np.arange(180))),
+        bm.DataError,
+        match="one row per level",
+    ),
+    Case(
+        "too-many-effects",
+        "More random effects than observations, `(Days | g)` with 2 rows per level",
+        "not identifiable",
+        lambda: bm.Model("Reaction ~ Days + (Days | g)", sleep().assign(g=np.arange(180) // 2)),
+        bm.DataError,
+        match="180 random effects for 180 observations",
+    ),
+    Case(
+        "few-groups",
+        "A grouping factor with 3 levels",
+        "warns that variance estimates from fewer than 5 groups are unstable (the fit goes on)",
+        lambda: bm.Model("Reaction ~ Days + (1 | g)", sleep().assign(g=np.arange(180) % 3)),
+        warns=bm.FewGroupsWarning,
+        match="only 3 levels",
+    ),
+    # fixed effects
+    Case(
+        "collinear",
+        "A predictor that is twice another",
+        "the aliased column is dropped and named, as lme4 does",
+        lambda: bm.Model(
+            "Reaction ~ Days + D2 + (1 | Subject)", sleep().assign(D2=lambda d: 2 * d["Days"])
+        ).fit_reml(),
+        warns=bm.RankDeficientWarning,
+        match="dropping 1 column: D2",
+        check=lambda fit: fit.info["aliased"] == ["D2"],
+    ),
+    Case(
+        "zero-column",
+        "A predictor that is all zeros",
+        "dropped and named",
+        lambda: bm.Model("Reaction ~ Days + z + (1 | Subject)", sleep().assign(z=0.0)),
+        warns=bm.RankDeficientWarning,
+        match="dropping 1 column: z",
+    ),
+    Case(
+        "too-few-rows",
+        "Fewer observations than fixed effects",
+        "a model needs more observations",
+        lambda: bm.Model(F1, sleep().iloc[:2]),
+        bm.DataError,
+        match="only 2 observation",
+    ),
+    # fits
+    Case(
+        "singular-fit",
+        "A random intercept on a factor with no between-group variance",
+        "boundary (singular) fit, as lme4 reports",
+        lambda: bm.Model("Reaction ~ Days + (1 | g)", sleep().assign(g=np.arange(180) % 10)).fit_reml(),
+        warns=bm.SingularFitWarning,
+        match="boundary",
+        check=lambda fit: fit.singular,
+    ),
+    Case(
+        "divergences",
+        "Sampling that diverges (centred funnel, 8 small groups)",
+        "counts the divergent transitions and says what to do (`target_accept`, reparameterise)",
+        divergent_fit,
+        warns=bm.SamplingWarning,
+        match=r"\d+ of 600 post-warm-up transitions diverged",
+    ),
+    Case(
+        "unconverged",
+        "Too short a run (30 draws, 10 tuning)",
+        "R-hat and ESS warnings with the draws to ask for",
+        lambda: bm.Model(F1, sleep()).fit(draws=30, tune=10, chains=2, seed=1, progressbar=False),
+        warns=bm.SamplingWarning,
+        match="Effective sample size is below 400",
+    ),
+    Case(
+        "collapsed-advice",
+        "Low ESS on a collapsed fit",
+        "the advice names `method='full'` (a collapsed fit has no parameterisation to switch)",
+        lambda: bm.Model(F1, sleep()).fit(draws=30, tune=10, chains=2, seed=1, progressbar=False),
+        warns=bm.SamplingWarning,
+        match="method='full' with parameterization",
+    ),
+    Case(
+        "collapsed-impossible",
+        '`method="collapsed"` for a model it cannot handle',
+        "says why",
+        lambda: bm.Model("y ~ 1 + (1 | a) + (1 | b)", crossed_frame()).fit(method="collapsed"),
+        bm.FitError,
+        match="collapsed path is not available",
+    ),
+    Case(
+        "interrupted",
+        "Ctrl-C (KeyboardInterrupt) during sampling",
+        "no fit from a cut-short run: the interrupt is re-raised with the draws done, and the model fits "
+        "again as a fresh one",
+        interrupted_fit,
+        KeyboardInterrupt,
+        match=r"interrupted after \d+ of 100 draws",
+    ),
+    Case(
+        "unknown-prior",
+        "A prior for a parameter the model does not have",
+        "lists the valid names",
+        lambda: bm.Model(F1, sleep(), priors={"sd(Dayz|Subject)": bm.HalfNormal(1.0)}).priors,
+        bm.PriorError,
+    ),
+    # prediction
+    Case(
+        "predict-unseen-level",
+        'Predicting a subject not seen in fitting, `new_levels="error"`',
+        "names the unseen levels",
+        lambda: reml_fit().predict(pd.DataFrame({"Days": [1], "Subject": ["999"]}), new_levels="error"),
+        bm.DataError,
+        match=r"not seen in fitting: \['999'\]",
+    ),
+    Case(
+        "predict-unseen-population",
+        'The same with the default `new_levels="population"`',
+        "predicted at the population level (REML) or from population draws (Bayesian)",
+        lambda: reml_fit().predict(pd.DataFrame({"Days": [2.0], "Subject": ["999"]})),
+        check=lambda pred: (
+            pred.iloc[0] == pytest.approx(reml_fit().fixed_effects["estimate"].to_numpy() @ [1.0, 2.0])
+        ),
+    ),
+    Case(
+        "predict-missing-column",
+        "`newdata` without a column the model uses",
+        "names the column",
+        lambda: reml_fit().predict(pd.DataFrame({"Subject": ["308"]})),
+        bm.DataError,
+        match=r"lacks column\(s\) \['Days'\]",
+    ),
+    Case(
+        "predict-nan",
+        "`newdata` with a missing value",
+        "that row is predicted as NaN, counted in the warning",
+        lambda: bayes_fit().predict(pd.DataFrame({"Days": [1.0, np.nan], "Subject": ["308", "308"]})),
+        warns=bm.MissingValueWarning,
+        match="1 of 2 rows of newdata",
+        check=lambda t: t["mean"].isna().tolist() == [False, True],
+    ),
+    Case(
+        "predict-unseen-fixed-level",
+        "A fixed factor level not seen in fitting",
+        "says it cannot be predicted",
+        lambda: (
+            bm.Model(
+                "Reaction ~ C(D) + (1 | Subject)", sleep().assign(D=lambda d: (d["Days"] % 3).astype(str))
+            )
+            .fit_reml()
+            .predict(pd.DataFrame({"D": ["7"], "Subject": ["308"]}))
+        ),
+        bm.DataError,
+        match="only be predicted for levels seen in fitting",
+    ),
+    Case(
+        "predict-not-frame",
+        "`newdata` that is not a data frame",
+        "asks for a DataFrame",
+        lambda: bayes_fit().predict({"Days": [1]}),
+        bm.DataError,
+        match="newdata must be a pandas DataFrame",
+    ),
+    # saved fits
+    Case(
+        "load-missing",
+        "`load_fit` of a file that does not exist",
+        "no such file",
+        lambda: bm.load_fit("no/such/fit.nc"),
+        bm.FitError,
+        match="no such file",
+    ),
+    Case(
+        "load-not-netcdf",
+        "`load_fit` of a text file",
+        "not a saved bayesmlm fit",
+        lambda: bm.load_fit(ROOT / "README.md"),
+        bm.FitError,
+        match="is not a saved bayesmlm fit",
+    ),
+    Case(
+        "load-foreign-netcdf",
+        "`load_fit` of a netCDF file ArviZ wrote, not bayesmlm",
+        "not a saved bayesmlm fit (no metadata)",
+        lambda: bm.load_fit(write_arviz_file(TMP / "arviz.nc")),
+        bm.FitError,
+        match="no bayesmlm metadata",
+    ),
+    Case(
+        "load-needs-function",
+        "`load_fit` of a fit whose formula called a user function, without it",
+        "names the function and how to pass it (functions are never pickled)",
+        lambda: bm.load_fit(saved_with_function(TMP / "half.nc")),
+        bm.FitError,
+        match=r"calls your function\(s\) \['half'\]",
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def _tmp_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(f"{__name__}.TMP", tmp_path)
+
+
+def run_case(case: Case):
+    """Run a case: check its exception or warning; return the result (None if it raised)."""
+    if case.raises is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bm.BayesMLMWarning)  # e.g. dropped rows before the error
+            warnings.filterwarnings("ignore", "divide by zero", RuntimeWarning)  # numpy's, from log(0)
+            with pytest.raises(case.raises, match=case.match or None) as info:
+                case.run()
+        return info
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = case.run()
+    ours = [w for w in caught if issubclass(w.category, bm.BayesMLMWarning)]
+    if case.warns is not None:
+        assert any(
+            issubclass(w.category, case.warns) and re.search(case.match, str(w.message)) for w in ours
+        ), [str(w.message) for w in ours]
+    else:
+        assert not ours, [str(w.message) for w in ours]
+    if case.check is not None:
+        outcome = case.check(result)
+        if isinstance(outcome, tuple):
+            assert all(x is not False for x in outcome)
+        else:
+            assert outcome is not False
+    return result
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_case(case):
+    run_case(case)
+
+
+def test_code_in_formula_runs_nothing(tmp_path):
+    target = tmp_path / "pwned"
+    with pytest.raises(bm.FormulaError):
+        bm.Model(f"Reaction ~ __import__('os').system('touch {target}') + (1 | Subject)", sleep())
+    assert not target.exists()
+
+
+def test_catalogue_has_at_least_40_distinct_cases():
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids)) >= 40
+
+
+def catalogue_table() -> str:
+    """The Markdown table of docs/errors.md, generated from CASES."""
+    lines = ["| # | Input | What happens | Test case |", "|---|---|---|---|"]
+    for k, case in enumerate(CASES, 1):
+        cells = [case.input, f"{case.kind()}: {case.outcome}"]
+        cells = [c.replace("|", "\\|") for c in cells]  # a '|' in a formula would end the cell
+        lines.append(f"| {k} | {cells[0]} | {cells[1]} | `{case.id}` |")
+    return "\n".join(lines)
+
+
+def test_docs_table_is_the_catalogue():
+    page = (ROOT / "docs" / "errors.md").read_text()
+    table = page.split("<!-- catalogue start -->")[1].split("<!-- catalogue end -->")[0].strip()
+    assert table == catalogue_table(), "regenerate the table with: python -m tests.test_catalogue"
+
+
+if __name__ == "__main__":
+    print(catalogue_table())
