@@ -315,7 +315,7 @@ def _value_kind(value: Any) -> str:
 
 
 def _usable_columns(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
-    """Copy the used columns, giving object columns of numbers (or booleans) their real type.
+    """Copy the used columns, giving object columns of numbers their real type.
 
     formulae rejects an object column of numbers; pandas makes one from, e.g., a list of Python ints
     with a None. Strings stay object (categorical in a formula).
@@ -328,7 +328,21 @@ def _usable_columns(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
         kinds = {_value_kind(v) for v in col.dropna()}
         if kinds == {"number"}:
             frame[name] = pd.to_numeric(col).astype(float)
-        elif kinds == {"boolean"} and not col.isna().any():
+    return frame
+
+
+def _plain_booleans(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give boolean columns (object of True/False, nullable ``boolean``) numpy's bool.
+
+    Called once rows with a missing value are gone: formulae takes neither an object column nor a
+    nullable boolean response.
+    """
+    for name in frame.columns:
+        col = frame[name]
+        nullable = isinstance(col.dtype, pd.BooleanDtype)
+        if nullable or (
+            pd.api.types.is_object_dtype(col.dtype) and {_value_kind(v) for v in col} == {"boolean"}
+        ):
             frame[name] = col.astype(bool)
     return frame
 
@@ -475,7 +489,7 @@ def make_design(
             DroppedRowsWarning,
             stacklevel=2,
         )
-    frame = frame.loc[~bad]
+    frame = _plain_booleans(frame.loc[~bad].copy())
     if len(frame) == 0:
         raise DataError("no rows left to fit (the data is empty or every row has a missing value)")
 

@@ -205,7 +205,10 @@ def _describe(src: _Source, text: str, pos: int, what: str) -> formulae.terms.Mo
     try:
         return formulae.model_description(text)
     except Exception as exc:  # formulae raises many kinds; all mean "invalid expression"
-        raise src.error(f"invalid {what}: {type(exc).__name__}: {exc}", pos) from exc
+        hint = ""
+        if what.startswith("response") and any(op in text for op in "*/+-^"):
+            hint = f"; for arithmetic in a formula write I(...), e.g. I({text.split('~')[0].strip()})"
+        raise src.error(f"invalid {what}: {type(exc).__name__}: {exc}{hint}", pos) from exc
 
 
 def _variables(desc: formulae.terms.Model) -> set[str]:

@@ -265,6 +265,14 @@ CASES: list[Case] = [
     ),
     # the response
     Case(
+        "response-arithmetic",
+        "Arithmetic without `I()`: `Reaction * 1e6 ~ Days + (1 | Subject)`",
+        "says to write `I(Reaction * 1e6)`",
+        lambda: bm.Model("Reaction * 1e6 ~ Days + (1 | Subject)", sleep()),
+        bm.FormulaError,
+        match=r"write I\(...\), e.g. I\(Reaction \* 1e6\)",
+    ),
+    Case(
         "response-string",
         "A text response",
         "asks for numbers",
