@@ -781,6 +781,10 @@ def test_catalogue_has_at_least_40_distinct_cases():
     assert len(ids) == len(set(ids)) >= 40
 
 
+def test_readme_states_the_number_of_cases():
+    assert f"{len(CASES)} kinds of bad input" in " ".join((ROOT / "README.md").read_text().split())
+
+
 def catalogue_table() -> str:
     """The Markdown table of docs/errors.md, generated from CASES."""
     lines = ["| # | Input | What happens | Test case |", "|---|---|---|---|"]

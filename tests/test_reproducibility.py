@@ -1,4 +1,4 @@
-"""A seeded fit gives the same draws in every process: freshly compiled or loaded from the cache."""
+"""A seeded fit gives the same draws and summary in every process: freshly compiled or from the cache."""
 
 import os
 import subprocess
@@ -10,7 +10,10 @@ warnings.simplefilter("ignore")
 fit = bm.Model("Reaction ~ Days + (1 | Subject)", bm.load_dataset("sleepstudy")).fit(
     seed=5, draws=100, tune=100, chains=2, cores=1, progressbar=False
 )
-print(fit.posterior["fixed"].values.tobytes().hex()[:400], fit.posterior["r_Subject"].values.sum().hex())
+import hashlib
+summary = hashlib.sha256(fit.summary().to_csv().encode()).hexdigest()
+draws = fit.posterior["fixed"].values.tobytes().hex()[:400]
+print(draws, fit.posterior["r_Subject"].values.sum().hex(), summary)
 """
 
 
