@@ -1,8 +1,8 @@
 """Command line: ``bayesmlm demo`` and ``bayesmlm fit DATA.csv FORMULA`` fit a model and write a report.
 
 Exit codes (for scripts): 0 success; 2 usage error (bad arguments); 3 the data file cannot be read;
-4 the formula or the data are not usable (the message says why); 1 anything else (a bug: please
-report it with the traceback printed).
+4 the formula or the data are not usable (the message says why); 130 interrupted (Ctrl-C); 1 anything
+else (a bug: please report it with the traceback printed).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __all__ = ["EXIT_BAD_INPUT", "EXIT_NO_FILE", "main"]
 DEMO_FORMULA = "Reaction ~ Days + (Days | Subject)"
 EXIT_NO_FILE = 3
 EXIT_BAD_INPUT = 4
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 
 class _InputFileError(Exception):
@@ -107,13 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 success, 2 usage error, 3 unreadable data file, 4 bad formula or data, 1 other.
+        Exit code: 0 success, 2 usage error, 3 unreadable data file, 4 bad formula or data,
+        130 interrupted, 1 other.
     """
     parser = argparse.ArgumentParser(
         prog="bayesmlm",
         description="Fit Bayesian and REML multilevel models and write a report.",
         epilog="Exit codes: 0 success, 2 usage error, 3 data file missing or unreadable, "
-        "4 formula or data not usable, 1 other error.",
+        "4 formula or data not usable, 130 interrupted (Ctrl-C), 1 other error.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help=f"fit sleepstudy {DEMO_FORMULA} and write a report")
@@ -145,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except (bm.BayesMLMError, ValueError) as err:
         print(f"bayesmlm: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt as err:
+        print(f"bayesmlm: interrupted{': ' + str(err) if str(err) else ''}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception:  # a bug: show the traceback so it can be reported
         traceback.print_exc()
         return 1

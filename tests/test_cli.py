@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import pytest
 
 import bayesmlm as bm
-from bayesmlm.cli import EXIT_BAD_INPUT, EXIT_NO_FILE, main
+from bayesmlm.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_NO_FILE, main
 
 SMALL = ["--draws", "200", "--chains", "2", "--seed", "3"]
 
@@ -92,3 +92,14 @@ def test_exit_code_reaches_the_shell(tmp_path):
     )
     assert proc.returncode == EXIT_NO_FILE
     assert "no such file" in proc.stderr
+
+
+def test_ctrl_c_exits_130_with_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt("sampling was interrupted after 12 of 200 draws per chain")
+
+    monkeypatch.setattr(bm.Model, "fit", interrupted)
+    code = main(["demo", "--out", str(tmp_path / "demo"), *SMALL])
+    err = capsys.readouterr().err
+    assert code == EXIT_INTERRUPTED == 130
+    assert err.strip() == "bayesmlm: interrupted: sampling was interrupted after 12 of 200 draws per chain"
