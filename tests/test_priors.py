@@ -394,3 +394,42 @@ def test_priorset_lookup_and_class(sleep_defaults):
     assert sleep_defaults.prior_class("Intercept") == "Intercept"
     with pytest.raises(KeyError):
         sleep_defaults["sd(Days|Plate)"]
+
+
+@pytest.mark.parametrize(
+    "prior",
+    [
+        bm.Normal(250.0, 50.0),
+        bm.StudentT(3.0, 10.0, 5.0),
+        bm.HalfNormal(20.0),
+        bm.HalfStudentT(3.0, 20.0),
+        bm.HalfCauchy(5.0),
+        bm.Exponential(0.05),
+    ],
+    ids=str,
+)
+@pytest.mark.parametrize("factor", [56.3, 1e6, 1e-6])
+def test_scaled_prior_is_the_density_of_the_divided_variable(prior, factor):
+    """p_scaled(x / s) = s * p(x): the sampler's standardised priors are the user's priors."""
+    x = np.array([0.5, 3.0, 17.0, 240.0])
+
+    def logp(p, values):  # float64 parameters: PyTensor makes a Python 20.0 a float32 constant
+        dist = getattr(pm, p.family).dist(**{k: np.float64(v) for k, v in p.params})
+        return pm.logp(dist, values).eval()
+
+    original = logp(prior, x)
+    scaled = logp(prior.scaled(factor), x / factor)
+    np.testing.assert_allclose(scaled, original + np.log(factor), rtol=1e-9, atol=1e-9)
+
+
+def test_scaled_prior_set_keeps_correlations_and_scales_the_rest():
+    m = bm.Model(SLEEP, bm.load_dataset("sleepstudy"), priors={"b": bm.Normal(1.0, 4.0)})
+    ps = m.prior_set.scaled(2.0)
+    assert ps.cor == m.prior_set.cor
+    assert ps["Days"] == bm.Normal(0.5, 2.0)
+    assert ps.sigma.family == m.prior_set.sigma.family == "HalfStudentT"
+    assert dict(ps.sigma.params) == pytest.approx(
+        {"nu": dict(m.prior_set.sigma.params)["nu"], "sigma": dict(m.prior_set.sigma.params)["sigma"] / 2.0}
+    )
+    assert bm.Exponential(0.05).scaled(2.0) == bm.Exponential(0.1)  # a rate is multiplied
+    assert ps.source == m.prior_set.source
