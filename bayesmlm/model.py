@@ -100,18 +100,21 @@ def rescale_idata(idata, factor: float, y: np.ndarray) -> None:
         idata["log_likelihood"] = xr.DataTree(idata["log_likelihood"].to_dataset() - np.log(factor))
 
 
-def _raise_if_interrupted(idata, draws: int) -> None:
+def _raise_if_interrupted(idata, draws: int, chains: int) -> None:
     """Re-raise a KeyboardInterrupt that PyMC caught: it returns the draws made so far instead.
 
-    A fit from a cut-short run (perhaps still tuning) would look like a fit and be wrong, so none is
-    made. Nothing on the Model is changed by sampling, so it can be fitted again at once.
+    PyMC then keeps the chains that got furthest, so a cut-short run can come back with full-length
+    chains but fewer of them; both the draws and the chains are checked. A fit from a cut-short run
+    (perhaps still tuning) would look like a fit and be wrong, so none is made. Nothing on the Model is
+    changed by sampling, so it can be fitted again at once.
     """
-    done = idata["posterior"].sizes.get("draw", 0) if "posterior" in idata.children else 0
-    if done < draws:
+    post = idata["posterior"] if "posterior" in idata.children else None
+    done = post.sizes.get("draw", 0) if post is not None else 0
+    kept = post.sizes.get("chain", 0) if post is not None else 0
+    if done < draws or kept < chains:
         raise KeyboardInterrupt(
-            f"sampling was interrupted after {done} of {draws} draws per chain"
-            + (" (still tuning)" if done == 0 else "")
-            + "; no fit was made, and the model is unchanged: call fit() again to sample"
+            f"sampling was interrupted: {kept} of {chains} chains came back, with {done} of {draws} draws "
+            "each; no fit was made, and the model is unchanged: call fit() again to sample"
         )
 
 
@@ -418,7 +421,7 @@ class Model:
                     "sampling was interrupted before any draw was kept (still tuning); no fit was made, "
                     "and the model is unchanged: call fit() again to sample"
                 ) from err
-            _raise_if_interrupted(idata, draws)
+            _raise_if_interrupted(idata, draws, chains)
             if log_likelihood and not collapsed:
                 pm.compute_log_likelihood(idata, progressbar=False)
         sampling_seconds = time.perf_counter() - start

@@ -629,7 +629,7 @@ CASES: list[Case] = [
         "again as a fresh one",
         interrupted_fit,
         KeyboardInterrupt,
-        match=r"interrupted after \d+ of 100 draws",
+        match=r"interrupted: \d of 1 chains came back, with \d+ of 100 draws",
     ),
     Case(
         "unknown-prior",

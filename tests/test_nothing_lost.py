@@ -215,7 +215,8 @@ def ctrl_c(trace, draw):
         os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered by the operating system
 
 try:
-    model.fit(draws=100, tune=50, chains=2, cores=2, seed=1, progressbar=False, callback=ctrl_c)
+    # long enough after the signal that its (sometimes delayed) delivery still falls within sampling
+    model.fit(draws=3000, tune=50, chains=2, cores=2, seed=1, progressbar=False, callback=ctrl_c)
     print("NOT INTERRUPTED")
 except KeyboardInterrupt as err:
     print("INTERRUPTED:", err)
