@@ -208,6 +208,8 @@ def test_save_and_load_round_trip_after_prediction(tmp_path):
 INTERRUPT = """
 import os, signal, warnings, numpy as np, bayesmlm as bm
 warnings.simplefilter("ignore")
+# as in a terminal: pytest-xdist's workers ignore SIGINT, and a child process inherits that
+signal.signal(signal.SIGINT, signal.default_int_handler)
 model = bm.Model("Reaction ~ Days + (1 | Subject)", bm.load_dataset("sleepstudy"))
 
 def ctrl_c(trace, draw):
