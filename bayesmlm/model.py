@@ -94,7 +94,7 @@ def rescale_idata(idata, factor: float, y: np.ndarray) -> None:
             continue
         if not name.startswith(SCALED_PREFIXES):
             raise AssertionError(f"posterior variable {name!r} is neither known unitless nor known scaled")
-        post[name] = post[name] * factor
+        post[name].values *= factor  # in place: r_g of 10,000 groups x 4,000 draws is 640 MB
     idata["posterior"] = xr.DataTree(post)
     if "log_likelihood" in idata.children:
         idata["log_likelihood"] = xr.DataTree(idata["log_likelihood"].to_dataset() - np.log(factor))
