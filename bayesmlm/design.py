@@ -156,9 +156,8 @@ class Design:
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")
         _check_column_types(newdata, needed)
-        bad = _bad_rows(_usable_columns(newdata, needed), needed).to_numpy()
+        bad, detail = _unusable_rows(_usable_columns(newdata, needed), needed)
         if bad.any():
-            detail = ", ".join(f"{c}: {k}" for c in needed if (k := int(_bad_rows(newdata, [c]).sum())))
             warnings.warn(
                 f"{int(bad.sum())} of {len(newdata)} rows of newdata have missing or infinite values "
                 f"({detail}); their predictions are NaN",
@@ -388,14 +387,23 @@ def _check_identifiable(design_n: int, p: int, y: np.ndarray, response: str, blo
         )
 
 
-def _bad_rows(data: pd.DataFrame, columns: list[str]) -> pd.Series:
-    bad = pd.Series(False, index=data.index)
+def _unusable_rows(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, str]:
+    """Rows with a missing or infinite value in any of ``columns``, and the count per column.
+
+    Returns the boolean mask and a description such as ``"Days: 18, Subject: 1"`` (columns with none
+    left out), for the messages of both fitting and prediction.
+    """
+    bad = np.zeros(len(data), dtype=bool)
+    counts = []
     for name in columns:
         col = data[name]
-        bad |= col.isna()
+        column_bad = np.array(col.isna(), dtype=bool)  # a copy: the result is written below
         if pd.api.types.is_float_dtype(col.dtype):
-            bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
-    return bad
+            column_bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
+        if column_bad.any():
+            counts.append(f"{name}: {int(column_bad.sum())}")
+        bad |= column_bad
+    return bad, ", ".join(counts)
 
 
 def _evaluate(formula: str, data: pd.DataFrame, what: str, env):
@@ -474,11 +482,9 @@ def make_design(
     used = sorted(spec.variables)
     _check_column_types(data, used)
     frame = _usable_columns(data, used)
-    bad = _bad_rows(frame, used)
+    bad, detail = _unusable_rows(frame, used)
     n_bad = int(bad.sum())
     if n_bad:
-        per_column = {c: int(_bad_rows(frame, [c]).sum()) for c in used}
-        detail = ", ".join(f"{c}: {k}" for c, k in per_column.items() if k)
         if na_action == "error":
             raise DataError(
                 f"{n_bad} of {len(data)} rows have missing or infinite values ({detail}); "

@@ -112,10 +112,19 @@ def _raise_if_interrupted(idata, draws: int, chains: int) -> None:
     done = post.sizes.get("draw", 0) if post is not None else 0
     kept = post.sizes.get("chain", 0) if post is not None else 0
     if done < draws or kept < chains:
-        raise KeyboardInterrupt(
-            f"sampling was interrupted: {kept} of {chains} chains came back, with {done} of {draws} draws "
-            "each; no fit was made, and the model is unchanged: call fit() again to sample"
-        )
+        raise KeyboardInterrupt(_interrupted(kept, chains, done, draws))
+
+
+def _interrupted(kept: int, chains: int, done: int, draws: int) -> str:
+    """Say how far an interrupted run got, and that the model can be fitted again."""
+    if kept == 0:
+        progress = " before any draw was kept (still tuning)"
+    else:
+        progress = f": {kept} of {chains} chains came back, with {done} of {draws} draws each"
+    return (
+        f"sampling was interrupted{progress}; no fit was made, and the model is "
+        "unchanged: call fit() again to sample"
+    )
 
 
 def available_samplers() -> list[str]:
@@ -209,11 +218,6 @@ class Model:
     def cross_products(self) -> CrossProducts:
         """Sufficient statistics for the REML/ML objective, computed once."""
         return cross_products(self.design, self.structure)
-
-    @cached_property
-    def centred_cross_products(self) -> CrossProducts:
-        """The same with the predictors centred as the collapsed sampler's fixed effects expect."""
-        return centred_cross_products(self.design, self.structure)
 
     @cached_property
     def _standardised(self) -> tuple[float, Design, CrossProducts | None]:
@@ -417,10 +421,7 @@ class Model:
                 # what PyMC raises when Ctrl-C came before any chain kept a draw
                 if "Not enough samples to build a trace" not in str(err):
                     raise
-                raise KeyboardInterrupt(
-                    "sampling was interrupted before any draw was kept (still tuning); no fit was made, "
-                    "and the model is unchanged: call fit() again to sample"
-                ) from err
+                raise KeyboardInterrupt(_interrupted(0, chains, 0, draws)) from err
             _raise_if_interrupted(idata, draws, chains)
             if log_likelihood and not collapsed:
                 pm.compute_log_likelihood(idata, progressbar=False)
