@@ -1,6 +1,6 @@
 """bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode."""
 
-from bayesmlm.bayes_fit import Fit, compare, load_fit
+from bayesmlm.bayes_fit import Fit, compare
 from bayesmlm.datasets import list_datasets, load_dataset
 from bayesmlm.design import Design, RandomBlock, make_design
 from bayesmlm.estimates import compare_estimates
@@ -24,6 +24,7 @@ from bayesmlm.icc import ICC, interpret_icc
 from bayesmlm.likelihood_fit import LikelihoodFit
 from bayesmlm.lrt import LRTResult, lrt
 from bayesmlm.model import Model, available_samplers
+from bayesmlm.persistence import load_fit
 from bayesmlm.plots import (
     complete_pooling_coefficients,
     no_pooling_coefficients,

@@ -7,8 +7,6 @@ pointwise log-likelihood) with coordinates named by the real level labels and te
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -25,10 +23,9 @@ from bayesmlm.exceptions import DataError, FitError
 if TYPE_CHECKING:
     from bayesmlm.model import Model
 
-__all__ = ["Fit", "compare", "covariance_draws", "load_fit", "named_parameters", "stacked_draws"]
+__all__ = ["Fit", "compare", "covariance_draws", "named_parameters", "stacked_draws"]
 
 NewLevels = Literal["population", "error"]
-_FORMAT = "bayesmlm-fit-1"
 
 
 def _flat(da: xr.DataArray) -> np.ndarray:
@@ -453,72 +450,15 @@ class Fit:
         -------
         Path
         """
-        path = Path(path)
-        tree = self.idata.copy()
-        data = self.model.data.reset_index(drop=False)
-        for col in data.columns:
-            if isinstance(data[col].dtype, pd.CategoricalDtype) or data[col].dtype == object:
-                data[col] = data[col].astype(str)
-            elif pd.api.types.is_string_dtype(data[col].dtype):
-                data[col] = data[col].astype(str)
-        tree["bayesmlm_data"] = xr.DataTree(xr.Dataset.from_dataframe(data.set_index(data.columns[0])))
-        tree.attrs["bayesmlm_format"] = _FORMAT
-        tree.attrs["bayesmlm_model"] = json.dumps(self.model.to_dict())
-        tree.attrs["bayesmlm_info"] = json.dumps(self.info, default=str)
-        tree.to_netcdf(path, engine="h5netcdf")
-        return path
+        from bayesmlm.persistence import save_fit
+
+        return save_fit(self, path)
 
     def __repr__(self) -> str:
         return (
             f"<bayesmlm.Fit {self.model.spec.formula}: {self.info.get('chains')} chains x "
             f"{self.info.get('draws')} draws ({self.info.get('sampler')})>"
         )
-
-
-def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
-    """Load a fit saved with :meth:`Fit.save`.
-
-    Parameters
-    ----------
-    path : str or Path
-    extra_namespace : dict, optional
-        The functions the model's formula called through ``Model(..., extra_namespace=...)``: only
-        their names are saved, never the functions.
-
-    Returns
-    -------
-    Fit
-
-    Raises
-    ------
-    FitError
-        If the file is not a saved bayesmlm fit, or its formula needs functions not given.
-    """
-    from bayesmlm.model import Model
-
-    path = Path(path)
-    if not path.exists():
-        raise FitError(f"no such file: {path}")
-    try:
-        tree = az.from_netcdf(path)
-    except Exception as err:  # h5netcdf/xarray raise many kinds for a file of the wrong format
-        raise FitError(f"{path} is not a saved bayesmlm fit ({type(err).__name__}: {err})") from err
-    if tree.attrs.get("bayesmlm_format") != _FORMAT or "bayesmlm_data" not in tree.children:
-        raise FitError(f"{path} is not a saved bayesmlm fit (no bayesmlm metadata)")
-    frame = tree["bayesmlm_data"].to_dataset().to_dataframe().reset_index()
-    settings = json.loads(tree.attrs["bayesmlm_model"])
-    index_name = settings.get("index_name") or "index"
-    frame = frame.set_index(frame.columns[0])
-    frame.index.name = None if index_name == "index" else index_name
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = Model.from_dict(settings, frame, extra_namespace=extra_namespace)
-    info = json.loads(tree.attrs["bayesmlm_info"])
-    idata = tree.copy()
-    del idata["bayesmlm_data"]
-    for key in ("bayesmlm_format", "bayesmlm_model", "bayesmlm_info"):
-        idata.attrs.pop(key, None)
-    return Fit(model, idata, info)
 
 
 def compare(fits, ic: str = "loo"):

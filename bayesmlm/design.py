@@ -26,6 +26,7 @@ from bayesmlm.exceptions import (
     MissingValueWarning,
     RankDeficientWarning,
 )
+from bayesmlm.expression import ExpressionRefused, allowed_functions, check_expression
 from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
 from bayesmlm.namespace import formula_environment
 
@@ -406,7 +407,16 @@ def _unusable_rows(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, 
     return bad, ", ".join(counts)
 
 
-def _evaluate(formula: str, data: pd.DataFrame, what: str, env):
+def _evaluate(formula: str, data: pd.DataFrame, what: str, env, allowed: frozenset[str]):
+    """Evaluate one formula with formulae, after checking the exact text it will evaluate.
+
+    A :class:`ModelSpec` can be built by hand, bypassing :func:`parse_formula`; checking here too
+    means nothing reaches formulae's evaluation unchecked.
+    """
+    try:
+        check_expression(formula, allowed)
+    except ExpressionRefused as err:
+        raise FormulaError(f"could not evaluate the {what} '{formula}': {err}") from None
     try:
         return formulae.design_matrices(formula, data, na_action="error", env=env)
     except FormulaError:
@@ -473,7 +483,7 @@ def make_design(
     ((180, 2), (180, 2), 18)
     """
     if isinstance(spec, str):
-        spec = parse_formula(spec)
+        spec = parse_formula(spec, extra_namespace or {})
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if na_action not in ("drop", "error"):
@@ -500,7 +510,8 @@ def make_design(
         raise DataError("no rows left to fit (the data is empty or every row has a missing value)")
 
     env = formula_environment(extra_namespace)
-    dm = _evaluate(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env)
+    allowed = allowed_functions(extra_namespace or {})
+    dm = _evaluate(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env, allowed)
     y_raw = np.asarray(np.asarray(dm.response), dtype=float)
     if dm.response.kind != "numeric" or (y_raw.ndim == 2 and y_raw.shape[1] != 1):
         raise DataError(
@@ -533,7 +544,7 @@ def make_design(
 
     blocks = []
     for term in spec.random:
-        tm = _evaluate(term.expr, frame, f"random term {term}", env)
+        tm = _evaluate(term.expr, frame, f"random term {term}", env, allowed)
         if tm.common is None:
             raise FormulaError(f"random term {term} has no columns")
         Z = np.asarray(np.asarray(tm.common), dtype=float)

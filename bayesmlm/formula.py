@@ -31,12 +31,14 @@ under the offending position.
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import formulae
 from formulae.terms import Intercept
 
 from bayesmlm.exceptions import FormulaError
+from bayesmlm.expression import ExpressionRefused, allowed_functions, check_description, refuse_long_or_deep
 
 __all__ = ["ModelSpec", "RandomTerm", "parse_formula"]
 
@@ -100,8 +102,9 @@ class ModelSpec:
 class _Source:
     """The formula text with, per character, its bracket depth and whether it is outside strings."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, allowed: frozenset[str] | None = None) -> None:
         self.text = text
+        self.allowed = allowed_functions() if allowed is None else allowed  # names a formula may call
         self.depth = [0] * len(text)  # number of brackets enclosing the character
         self.opener = [-1] * len(text)  # position of the innermost enclosing bracket
         self.code = [True] * len(text)  # False inside string literals and backquotes
@@ -202,17 +205,25 @@ def _join(parts: list[tuple[str, str]]) -> str:
 
 
 def _describe(src: _Source, text: str, pos: int, what: str) -> formulae.terms.Model:
+    """Parse an expression with formulae (which calls nothing) and check it against the grammar."""
     try:
-        return formulae.model_description(text)
+        desc = formulae.model_description(text)
     except Exception as exc:  # formulae raises many kinds; all mean "invalid expression"
         hint = ""
         if what.startswith("response") and any(op in text for op in "*/+-^"):
             hint = f"; for arithmetic in a formula write I(...), e.g. I({text.split('~')[0].strip()})"
         raise src.error(f"invalid {what}: {type(exc).__name__}: {exc}{hint}", pos) from exc
+    try:
+        check_description(desc, src.allowed)
+    except ExpressionRefused as exc:
+        at = src.text.find(exc.part, pos)
+        raise src.error(str(exc), at if at >= 0 else pos) from None
+    return desc
 
 
-def _variables(desc: formulae.terms.Model) -> set[str]:
-    return {v for v in desc.var_names if isinstance(v, str) and v}  # formulae adds '' and numbers
+def _variables(src: _Source, desc: formulae.terms.Model) -> set[str]:
+    """Return the data columns an expression names (not encodings passed by name, as in ``C(x, Sum)``)."""
+    return set(check_description(desc, src.allowed))
 
 
 def _term_names(src: _Source, text: str, pos: int) -> list[str]:
@@ -288,17 +299,20 @@ def _random_terms(src: _Source, s: int, e: int) -> tuple[list[RandomTerm], set[s
     if not exprs:
         raise src.error(f"random term '{src.clean(s - 1, e + 1)}' has no effects", es)
     factors = _grouping(src, gs, ge)
-    return [RandomTerm(x, f) for x in exprs for f in factors], _variables(desc).union(*factors)
+    return [RandomTerm(x, f) for x in exprs for f in factors], _variables(src, desc).union(*factors)
 
 
-def parse_formula(formula: str) -> ModelSpec:
+def parse_formula(formula: str, functions: Iterable[str] = ()) -> ModelSpec:
     """Parse an lme4 model formula.
 
     Parameters
     ----------
     formula : str
         A formula such as ``"Reaction ~ Days + (Days | Subject)"``; see the module docstring for
-        the grammar.
+        the grammar, and :mod:`bayesmlm.expression` for what an expression may contain.
+    functions : iterable of str
+        Names of the user's functions the formula may call besides the built-in ones (the keys of
+        ``Model(..., extra_namespace=...)``).
 
     Returns
     -------
@@ -308,7 +322,9 @@ def parse_formula(formula: str) -> ModelSpec:
     Raises
     ------
     FormulaError
-        If the formula is not a string or is not a valid lme4 formula. The message shows where.
+        If the formula is not a string or is not a valid lme4 formula, or an expression holds anything
+        outside the grammar of :mod:`bayesmlm.expression` (attribute access, a function not allowed,
+        a dunder name). The message shows where. Nothing in the formula is evaluated.
 
     Examples
     --------
@@ -324,7 +340,11 @@ def parse_formula(formula: str) -> ModelSpec:
         raise FormulaError(f"formula must be a string, not {type(formula).__name__}")
     if not formula.strip():
         raise FormulaError("formula is empty; expected something like 'y ~ x + (1 | g)'")
-    src = _Source(formula)
+    try:
+        refuse_long_or_deep(formula)
+    except ExpressionRefused as exc:
+        raise FormulaError(str(exc)) from None
+    src = _Source(formula, allowed_functions(functions))
     tildes = src.find("~", 0, len(formula))
     if not tildes:
         raise src.error("missing '~' between the response and the right-hand side", len(formula))
@@ -340,7 +360,7 @@ def parse_formula(formula: str) -> ModelSpec:
     for p in src.find("|", 0, tilde):
         raise src.error("random-term notation '|' in the response", p)
     desc = _describe(src, f"{response} ~ 1", src.strip(0, tilde)[0], f"response '{response}'")
-    variables = _variables(desc)
+    variables = _variables(src, desc)
     fixed_parts, random, fixed_at = [], [], tilde + 1
     for sign, s, e in _split_sum(src, tilde + 1, len(formula), 0):
         inside = _random_span(src, s, e)
@@ -362,5 +382,5 @@ def parse_formula(formula: str) -> ModelSpec:
             random += terms
             variables |= names
     fixed = _join(fixed_parts) or "1"
-    variables |= _variables(_describe(src, fixed, fixed_at, f"fixed part '{fixed}'"))
+    variables |= _variables(src, _describe(src, fixed, fixed_at, f"fixed part '{fixed}'"))
     return ModelSpec(formula, response, fixed, tuple(random), frozenset(variables))

@@ -38,6 +38,7 @@ from bayesmlm.diagnostics import warn_sampling
 from bayesmlm.exceptions import FitError, FormulaError
 from bayesmlm.formula import ModelSpec, parse_formula
 from bayesmlm.likelihood_fit import LikelihoodFit
+from bayesmlm.namespace import formula_namespace
 from bayesmlm.optimize import optimize_theta
 from bayesmlm.priors import Prior, PriorSet, resolve_priors
 
@@ -195,11 +196,12 @@ class Model:
         parameterization: str | dict[str, Parameterization] = "auto",
         extra_namespace: dict | None = None,
     ):
-        self.spec: ModelSpec = parse_formula(formula)
+        self.extra_namespace = dict(extra_namespace or {})
+        formula_namespace(self.extra_namespace)  # refuses bad names or values before the formula is read
+        self.spec: ModelSpec = parse_formula(formula, self.extra_namespace)
         self.na_action = na_action
         self._user_priors = dict(priors) if priors else {}
         self._parameterization_request = parameterization
-        self.extra_namespace = dict(extra_namespace or {})
         self.design: Design = make_design(
             self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
         )

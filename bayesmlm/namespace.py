@@ -12,7 +12,9 @@ in a namespace of its own instead:
 - what the user adds with ``extra_namespace={"name": function}``.
 
 Anything else (another attribute of ``np``, a module, ``eval``, ``open``) is a
-:class:`~bayesmlm.FormulaError` raised before any user function is called.
+:class:`~bayesmlm.FormulaError` raised before anything in the formula is evaluated: every expression is
+first checked against the grammar of :mod:`bayesmlm.expression`, which allows calls of these names
+only, and no attribute access beyond ``np.<name>``.
 """
 
 from __future__ import annotations
@@ -24,46 +26,9 @@ import numpy as np
 from formulae.environment import Environment
 
 from bayesmlm.exceptions import FormulaError
+from bayesmlm.expression import NUMPY_FUNCTIONS
 
 __all__ = ["NUMPY_FUNCTIONS", "RestrictedModule", "formula_environment", "formula_namespace"]
-
-#: numpy functions a formula may call (element-wise transforms of a column)
-NUMPY_FUNCTIONS = (
-    "abs",
-    "absolute",
-    "arccos",
-    "arcsin",
-    "arctan",
-    "cbrt",
-    "ceil",
-    "clip",
-    "cos",
-    "cosh",
-    "exp",
-    "exp2",
-    "expm1",
-    "fabs",
-    "floor",
-    "log",
-    "log10",
-    "log1p",
-    "log2",
-    "maximum",
-    "minimum",
-    "power",
-    "reciprocal",
-    "rint",
-    "round",
-    "sign",
-    "sin",
-    "sinh",
-    "sqrt",
-    "square",
-    "tan",
-    "tanh",
-    "trunc",
-    "where",
-)
 
 
 class RestrictedModule:
@@ -121,6 +86,10 @@ def formula_namespace(extra_namespace: Mapping[str, Callable] | None = None) -> 
     for name, value in (extra_namespace or {}).items():
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise FormulaError(f"extra_namespace key {name!r} is not a valid name")
+        if name.startswith("_"):
+            raise FormulaError(
+                f"extra_namespace key {name!r} starts with '_'; give the function a plain name"
+            )
         if not callable(value) and not isinstance(value, RestrictedModule):
             raise FormulaError(f"extra_namespace[{name!r}] must be a function, not {type(value).__name__}")
         namespace[name] = value

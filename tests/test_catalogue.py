@@ -7,7 +7,9 @@ Regenerate the table with ``python -m tests.test_catalogue``.
 
 from __future__ import annotations
 
+import json
 import re
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +17,13 @@ from functools import cache
 from pathlib import Path
 
 import arviz as az
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
 import bayesmlm as bm
+from bayesmlm.expression import MAX_DEPTH, MAX_LENGTH
 
 ROOT = Path(__file__).resolve().parents[1]
 F = "Reaction ~ Days + (Days | Subject)"
@@ -154,6 +158,33 @@ def saved_with_function(path: Path) -> Path:
     return path
 
 
+@cache
+def _saved_fit_bytes() -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.SamplingWarning)
+        fit = bm.Model(F1, sleep()).fit(draws=30, tune=30, chains=1, seed=1, progressbar=False)
+    path = fit.save(Path(tempfile.mkdtemp()) / "fit.nc")
+    return path.read_bytes()
+
+
+def saved_with_settings(path: Path, settings: str) -> Path:
+    """A saved fit whose model settings attribute is replaced by ``settings``."""
+    path.write_bytes(_saved_fit_bytes())
+    with h5py.File(path, "r+") as f:
+        f.attrs["bayesmlm_model"] = settings
+    return path
+
+
+def saved_with_formula(path: Path, formula: str) -> Path:
+    """A saved fit whose stored formula is replaced by ``formula``."""
+    path.write_bytes(_saved_fit_bytes())
+    with h5py.File(path, "r+") as f:
+        raw = f.attrs["bayesmlm_model"]
+        settings = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        f.attrs["bayesmlm_model"] = json.dumps({**settings, "formula": formula})
+    return path
+
+
 def crossed_frame() -> pd.DataFrame:
     """Two crossed factors of 250 levels each: more than the collapsed path's 200 dense effects."""
     rng = np.random.default_rng(1)
@@ -246,7 +277,7 @@ CASES: list[Case] = [
         "lists what may be called and how to add a function (`extra_namespace=`)",
         lambda: bm.Model("Reaction ~ foo(Days) + (1 | Subject)", sleep()),
         bm.FormulaError,
-        match="neither a column of the data nor a function",
+        match=r"'foo' is not a function formulas may call; .*extra_namespace=",
     ),
     Case(
         "code-in-formula",
@@ -254,6 +285,31 @@ CASES: list[Case] = [
         "nothing is executed; only the documented transforms may be called",
         lambda: bm.Model("Reaction ~ __import__('os').system('echo hi') + (1 | Subject)", sleep()),
         bm.FormulaError,
+    ),
+    Case(
+        "code-via-attribute",
+        "Code reached through an allowed function's attributes, `I.__globals__...`",
+        "refused before anything is evaluated: no attribute access beyond `np.<function>`, no dunder "
+        "names; the caret points at the offending name",
+        lambda: bm.Model("Reaction ~ I.__globals__.get('eval') + (1 | Subject)", sleep()),
+        bm.FormulaError,
+        match=r"'I.__globals__.get' is not allowed in a formula",
+    ),
+    Case(
+        "string-arithmetic",
+        "Arithmetic on a string, `I('a' * 1000000000)`",
+        "refused: a string may only be a function argument or be compared with",
+        lambda: bm.Model("Reaction ~ I('a' * 1000000000) + (1 | Subject)", sleep()),
+        bm.FormulaError,
+        match="can only be a function argument",
+    ),
+    Case(
+        "formula-too-deep",
+        "A formula nested 60 brackets deep",
+        f"refused before parsing (at most {MAX_DEPTH} levels, {MAX_LENGTH:,} characters)",
+        lambda: bm.Model("Reaction ~ " + "(" * 60 + "Days" + ")" * 60 + " + (1 | Subject)", sleep()),
+        bm.FormulaError,
+        match="nests brackets 60 deep",
     ),
     Case(
         "transform-non-finite",
@@ -719,6 +775,22 @@ CASES: list[Case] = [
         lambda: bm.load_fit(write_arviz_file(TMP / "arviz.nc")),
         bm.FitError,
         match="no bayesmlm metadata",
+    ),
+    Case(
+        "load-code-formula",
+        "`load_fit` of a file whose stored formula was edited to hold code",
+        "the stored formula is checked like a typed one, before anything evaluates it; nothing runs",
+        lambda: bm.load_fit(saved_with_formula(TMP / "code.nc", "Reaction ~ I.__class__(1) + (1 | Subject)")),
+        bm.FitError,
+        match="its formula is refused",
+    ),
+    Case(
+        "load-malformed-settings",
+        "`load_fit` of a file whose settings are not valid JSON, or lack keys, or have the wrong types",
+        "says what is malformed",
+        lambda: bm.load_fit(saved_with_settings(TMP / "json.nc", "{not json")),
+        bm.FitError,
+        match="is not valid JSON",
     ),
     Case(
         "load-needs-function",
