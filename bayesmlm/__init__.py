@@ -1,9 +1,20 @@
-"""bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode."""
+"""bayesmlm: Bayesian multilevel linear models with lme4 formulas and an lme4-exact REML/ML mode.
 
-from bayesmlm.bayes_fit import Fit, compare
-from bayesmlm.datasets import list_datasets, load_dataset
-from bayesmlm.design import Design, RandomBlock, make_design
-from bayesmlm.estimates import compare_estimates
+The public API, in pipeline order. Every stage can be called on its own, as lme4 exports its modular
+stages: ``parse_formula`` → ``make_design`` → ``random_structure`` / ``cross_products`` →
+``optimize_theta`` → ``LikelihoodFit`` (REML/ML), or ``resolve_priors`` → ``build_pymc_model`` /
+``build_collapsed_model`` → ``sample_posterior`` → ``Fit`` (Bayes); then the results (ICC,
+``compare_estimates``, ``lrt``) and the plots. :class:`Model` chains them.
+
+``import bayesmlm`` loads none of PyMC, PyTensor, ArviZ or matplotlib: each name below is imported
+from its module on first use (a Bayesian fit loads PyMC, a plot matplotlib).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from bayesmlm._version import __version__
 from bayesmlm.exceptions import (
     BayesMLMError,
     BayesMLMWarning,
@@ -19,90 +30,94 @@ from bayesmlm.exceptions import (
     SamplingWarning,
     SingularFitWarning,
 )
-from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
-from bayesmlm.icc import ICC, interpret_icc
-from bayesmlm.likelihood_fit import LikelihoodFit
-from bayesmlm.lrt import LRTResult, lrt
-from bayesmlm.model import Model, available_samplers
-from bayesmlm.persistence import load_fit
-from bayesmlm.plots import (
-    complete_pooling_coefficients,
-    no_pooling_coefficients,
-    plot_caterpillar,
-    plot_compare,
-    plot_groups,
-    plot_icc,
-    plot_pooling,
-    plot_ppc,
-    plot_shrinkage,
-)
-from bayesmlm.priors import (
-    LKJ,
-    Exponential,
-    HalfCauchy,
-    HalfNormal,
-    HalfStudentT,
-    Normal,
-    Prior,
-    PriorSet,
-    StudentT,
-)
-from bayesmlm.statsmodels_api import MixedLM, mixedlm
 
-__version__ = "0.1.0.dev0"
+#: public name -> the module it lives in, stage by stage
+_API: dict[str, str] = {
+    # data
+    "list_datasets": "bayesmlm.datasets.catalogue",
+    "load_dataset": "bayesmlm.datasets.catalogue",
+    # 1. specification
+    "ModelSpec": "bayesmlm.spec.formula",
+    "RandomTerm": "bayesmlm.spec.formula",
+    "parse_formula": "bayesmlm.spec.formula",
+    # 2. design
+    "Design": "bayesmlm.design.evaluate",
+    "RandomBlock": "bayesmlm.design.evaluate",
+    "make_design": "bayesmlm.design.evaluate",
+    "random_structure": "bayesmlm.design.covariance",
+    "cross_products": "bayesmlm.design.crossprod",
+    # the model that chains the stages
+    "Model": "bayesmlm.model",
+    "available_samplers": "bayesmlm.model",
+    # 4a. REML / ML
+    "optimize_theta": "bayesmlm.reml.optimize",
+    "LikelihoodFit": "bayesmlm.reml.fit",
+    "LRTResult": "bayesmlm.reml.lrt",
+    "lrt": "bayesmlm.reml.lrt",
+    # 4b. Bayes
+    "Prior": "bayesmlm.bayes.priors",
+    "Normal": "bayesmlm.bayes.priors",
+    "StudentT": "bayesmlm.bayes.priors",
+    "HalfNormal": "bayesmlm.bayes.priors",
+    "HalfStudentT": "bayesmlm.bayes.priors",
+    "HalfCauchy": "bayesmlm.bayes.priors",
+    "Exponential": "bayesmlm.bayes.priors",
+    "LKJ": "bayesmlm.bayes.priors",
+    "PriorSet": "bayesmlm.bayes.prior_set",
+    "resolve_priors": "bayesmlm.bayes.prior_set",
+    "build_pymc_model": "bayesmlm.bayes.pymc_model",
+    "build_collapsed_model": "bayesmlm.bayes.collapsed",
+    "sample_posterior": "bayesmlm.bayes.sample",
+    "Fit": "bayesmlm.bayes.fit",
+    "compare": "bayesmlm.bayes.compare",
+    "load_fit": "bayesmlm.persistence",
+    # 5. results
+    "ICC": "bayesmlm.draws.icc",
+    "interpret_icc": "bayesmlm.draws.icc",
+    "compare_estimates": "bayesmlm.reml_vs_bayes",
+    # 6. plots
+    "complete_pooling_coefficients": "bayesmlm.plots.pooling",
+    "no_pooling_coefficients": "bayesmlm.plots.pooling",
+    "plot_shrinkage": "bayesmlm.plots.pooling",
+    "plot_pooling": "bayesmlm.plots.pooling",
+    "plot_groups": "bayesmlm.plots.groups",
+    "plot_caterpillar": "bayesmlm.plots.groups",
+    "plot_ppc": "bayesmlm.plots.checks",
+    "plot_icc": "bayesmlm.plots.compare",
+    "plot_compare": "bayesmlm.plots.compare",
+    # the statsmodels entry point
+    "MixedLM": "bayesmlm.statsmodels_api.model",
+    "mixedlm": "bayesmlm.statsmodels_api.formula_api",
+}
 
 __all__ = [
-    "ICC",
-    "LKJ",
     "BayesMLMError",
     "BayesMLMWarning",
     "ConvergenceWarning",
     "DataError",
-    "Design",
     "DroppedRowsWarning",
-    "Exponential",
     "FewGroupsWarning",
-    "Fit",
     "FitError",
     "FormulaError",
-    "HalfCauchy",
-    "HalfNormal",
-    "HalfStudentT",
-    "LRTResult",
-    "LikelihoodFit",
     "MissingValueWarning",
-    "MixedLM",
-    "Model",
-    "ModelSpec",
-    "Normal",
-    "Prior",
     "PriorError",
-    "PriorSet",
-    "RandomBlock",
-    "RandomTerm",
     "RankDeficientWarning",
     "SamplingWarning",
     "SingularFitWarning",
-    "StudentT",
     "__version__",
-    "available_samplers",
-    "compare",
-    "compare_estimates",
-    "complete_pooling_coefficients",
-    "interpret_icc",
-    "list_datasets",
-    "load_dataset",
-    "load_fit",
-    "lrt",
-    "make_design",
-    "mixedlm",
-    "no_pooling_coefficients",
-    "parse_formula",
-    "plot_caterpillar",
-    "plot_compare",
-    "plot_groups",
-    "plot_icc",
-    "plot_pooling",
-    "plot_ppc",
-    "plot_shrinkage",
+    *_API,
 ]
+
+
+def __getattr__(name: str):
+    """Import a public name from its stage's module on first use (PEP 562)."""
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bayesmlm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

@@ -1,12 +1,14 @@
-"""Saving and loading Bayesian fits: ArviZ netCDF with the data and settings, validated on the way back.
+"""Loading a saved Bayesian fit: every part of the file validated before the model is rebuilt.
 
-A saved fit is an ArviZ ``DataTree`` written with h5netcdf (no pickle) plus three attributes (the
-format tag, the model's settings and the fit's info, both JSON) and a ``bayesmlm_data`` group with the
-rows the model used. A file is data from whoever wrote it, so :func:`load_fit` trusts nothing in it:
-the settings must be JSON of the expected keys and types, the formula passes the same grammar check as
-a formula typed by the user (:mod:`bayesmlm.expression`) before anything evaluates it, and every
-posterior variable must have the shape the rebuilt model implies. Anything else is a
-:class:`~bayesmlm.FitError`; a file can never make the loader run code.
+A saved fit (written by :func:`bayesmlm.bayes.saved.save_fit`) is an ArviZ ``DataTree`` written with
+h5netcdf (no pickle) plus three attributes (the format tag, the model's settings and the fit's info,
+both JSON) and a ``bayesmlm_data`` group with the rows the model used. Loading sits above the model
+(it rebuilds a :class:`~bayesmlm.Model`), saving beside the fit. A file is data from whoever wrote
+it, so :func:`load_fit` trusts nothing in it: the settings must be JSON of the expected keys and
+types, the formula passes the same grammar check as a formula typed by the user
+(:mod:`bayesmlm.spec.expression`) before anything evaluates it, and every posterior variable must
+have the shape the rebuilt model implies. Anything else is a :class:`~bayesmlm.FitError`; a file can
+never make the loader run code.
 """
 
 from __future__ import annotations
@@ -17,19 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
+from bayesmlm.bayes.saved import FORMAT
 from bayesmlm.exceptions import BayesMLMError, FitError
-from bayesmlm.formula import parse_formula
+from bayesmlm.spec.formula import parse_formula
 
 if TYPE_CHECKING:
-    from bayesmlm.bayes_fit import Fit
+    from bayesmlm.bayes.fit import Fit
     from bayesmlm.model import Model
 
-__all__ = ["FORMAT", "load_fit", "save_fit", "validated_settings"]
-
-#: the format tag written into every saved fit
-FORMAT = "bayesmlm-fit-1"
+__all__ = ["load_fit", "validated_settings"]
 
 #: keys of the saved model settings and the JSON types each must have
 _SETTINGS: dict[str, tuple[type, ...]] = {
@@ -41,26 +40,6 @@ _SETTINGS: dict[str, tuple[type, ...]] = {
     "index_name": (str, type(None)),
     "extra_namespace": (list,),
 }
-
-
-def save_fit(fit: Fit, path: str | Path) -> Path:
-    """Write ``fit`` to ``path`` (see :meth:`bayesmlm.Fit.save`)."""
-    import xarray as xr
-
-    path = Path(path)
-    tree = fit.idata.copy()
-    data = fit.model.data.reset_index(drop=False)
-    for col in data.columns:
-        if isinstance(data[col].dtype, pd.CategoricalDtype) or data[col].dtype == object:
-            data[col] = data[col].astype(str)
-        elif pd.api.types.is_string_dtype(data[col].dtype):
-            data[col] = data[col].astype(str)
-    tree["bayesmlm_data"] = xr.DataTree(xr.Dataset.from_dataframe(data.set_index(data.columns[0])))
-    tree.attrs["bayesmlm_format"] = FORMAT
-    tree.attrs["bayesmlm_model"] = json.dumps(fit.model.to_dict())
-    tree.attrs["bayesmlm_info"] = json.dumps(fit.info, default=str)
-    tree.to_netcdf(path, engine="h5netcdf")
-    return path
 
 
 def _malformed(path: Path, what: str) -> FitError:
@@ -186,7 +165,7 @@ def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
     """
     import xarray as xr
 
-    from bayesmlm.bayes_fit import Fit
+    from bayesmlm.bayes.fit import Fit
     from bayesmlm.model import Model
 
     path = Path(path)

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import stats
 
 import bayesmlm as bm
-from bayesmlm.simulate import TRUTH_BY_NAME, simulate
+from bayesmlm.datasets.simulate import TRUTH_BY_NAME, simulate
 
 PARAMS = TRUTH_BY_NAME
 LEVELS = (0.5, 0.8, 0.9, 0.95)

@@ -6,7 +6,7 @@ Usage (from the repository root, with the package's venv)::
     .venv/bin/python benchmarks/run.py [--cases sleepstudy sim1000 sim10000] [--bambi-timeout 900]
 
 Cases: (a) sleepstudy ``Reaction ~ Days + (Days | Subject)``; (b) ``y ~ x + (x | g)`` simulated on
-1,000 groups x 100 rows and (c) on 10,000 x 100 (1M rows), by :func:`bayesmlm.simulate.simulate` with
+1,000 groups x 100 rows and (c) on 10,000 x 100 (1M rows), by :func:`bayesmlm.datasets.simulate.simulate` with
 seed 2026. Every fit runs in a fresh process (``bayesmlm_worker.py``, ``bambi_worker.py`` under
 ``benchmarks/.venv-bambi``, ``Rscript`` for lme4 if installed), one tool after the other within each
 case, so both see the same machine state. Wall time counts from the start of the process: imports,
@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import bayesmlm as bm
-from bayesmlm.simulate import simulate
+from bayesmlm.datasets.simulate import simulate
 
 HERE = Path(__file__).resolve().parent
 BAMBI_PY = HERE / ".venv-bambi" / "bin" / "python"

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 import bayesmlm as bm
-from bayesmlm.simulate import TRUTH_BY_NAME, simulate
+from bayesmlm.datasets.simulate import TRUTH_BY_NAME, simulate
 
 N_DATASETS = 20
 PARAMS = TRUTH_BY_NAME

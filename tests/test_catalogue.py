@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 import bayesmlm as bm
-from bayesmlm.expression import MAX_DEPTH, MAX_LENGTH
+from bayesmlm.spec.expression import MAX_DEPTH, MAX_LENGTH
 
 ROOT = Path(__file__).resolve().parents[1]
 F = "Reaction ~ Days + (Days | Subject)"

@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 
 import bayesmlm as bm
-from bayesmlm.collapsed import MAX_DENSE, collapsed_plan, draw_group_effects, theta_draws
-from bayesmlm.crossprod import cross_products
+from bayesmlm.bayes.collapsed import MAX_DENSE, collapsed_plan, draw_group_effects, theta_draws
+from bayesmlm.design.crossprod import cross_products
 from bayesmlm.exceptions import FitError
 from tests.conftest import bayes_fit
 from tests.test_marginal_loglik import dense_system
@@ -169,7 +169,7 @@ def test_large_dense_part_takes_the_full_path_and_refuses_collapsed():
 
 def test_data_rich_groups_mix_well_on_the_collapsed_path():
     """1,000 groups x 100 rows, where bambi's non-centred model gave bulk ESS 118 and R-hat 1.035."""
-    from bayesmlm.simulate import simulate
+    from bayesmlm.datasets.simulate import simulate
 
     fit = bm.Model("y ~ x + (x | g)", simulate(1000, 100, seed=2026)).fit(seed=1, progressbar=False)
     summary = fit.summary()

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import bayesmlm
-import bayesmlm.datasets as datasets_module
+import bayesmlm.datasets.catalogue as datasets_module
 from bayesmlm import DataError, list_datasets, load_dataset
-from bayesmlm.datasets import _natural_categories
+from bayesmlm.datasets.catalogue import _natural_categories
 
 NAMES = ["sleepstudy", "Oxboys", "Dyestuff", "Penicillin", "Pastes", "InstEval"]
 

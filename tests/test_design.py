@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 import bayesmlm as bm
-from bayesmlm.covariance import random_structure
-from bayesmlm.design import Design, group_labels, level_keys, make_design
+from bayesmlm.design.covariance import random_structure
+from bayesmlm.design.evaluate import Design, make_design
+from bayesmlm.design.levels import group_labels, level_keys
 from bayesmlm.exceptions import (
     DataError,
     DroppedRowsWarning,

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesmlm.diagnostics import check_sampling, diagnostics_table, warn_sampling
+from bayesmlm.bayes.checks import check_sampling, warn_sampling
+from bayesmlm.bayes.diagnostics import diagnostics_table
 from bayesmlm.exceptions import BayesMLMWarning, SamplingWarning
 
 CHAINS, DRAWS = 4, 1000

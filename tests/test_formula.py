@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bayesmlm.exceptions import FormulaError
-from bayesmlm.formula import ModelSpec, RandomTerm, parse_formula
+from bayesmlm.spec.formula import ModelSpec, RandomTerm, parse_formula
 
 
 def terms(spec: ModelSpec) -> list[str]:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import bayesmlm as bm
-from bayesmlm.icc import interpret_icc
+from bayesmlm.draws.icc import interpret_icc
 from tests.conftest import bayes_fit, reference_fit
 from tests.lme4_reference import LME4
 

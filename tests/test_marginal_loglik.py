@@ -6,8 +6,8 @@ import pytest
 from scipy import stats
 
 import bayesmlm as bm
-from bayesmlm.crossprod import sparse_z
-from bayesmlm.objective import marginal_loglik
+from bayesmlm.design.crossprod import sparse_z
+from bayesmlm.families.gaussian import marginal_loglik
 
 
 def dense_system(model, theta):

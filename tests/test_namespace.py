@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 import bayesmlm as bm
-from bayesmlm.namespace import NUMPY_FUNCTIONS, formula_namespace
+from bayesmlm.spec.expression import NUMPY_FUNCTIONS
+from bayesmlm.spec.namespace import formula_namespace
 
 
 @pytest.fixture

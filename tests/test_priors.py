@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 import bayesmlm as bm
-from bayesmlm.exceptions import BayesMLMError, PriorError
-from bayesmlm.priors import (
+from bayesmlm.bayes.prior_set import PriorSet, default_priors, resolve_priors
+from bayesmlm.bayes.priors import (
     LKJ,
     Exponential,
     HalfCauchy,
@@ -19,13 +19,10 @@ from bayesmlm.priors import (
     HalfStudentT,
     Normal,
     Prior,
-    PriorSet,
     StudentT,
-    cor_names,
-    default_priors,
-    resolve_priors,
-    sd_names,
 )
+from bayesmlm.design.names import cor_names, sd_names
+from bayesmlm.exceptions import BayesMLMError, PriorError
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
 

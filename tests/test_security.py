@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bayesmlm as bm
-from bayesmlm.expression import MAX_DEPTH, MAX_LENGTH, allowed_functions, check_expression
+from bayesmlm.spec.expression import MAX_DEPTH, MAX_LENGTH, allowed_functions, check_expression
 
 MARKER = "bayesmlm_payload_ran"
 

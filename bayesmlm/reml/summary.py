@@ -1,0 +1,113 @@
+"""Stage 4a, REML/ML: the printable summary of a fit, in the layout readers of lme4 and statsmodels know."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LikelihoodSummary"]
+
+
+def _num(x: float, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    return f"{x:.{digits}g}" if abs(x) >= 1e5 or (x != 0 and abs(x) < 1e-3) else f"{x:.{digits}f}"
+
+
+def _table(frame: pd.DataFrame, index: bool = True) -> str:
+    return frame.to_string(index=index, na_rep="", float_format=lambda v: _num(v))
+
+
+class LikelihoodSummary:
+    """Summary of a :class:`~bayesmlm.reml.fit.LikelihoodFit`; ``print`` it or read its tables.
+
+    Attributes
+    ----------
+    fixed_effects : DataFrame
+    random_effects : DataFrame
+        Groups, names, variance, std. dev. and correlations, as lme4 prints them.
+    variance_components : Series
+        statsmodels' names (``Subject Var``, ``Subject x Days Cov``, ``Scale``).
+    """
+
+    def __init__(self, fit):
+        self.fit = fit
+        self.fixed_effects = fit.fixed_effects
+        self.variance_components = fit.variance_components
+        self.random_effects = self._random_table()
+
+    def _random_table(self) -> pd.DataFrame:
+        vc = self.fit.varcorr
+        rows = []
+        for grp, part in vc.groupby("grp", sort=False):
+            variances = part[part["var2"].isna()]
+            corr = part[part["var2"].notna()]
+            names = list(variances["var1"]) if grp != "Residual" else [""]
+            for k, (_, row) in enumerate(variances.iterrows()):
+                entry = {
+                    "Groups": grp if k == 0 else "",
+                    "Name": names[k],
+                    "Variance": row["vcov"],
+                    "Std.Dev.": row["sdcor"],
+                }
+                for _, c in corr[corr["var2"] == names[k]].iterrows():
+                    entry[f"Corr({c['var1']})"] = c["sdcor"]
+                rows.append(entry)
+        return pd.DataFrame(rows)
+
+    def __str__(self) -> str:
+        fit = self.fit
+        d = fit.design
+        crit = "REML criterion at convergence" if fit.method == "REML" else "deviance"
+        title = "REML" if fit.method == "REML" else "maximum likelihood"
+        resid = fit.residuals().to_numpy() / fit.sigma
+        quart = np.quantile(resid, [0, 0.25, 0.5, 0.75, 1])
+        lines = [
+            f"Linear mixed model fit by {title} [bayesmlm]",
+            f"Formula: {d.spec.formula}",
+            "",
+            f"     AIC      BIC   logLik {crit}",
+            f"{fit.aic:8.1f} {fit.bic:8.1f} {fit.loglik:8.1f} {fit.deviance:.1f}",
+            f"logLik: {fit.loglik:.4f}   df: {fit.n_parameters}",
+            "",
+            "Scaled residuals:",
+            "     Min       1Q   Median       3Q      Max",
+            " ".join(f"{v:8.4f}" for v in quart),
+            "",
+            "Random effects:",
+            _table(self.random_effects, index=False),
+            f"Number of obs: {fit.nobs}, groups: " + ", ".join(f"{g}, {k}" for g, k in fit.n_groups.items()),
+            "",
+            "Variance components (statsmodels names):",
+            _table(self.variance_components.to_frame("Estimate")),
+            "",
+            "Fixed effects (Wald z tests and 95% intervals):",
+            _table(
+                self.fixed_effects.rename(
+                    columns={
+                        "estimate": "Coef.",
+                        "se": "Std.Err.",
+                        "z": "z",
+                        "p": "P>|z|",
+                        "ci_low": "[0.025",
+                        "ci_high": "0.975]",
+                    }
+                )
+            ),
+            "",
+            f"Converged: {'Yes' if fit.converged else 'No'} (largest projected gradient "
+            f"{fit.opt.gradient_norm:.1e} after {fit.opt.n_evaluations} evaluations)",
+        ]
+        if d.n_dropped:
+            lines.append(f"Rows dropped for missing values: {d.n_dropped}")
+        if d.aliased:
+            lines.append(f"Aliased fixed effects dropped: {', '.join(d.aliased)}")
+        if fit.singular:
+            lines.append("boundary (singular) fit: see the variance components above")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + str(self).replace("&", "&amp;").replace("<", "&lt;") + "</pre>"

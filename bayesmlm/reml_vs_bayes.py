@@ -1,0 +1,119 @@
+"""Results: Bayes beside REML, one table with both fits' estimates and uncertainty per parameter.
+
+Above both fitting stages: it reads a Bayesian :class:`~bayesmlm.bayes.fit.Fit` and a
+:class:`~bayesmlm.reml.fit.LikelihoodFit` through the faces they share (``population_draws``, the
+REML parametric bootstrap) and names every parameter by the one rule of :mod:`bayesmlm.design.names`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from bayesmlm.bayes.fit import Fit
+from bayesmlm.design.names import named_parameters
+from bayesmlm.draws.arrays import ParameterDraws, sd_cor_from_covariances
+from bayesmlm.draws.icc import summarise_draws
+from bayesmlm.reml.fit import LikelihoodFit
+
+__all__ = ["compare_estimates"]
+
+
+def _named(fit: LikelihoodFit, draws: ParameterDraws, scale) -> dict[str, np.ndarray]:
+    """brms-named parameters from covariance matrices (one row per replicate)."""
+    sds, cors = sd_cor_from_covariances(fit.structure, draws.covariances)
+    return named_parameters(
+        fit.structure, fit.design.fixed_names, draws.fixed, sds, cors, np.sqrt(draws.sigma2), scale
+    )
+
+
+def compare_estimates(
+    fit: Fit,
+    reml_fit: LikelihoodFit,
+    prob: float = 0.95,
+    scale: Literal["sd", "var"] = "sd",
+    n_boot: int = 200,
+    seed: int | None = None,
+) -> pd.DataFrame:
+    """Set a Bayesian fit beside a REML (or ML) fit of the same model, parameter by parameter.
+
+    Fixed effects get the REML estimate, its standard error and the Wald interval; the variance
+    parameters (sds, correlations, sigma, or with ``scale="var"`` the variances and covariances) get
+    the REML estimate with a parametric-bootstrap standard error and percentile interval (``n_boot``
+    data sets simulated from the REML fit and refitted), since their sampling distributions are
+    skewed. Beside them: the posterior median, sd and HDI.
+
+    Parameters
+    ----------
+    fit : Fit
+        The Bayesian fit.
+    reml_fit : LikelihoodFit
+        The REML/ML fit of the same formula and data.
+    prob : float
+        Probability of the intervals (both kinds).
+    scale : {"sd", "var"}
+        Variance parameters as sds and correlations (brms' names), or also as variances and
+        covariances (statsmodels' names).
+    n_boot : int
+        Bootstrap replicates for the variance parameters (0: no SE or interval for them).
+    seed : int, optional
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by parameter; columns ``reml``, ``reml_se``, ``reml_low``, ``reml_high``,
+        ``reml_interval`` (how the interval was made), ``median``, ``posterior_sd``, ``hdi_low``,
+        ``hdi_high``.
+
+    Raises
+    ------
+    ValueError
+        If the two fits are of different formulas or data.
+    """
+    if not isinstance(fit, Fit) or not isinstance(reml_fit, LikelihoodFit):
+        raise TypeError(
+            "compare_estimates(fit, reml_fit) takes a Bayesian Fit and a LikelihoodFit, in that order"
+        )
+    if fit.model.spec.formula != reml_fit.design.spec.formula or fit.model.design.n != reml_fit.design.n:
+        raise ValueError(
+            f"the fits differ: '{fit.model.spec.formula}' on {fit.model.design.n} rows vs "
+            f"'{reml_fit.design.spec.formula}' on {reml_fit.design.n} rows; "
+            "fit the same model to the same data"
+        )
+    point = {
+        k: float(np.asarray(v).reshape(-1)[0])
+        for k, v in _named(reml_fit, reml_fit.population_draws(), scale).items()
+    }
+    boot = _named(reml_fit, reml_fit.bootstrap_draws(n_boot, seed), scale) if n_boot > 0 else {}
+    draws = {k: np.asarray(v).reshape(-1) for k, v in fit.parameter_draws(scale).items()}
+    posterior = summarise_draws(pd.DataFrame(draws), None, prob, "hdi")
+    fixed = reml_fit.fixed_effects
+    z = stats.norm.ppf((1 + prob) / 2)
+    rows = {}
+    for name in draws:
+        if name in fixed.index:
+            est, se = fixed.loc[name, "estimate"], fixed.loc[name, "se"]
+            low, high, how = est - z * se, est + z * se, "Wald"
+        elif name in boot:
+            values = boot[name][np.isfinite(boot[name])]
+            est, se = point[name], float(np.std(values, ddof=1))
+            low, high = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2])
+            how = f"parametric bootstrap ({n_boot})"
+        else:
+            est, se, low, high, how = point[name], np.nan, np.nan, np.nan, "none"
+        rows[name] = {
+            "reml": float(est),
+            "reml_se": float(se),
+            "reml_low": float(low),
+            "reml_high": float(high),
+            "reml_interval": how,
+            "median": posterior.loc[name, "median"],
+            "posterior_sd": float(np.std(draws[name], ddof=1)),
+            "hdi_low": posterior.loc[name, "low"],
+            "hdi_high": posterior.loc[name, "high"],
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -1,0 +1,80 @@
+"""The statsmodels entry point, group effects: conditional modes and covariances in statsmodels' layout.
+
+One Series (or DataFrame) per group, keyed by the group's original value, indexed by statsmodels'
+names: the correlated effects, then each variance component as ``"<name>[<column>]"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmlm.design.levels import level_keys
+from bayesmlm.statsmodels_api.translate import group_values
+
+__all__ = ["random_effects", "random_effects_cov"]
+
+
+def random_effects(results) -> dict[Any, pd.Series]:
+    """Conditional modes per group (see :attr:`MixedLMResults.random_effects`)."""
+    fit, model = results.fit_result, results.model
+    data = fit.design.data
+    to_value, ordered = group_values(data, model.group_col)
+    rows_label = level_keys(data, (model.group_col,))
+    modes = {f.group: fit.random_effects(f.group).to_numpy() for f in fit.structure.factors}
+    index_of = {f.group: {lev: i for i, lev in enumerate(f.levels)} for f in fit.structure.factors}
+    nested: list[dict[str, list[tuple[str, str]]]] = []
+    for comp, f, _, _ in results._vc_place:
+        per_group: dict[str, list[tuple[str, str]]] = {}
+        if comp.nested:
+            keys = level_keys(data, comp.nesting)
+            cat_labels = {col: level_keys(data, (col,)) for _, col in comp.parts if col is not None}
+            seen = set()
+            for r, key in enumerate(keys):
+                if key in seen:
+                    continue
+                seen.add(key)
+                col = ":".join(
+                    f"{text}[{cat_labels[c][r]}]" if c is not None else text for text, c in comp.parts
+                )
+                per_group.setdefault(rows_label[r], []).append((key, f"{comp.name}[{col}]"))
+            for entries in per_group.values():
+                entries.sort(key=lambda e: index_of[f.group][e[0]])
+        nested.append(per_group)
+    label_of = {value: label for label, value in to_value.items()}
+    out = {}
+    for value in ordered:
+        label = label_of[value]
+        names, values = list(model.exog_re_names), []
+        for f, k in results._re_place:
+            values.append(modes[f.group][index_of[f.group][label], k])
+        for (comp, f, k, term), per_group in zip(results._vc_place, nested, strict=True):
+            if comp.nested:
+                for key, name in per_group.get(label, []):
+                    names.append(name)
+                    values.append(modes[f.group][index_of[f.group][key], k])
+            else:
+                names.append(f"{comp.name}[{term}]")
+                values.append(modes[f.group][index_of[f.group][label], k])
+        out[value] = pd.Series(values, index=names, dtype=float)
+    return out
+
+
+def random_effects_cov(results) -> dict[Any, pd.DataFrame]:
+    """Conditional covariances per group (see :attr:`MixedLMResults.random_effects_cov`)."""
+    if any(comp.nested for comp, *_ in results._vc_place):
+        raise NotImplementedError("random_effects_cov with a categorical variance component")
+    fit, model = results.fit_result, results.model
+    f = fit.structure.factor(model.group_col)
+    cond = fit.conditional_covariance(model.group_col)
+    cols = [k for _, k in results._re_place] + [k for _, _, k, _ in results._vc_place]
+    names = list(model.exog_re_names) + [f"{c.name}[{t}]" for c, _, _, t in results._vc_place]
+    to_value, ordered = group_values(fit.design.data, model.group_col)
+    label_of = {value: label for label, value in to_value.items()}
+    index_of = {lev: i for i, lev in enumerate(f.levels)}
+    return {
+        value: pd.DataFrame(cond[index_of[label_of[value]]][np.ix_(cols, cols)], index=names, columns=names)
+        for value in ordered
+    }

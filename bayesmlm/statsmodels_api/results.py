@@ -1,0 +1,348 @@
+"""The statsmodels entry point, the results: :class:`MixedLMResults`, statsmodels' attribute names."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from bayesmlm.exceptions import DataError
+from bayesmlm.reml.fit import LikelihoodFit
+from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
+from bayesmlm.statsmodels_api.summary import MixedLMSummary
+
+__all__ = ["MixedLMResults"]
+
+
+class MixedLMResults:
+    """A REML or ML fit with statsmodels' ``MixedLMResults`` attributes.
+
+    The lme4-style fit is :attr:`fit_result`, a :class:`bayesmlm.LikelihoodFit` (``varcorr``,
+    ``summary()``, ``predict(newdata)`` with random effects, ``icc()``...).
+
+    Attributes
+    ----------
+    model : MixedLM
+        The model that was fitted.
+    fit_result : LikelihoodFit
+        The underlying bayesmlm fit.
+    method : str
+        ``"REML"`` or ``"ML"``.
+    reml : bool
+    fe_params : Series
+        Fixed-effect estimates.
+    bse_fe : Series
+        Their standard errors.
+    cov_re : DataFrame
+        Covariance matrix of the correlated random effects (``re_formula``), in the data's units,
+        indexed by statsmodels' names (the group name for the intercept, then the slopes).
+    cov_re_unscaled : DataFrame
+        ``cov_re / scale``.
+    vcomp : ndarray
+        Variances of the variance components (``vc_formula``), in :attr:`MixedLM.vc_names` order.
+    scale : float
+        Residual variance ``sigma²``.
+    llf : float
+        Log-likelihood (restricted log-likelihood for REML, as lme4 and statsmodels report it).
+    aic : float
+        lme4's AIC (statsmodels gives NaN for REML fits).
+    bic : float
+        lme4's BIC (statsmodels gives NaN for REML fits).
+    converged : bool
+        Whether lme4's optimiser converged (a boundary fit with a zero variance converges).
+    nobs : int
+        Observations.
+    ngroups : int
+        Groups (``n_groups`` is the same).
+    k_fe : int
+        As in :class:`MixedLM`.
+    k_re : int
+        As in :class:`MixedLM`.
+    k_re2 : int
+        As in :class:`MixedLM`.
+    k_vc : int
+        As in :class:`MixedLM`.
+    freepat : optional
+        The ``free`` mask given to ``fit``.
+    hist : None
+        statsmodels' iteration history is not kept.
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> data = bm.load_dataset("sleepstudy")
+    >>> mdf = bm.mixedlm("Reaction ~ Days", data, groups=data["Subject"], re_formula="~Days").fit()
+    >>> mdf.cov_re.round(3)
+             Group    Days
+    Group  612.090   9.604
+    Days     9.604  35.072
+    >>> mdf.random_effects["308"].round(3)
+    Group    2.259
+    Days     9.199
+    dtype: float64
+    """
+
+    def __init__(self, model, fit: LikelihoodFit, roles: tuple, free: Any = None):
+        self.model = model
+        self.fit_result = fit
+        self.method = fit.method
+        self.reml = fit.method == "REML"
+        self.freepat = free
+        self.hist = None
+        self.k_fe, self.k_re, self.k_re2, self.k_vc = model.k_fe, model.k_re, model.k_re2, model.k_vc
+        self.scale = fit.sigma**2
+        self.converged = fit.converged
+        self.nobs = fit.nobs
+        self.ngroups = self.n_groups = model.n_groups
+        self.df_resid = fit.nobs - fit.design.p
+        # where each statsmodels random effect lives in bayesmlm's structure: (factor, column)
+        place = {}
+        for f in fit.structure.factors:
+            start = 0
+            for block in f.source_blocks:
+                place[id(block)] = (f, start)
+                start += block.q
+        re_cols, self._vc_place = {}, []
+        for block, role in zip(fit.design.blocks, roles, strict=True):
+            f, start = place[id(block)]
+            if role == "re":
+                for k, name in enumerate(block.term_names):
+                    re_cols[name] = (f, start + k)
+            else:
+                self._vc_place.append((role, f, start, block.term_names[0]))
+        self._re_place = [re_cols[name] for name in model._re_internal]
+        covs = fit.estimates.covariances
+        names = model.exog_re_names
+        cov = np.array(
+            [
+                [covs[fi.group][i, j] if fi is fj else 0.0 for fj, j in self._re_place]
+                for fi, i in self._re_place
+            ]
+        )
+        self.cov_re = pd.DataFrame(cov.reshape(self.k_re, self.k_re), index=names, columns=names)
+        self.cov_re_unscaled = self.cov_re / self.scale
+        self.vcomp = np.array([covs[f.group][k, k] for _, f, k, _ in self._vc_place])
+        fe = fit.fixed_effects
+        order = [k for k in model._fixed_internal if k in fe.index]
+        display = [model._fixed_display.get(k, k) for k in order]
+        self._fe_table = fe.loc[order].set_axis(pd.Index(display))
+        self.fe_params = self._fe_table["estimate"].rename(None)
+        self.bse_fe = self._fe_table["se"].rename(None)
+
+    # -- parameters -----------------------------------------------------------------------------
+    @cached_property
+    def _param_index(self) -> pd.Index:
+        names = list(self.fe_params.index)
+        return pd.Index(names + self.model.param_names[self.model.k_fe :])
+
+    @cached_property
+    def params(self) -> pd.Series:
+        """Fixed effects, then the covariance parameters divided by ``scale``, as statsmodels' ``params``.
+
+        The covariance parameters are the lower triangle of ``cov_re / scale`` row by row
+        (``"Group Var"``, ``"Group x Days Cov"``, ``"Days Var"``), then ``vcomp / scale``
+        (``"<name> Var"``). The unscaled variances are :attr:`cov_re` and :attr:`vcomp`; the
+        summary shows those.
+        """
+        tri = self.cov_re_unscaled.to_numpy()[np.tril_indices(self.k_re)]
+        values = np.concatenate([self.fe_params.to_numpy(), tri, self.vcomp / self.scale])
+        return pd.Series(values, index=self._param_index)
+
+    @cached_property
+    def bse(self) -> pd.Series:
+        """Standard errors of :attr:`params`: the fixed effects', NaN for the variance parameters.
+
+        statsmodels computes the variance parameters' from the Hessian of its profiled likelihood;
+        they are not computed here (lme4 does not report them either).
+        """
+        out = pd.Series(np.nan, index=self._param_index)
+        out.iloc[: len(self.bse_fe)] = self.bse_fe.to_numpy()
+        return out
+
+    @cached_property
+    def bse_re(self) -> pd.Series:
+        """Standard errors of the variance parameters: not computed (NaN)."""
+        return self.bse.iloc[len(self.fe_params) :]
+
+    @cached_property
+    def tvalues(self) -> pd.Series:
+        """Wald z statistics ``params / bse`` (NaN for the variance parameters)."""
+        return self.params / self.bse
+
+    @cached_property
+    def pvalues(self) -> pd.Series:
+        """Two-sided normal p-values of :attr:`tvalues`."""
+        return pd.Series(2 * sps.norm.sf(np.abs(self.tvalues.to_numpy())), index=self._param_index)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald confidence intervals, columns ``0`` (lower) and ``1`` (upper), as statsmodels.
+
+        Parameters
+        ----------
+        alpha : float
+            ``1 - alpha`` is the coverage.
+
+        Returns
+        -------
+        DataFrame
+            One row per parameter; NaN for the variance parameters.
+        """
+        q = sps.norm.ppf(1 - alpha / 2)
+        return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance of the estimates: the fixed effects' block; NaN for the variance parameters."""
+        out = pd.DataFrame(np.nan, index=self._param_index, columns=self._param_index)
+        k = len(self.fe_params)
+        vcov = self.fit_result.vcov
+        order = [name for name in self.model._fixed_internal if name in vcov.index]
+        out.iloc[:k, :k] = vcov.loc[order, order].to_numpy()
+        return out
+
+    # -- likelihood -----------------------------------------------------------------------------
+    @property
+    def llf(self) -> float:
+        """Log-likelihood (the restricted one for REML)."""
+        return self.fit_result.loglik
+
+    @property
+    def aic(self) -> float:
+        """lme4's AIC (from the REML criterion for REML fits; statsmodels gives NaN there)."""
+        return self.fit_result.aic
+
+    @property
+    def bic(self) -> float:
+        """lme4's BIC (statsmodels gives NaN for REML fits)."""
+        return self.fit_result.bic
+
+    # -- random effects, fitted values, prediction ----------------------------------------------
+    @cached_property
+    def random_effects(self) -> dict[Any, pd.Series]:
+        """Conditional modes of the random effects, one Series per group.
+
+        Keyed by the group values (sorted), each Series is indexed like statsmodels': the correlated
+        effects by :attr:`MixedLM.exog_re_names` (``"Group"``, ``"Days"``), then each variance
+        component as ``"<name>[<column>]"``: ``"Days[Days]"`` for a slope, ``"class[C(class)[2]]"`` for
+        class 2 of a categorical component (only the classes present in the group).
+        """
+        return random_effects(self)
+
+    @cached_property
+    def random_effects_cov(self) -> dict[Any, pd.DataFrame]:
+        """Conditional covariance of each group's random effects (statsmodels' ``random_effects_cov``).
+
+        Only for models whose random effects all vary by the group (no categorical variance
+        component); otherwise NotImplementedError.
+        """
+        return random_effects_cov(self)
+
+    @cached_property
+    def fittedvalues(self) -> pd.Series:
+        """Fitted values: fixed effects plus each row's random effects, indexed like the data."""
+        return self.fit_result.fitted().rename(None)
+
+    @cached_property
+    def resid(self) -> pd.Series:
+        """Residuals: response minus :attr:`fittedvalues`."""
+        return self.fit_result.residuals().rename(None)
+
+    def predict(self, exog: Any = None) -> pd.Series | np.ndarray:
+        """Population-level predictions (fixed effects only), as statsmodels' ``MixedLMResults.predict``.
+
+        Parameters
+        ----------
+        exog : DataFrame or array_like, optional
+            New data (a DataFrame with the columns the fixed part uses, for a formula model), or a
+            fixed-effects design matrix with :attr:`MixedLM.exog_names` columns. The fitted rows if
+            omitted. For predictions that include the random effects use
+            ``fit_result.predict(newdata)``.
+
+        Returns
+        -------
+        Series or ndarray
+            A Series for data frames and ``exog=None``; an array for a design matrix.
+        """
+        fit = self.fit_result
+        beta = fit.fixed_effects["estimate"]
+        if exog is None:
+            return pd.Series(fit.design.X @ beta.to_numpy(), index=fit.design.rows)
+        if isinstance(exog, pd.DataFrame) and self.model._from_formula:
+            try:
+                X = fit.design.fixed_design(exog)
+            except Exception as err:  # formulae raises many kinds; all mean "cannot evaluate on exog"
+                raise DataError(f"cannot evaluate the fixed part on exog: {err}") from err
+            return pd.Series(X @ beta.to_numpy(), index=exog.index)
+        coef = self.fe_params.reindex(self.model.exog_names).fillna(0.0).to_numpy()
+        return np.asarray(exog, dtype=float) @ coef
+
+    # -- summary --------------------------------------------------------------------------------
+    def summary(
+        self,
+        yname: str | None = None,
+        xname_fe: list[str] | None = None,
+        xname_re: list[str] | None = None,
+        title: str | None = None,
+        alpha: float = 0.05,
+    ) -> MixedLMSummary:
+        """Summarise the fit in statsmodels' layout (``print(mdf.summary())``).
+
+        Parameters
+        ----------
+        yname : str, optional
+            Name of the response (default: the model's).
+        xname_fe, xname_re : list of str, optional
+            Names to print for the fixed effects and for the variance parameters.
+        title : str, optional
+            Replaces "Mixed Linear Model Regression Results".
+        alpha : float
+            The fixed effects' confidence intervals cover ``1 - alpha``.
+
+        Returns
+        -------
+        MixedLMSummary
+            ``str()`` of it is the table; ``tables`` holds the two tables as data frames.
+        """
+        names = list(self.params.index)
+        k_fe = len(self.fe_params)
+        if xname_fe is not None:
+            if len(xname_fe) != k_fe:
+                raise ValueError(f"xname_fe should be a list of length {k_fe}")
+            names[:k_fe] = list(xname_fe)
+        if xname_re is not None:
+            if len(xname_re) != len(names) - k_fe:
+                raise ValueError(f"xname_re should be a list of length {len(names) - k_fe}")
+            names[k_fe:] = list(xname_re)
+        sizes = pd.Series(self.model._group_labels).value_counts()
+        info = {
+            "Model:": "MixedLM",
+            "No. Observations:": str(self.nobs),
+            "No. Groups:": str(self.ngroups),
+            "Min. group size:": f"{sizes.min():.0f}",
+            "Max. group size:": f"{sizes.max():.0f}",
+            "Mean group size:": f"{sizes.mean():.1f}",
+            "Dependent Variable:": yname if yname is not None else self.model.endog_names,
+            "Method:": self.method,
+            "Scale:": self.scale,
+            "Log-Likelihood:": self.llf,
+            "Converged:": "Yes" if self.converged else "No",
+        }
+        q = sps.norm.ppf(1 - alpha / 2)
+        table = np.full((len(names), 6), np.nan)
+        fe, se = self.fe_params.to_numpy(), self.bse_fe.to_numpy()
+        z = fe / se
+        table[:k_fe] = np.column_stack([fe, se, z, 2 * sps.norm.sf(np.abs(z)), fe - q * se, fe + q * se])
+        cov = self.cov_re.to_numpy()
+        table[k_fe:, 0] = np.concatenate([cov[np.tril_indices(self.k_re)], self.vcomp])
+        columns = ["Coef.", "Std.Err.", "z", "P>|z|", f"[{alpha / 2}", f"{1 - alpha / 2}]"]
+        params = pd.DataFrame(
+            [[f"{v:.3f}" if np.isfinite(v) else "" for v in row] for row in table],
+            index=names,
+            columns=columns,
+        )
+        return MixedLMSummary(info, params, title or "Mixed Linear Model Regression Results")
+
+    def __repr__(self) -> str:
+        return f"<bayesmlm.MixedLMResults {self.method}: {self.model.formula}; llf {self.llf:.4f}>"
