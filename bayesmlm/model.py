@@ -20,6 +20,7 @@ import pandas as pd
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts, cross_products
 from bayesmlm.design.evaluate import Design, NaAction, make_design
+from bayesmlm.design.scaling import choose_scaling
 from bayesmlm.exceptions import FitError, FormulaError
 from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.reml.optimize import optimize_theta
@@ -118,13 +119,23 @@ class Model:
 
     @cached_property
     def cross_products(self) -> CrossProducts:
-        """Sufficient statistics for the REML/ML objective, computed once."""
+        """Sufficient statistics of the data's own columns, computed once (on first use)."""
         return cross_products(self.design, self.structure)
+
+    @cached_property
+    def scaled_cross_products(self) -> CrossProducts:
+        """Sufficient statistics in the internal parameterisation REML/ML is fitted in, computed once.
+
+        Centred, unit-spread columns: see :mod:`bayesmlm.design.scaling`.
+        """
+        scaling = choose_scaling(self.design, self.structure)
+        return cross_products(self.design, self.structure, scaling=scaling)
 
     # -- REML / ML ------------------------------------------------------------------------------
     def _fit_likelihood(self, reml: bool, theta0: np.ndarray | None) -> LikelihoodFit:
-        opt = optimize_theta(self.structure, self.cross_products, reml=reml, theta0=theta0)
-        return LikelihoodFit(self.design, self.structure, self.cross_products, opt)
+        stats = self.scaled_cross_products
+        opt = optimize_theta(self.structure, stats, reml=reml, theta0=theta0)
+        return LikelihoodFit(self.design, self.structure, stats, opt)
 
     def fit_reml(self, theta0: np.ndarray | None = None) -> LikelihoodFit:
         """Fit by restricted maximum likelihood (lme4's default, ``REML = TRUE``).
@@ -193,7 +204,7 @@ class Model:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                reml = optimize_theta(self.structure, self.cross_products, reml=True)
+                reml = optimize_theta(self.structure, self.scaled_cross_products, reml=True)
             theta = reml.theta if reml.converged else None
         except Exception:  # the choice falls back to non-centred; sampling does not depend on REML
             theta = None

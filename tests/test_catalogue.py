@@ -8,6 +8,7 @@ Regenerate the table with ``python -m tests.test_catalogue``.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 import warnings
@@ -68,6 +69,15 @@ class Case:
 
 
 # --- helpers for the checks ----------------------------------------------------------------------
+
+
+def _same_optimum(fit, ref, shift: float, theta: bool = False) -> None:
+    """The same optimum as ``ref``: logLik (plus ``shift``), sigma, converged and not singular."""
+    assert fit.loglik + shift == pytest.approx(ref.loglik, abs=1e-6)
+    assert fit.sigma == pytest.approx(ref.sigma, rel=1e-6)
+    assert fit.converged and not fit.singular
+    if theta:
+        np.testing.assert_allclose(fit.theta, ref.theta, rtol=1e-5)
 
 
 def same_reml(reference: Callable[[], bm.LikelihoodFit]):
@@ -368,6 +378,21 @@ CASES: list[Case] = [
         "the same fit: theta identical, sigma and coefficients scaled by 1e-6",
         lambda: bm.Model(F, sleep().assign(Reaction=lambda d: d["Reaction"] * 1e-6)).fit_reml(),
         check=scale_check(1e-6),
+    ),
+    Case(
+        "covariate-origin",
+        "A covariate with another origin or unit, `Days + 20` or days in thousandths (REML)",
+        "the same model and the same optimum: the fit is made with centred, unit-spread columns and "
+        "mapped back (the REML logLik shifts by log of the unit, as lme4's)",
+        lambda: bm.Model(F, sleep().assign(Days=lambda d: (d["Days"] + 20) * 1000)).fit_reml(),
+        check=lambda fit: _same_optimum(fit, reml_fit(), shift=math.log(1000)),
+    ),
+    Case(
+        "response-offset",
+        "A response with a huge offset, `Reaction + 1e8` (REML)",
+        "the same fit: the response is centred before any cross-product is formed (no cancellation)",
+        lambda: bm.Model(F, sleep().assign(Reaction=lambda d: d["Reaction"] + 1e8)).fit_reml(),
+        check=lambda fit: _same_optimum(fit, reml_fit(), shift=0.0, theta=True),
     ),
     Case(
         "response-scale-bayes",

@@ -75,6 +75,10 @@ def payloads(marker, secret) -> list[str]:
         "I('a' * 1000000000)",
         "I(9 ** 9 ** 9)",
         "I(Days * 10 ** 1000)",
+        # bases of absurd size (poly(Days, degree=100000) took 55 s and gigabytes before failing)
+        "poly(Days, 100000)",
+        "poly(Days, degree=100000)",
+        "bs(Days, df=5000)",
         # unicode look-alikes of allowed names (fullwidth I, Cyrillic I, fullwidth eval)
         "\uff29(Days)",
         "\u0406(Days)",

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
 from bayesmlm.design.evaluate import Design
+from bayesmlm.design.scaling import Scaling
 
 __all__ = ["CrossProducts", "cross_products", "per_level_sum", "sparse_z", "with_response"]
 
@@ -33,6 +34,9 @@ class CrossProducts:
         Dense blocks for the other factors: ``(q_R, q_R)``, ``(q_R, m₁q₁)``, ``(q_R, p)``, ``(q_R,)``.
     xtx, xty, yty : ndarray
         ``X'X``, ``X'y``, ``y'y``.
+    scaling : Scaling or None
+        The internal parameterisation the statistics were formed in (:mod:`bayesmlm.design.scaling`):
+        the products of ``X A``, ``Z_f A_f`` and ``(y - c) / s``; None for the data's own columns.
     """
 
     n: int
@@ -47,6 +51,7 @@ class CrossProducts:
     xtx: np.ndarray
     xty: np.ndarray
     yty: float
+    scaling: Scaling | None = None
 
     @property
     def has_rest(self) -> bool:
@@ -54,12 +59,16 @@ class CrossProducts:
         return self.ztz_rest is not None
 
 
-def sparse_z(factor: FactorTerms) -> sp.csr_array:
-    """Build the factor's sparse ``n × (levels·q)`` indicator-times-term matrix, level-major."""
-    n, q = factor.Z.shape
+def sparse_z(factor: FactorTerms, Z: np.ndarray | None = None) -> sp.csr_array:
+    """Build the factor's sparse ``n × (levels·q)`` indicator-times-term matrix, level-major.
+
+    ``Z`` replaces the factor's own term columns (the internal parameterisation's, say).
+    """
+    Z = factor.Z if Z is None else Z
+    n, q = Z.shape
     cols = factor.codes[:, None] * q + np.arange(q)[None, :]
     rows = np.repeat(np.arange(n), q)
-    return sp.csr_array((factor.Z.reshape(-1), (rows, cols.reshape(-1))), shape=(n, factor.n_levels * q))
+    return sp.csr_array((np.asarray(Z).reshape(-1), (rows, cols.reshape(-1))), shape=(n, factor.n_levels * q))
 
 
 def per_level_sum(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
@@ -70,7 +79,10 @@ def per_level_sum(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
 
 
 def cross_products(
-    design: Design, structure: RandomStructure, shift: np.ndarray | None = None
+    design: Design,
+    structure: RandomStructure,
+    shift: np.ndarray | None = None,
+    scaling: Scaling | None = None,
 ) -> CrossProducts:
     """Compute the cross-products once; the objective never touches the rows again.
 
@@ -80,6 +92,8 @@ def cross_products(
     structure : RandomStructure
     shift : ndarray, optional
         Subtracted from every row of ``X`` first (the collapsed sampler centres the predictors).
+    scaling : Scaling, optional
+        Form the products of the internal parameterisation's columns (REML/ML fits in it).
 
     Returns
     -------
@@ -93,22 +107,22 @@ def cross_products(
     >>> cross_products(d, random_structure(d)).ztz1.shape
     (18, 2, 2)
     """
-    X, y = np.asarray(design.X), np.asarray(design.y)
+    X, y, Zs = _columns(design, structure, scaling)
     if shift is not None:
         X = X - shift
     first, rest = structure.factors[0], structure.factors[1:]
-    Z1 = first.Z
+    Z1 = Zs[0]
     m1 = first.n_levels
     ztz1 = per_level_sum(first.codes, Z1[:, :, None] * Z1[:, None, :], m1)
     ztx1 = per_level_sum(first.codes, Z1[:, :, None] * X[:, None, :], m1)
     rest_blocks: tuple = (None, None, None)
     zrt = None
     if rest:
-        z_rest = sp.hstack([sparse_z(f) for f in rest], format="csr")
+        z_rest = sp.hstack([sparse_z(f, Z) for f, Z in zip(rest, Zs[1:], strict=True)], format="csr")
         zrt = z_rest.T.tocsr()
         rest_blocks = (
             (zrt @ z_rest).toarray(),
-            (zrt @ sparse_z(first)).toarray(),
+            (zrt @ sparse_z(first, Z1)).toarray(),
             np.asarray(zrt @ X),
         )
     return CrossProducts(
@@ -120,14 +134,24 @@ def cross_products(
         ztz_rest1=rest_blocks[1],
         ztx_rest=rest_blocks[2],
         xtx=X.T @ X,
-        **_response_products(first, zrt, X, y),
+        **_response_products(first, Z1, zrt, X, y),
+        scaling=scaling,
     )
 
 
-def _response_products(first: FactorTerms, zrt, X: np.ndarray, y: np.ndarray) -> dict:
+def _columns(design: Design, structure: RandomStructure, scaling: Scaling | None):
+    """``X``, ``y`` and each factor's ``Z``, in the internal parameterisation if ``scaling`` is given."""
+    X, y = np.asarray(design.X, dtype=float), np.asarray(design.y, dtype=float)
+    Zs = [np.asarray(f.Z, dtype=float) for f in structure.factors]
+    if scaling is None:
+        return X, y, Zs
+    return scaling.x(X), scaling.y(y), [scaling.z(k, Z) for k, Z in enumerate(Zs)]
+
+
+def _response_products(first: FactorTerms, Z1: np.ndarray, zrt, X: np.ndarray, y: np.ndarray) -> dict:
     """Compute the products with the response: ``Z₁'y`` per level, ``Z_R'y``, ``X'y``, ``y'y``."""
     return {
-        "zty1": per_level_sum(first.codes, first.Z * y[:, None], first.n_levels),
+        "zty1": per_level_sum(first.codes, Z1 * y[:, None], first.n_levels),
         "zty_rest": None if zrt is None else np.asarray(zrt @ y),
         "xty": X.T @ y,
         "yty": float(y @ y),
@@ -137,8 +161,13 @@ def _response_products(first: FactorTerms, zrt, X: np.ndarray, y: np.ndarray) ->
 def with_response(stats: CrossProducts, design: Design, structure: RandomStructure, y: np.ndarray):
     """Return the cross-products of the same design with another response ``y`` (only ``y`` terms change).
 
-    Used to refit simulated responses (parametric bootstrap) without recomputing ``Z'Z`` or ``X'X``.
+    Used to refit simulated responses (parametric bootstrap) without recomputing ``Z'Z`` or ``X'X``; the
+    new response is put into the same parameterisation as ``stats`` (``stats.scaling``).
     """
+    design_y = replace(design, y=np.asarray(y, dtype=float))
+    X, y_new, Zs = _columns(design_y, structure, stats.scaling)
     rest = structure.factors[1:]
-    zrt = sp.hstack([sparse_z(f) for f in rest], format="csr").T.tocsr() if rest else None
-    return replace(stats, **_response_products(structure.factors[0], zrt, np.asarray(design.X), y))
+    zrt = None
+    if rest:
+        zrt = sp.hstack([sparse_z(f, Z) for f, Z in zip(rest, Zs[1:], strict=True)], format="csr").T.tocsr()
+    return replace(stats, **_response_products(structure.factors[0], Zs[0], zrt, X, y_new))

@@ -19,6 +19,7 @@ __all__ = [
     "parameter_names",
     "sd_names",
     "statsmodels_name",
+    "statsmodels_variances",
     "theta_names",
 ]
 
@@ -129,6 +130,24 @@ def statsmodels_name(structure: RandomStructure, group: str, term: str) -> str:
     if term == "Intercept":
         return group
     return term if len(structure.factors) == 1 else f"{group}:{term}"
+
+
+def statsmodels_variances(structure: RandomStructure, varcorr) -> dict[str, float]:
+    """Name the variances and covariances of an lme4-style ``varcorr`` table as statsmodels does.
+
+    ``Subject Var``, ``Subject x Days Cov``, ``Days Var`` and ``Scale`` for the residual variance.
+    """
+    group_of = {label: f.group for f in structure.factors for label, *_ in f.blocks()}
+    out = {}
+    for row in varcorr.itertuples(index=False):
+        if row.grp == "Residual":
+            out["Scale"] = row.vcov
+        elif not isinstance(row.var2, str):  # a variance: var2 is missing
+            out[f"{statsmodels_name(structure, group_of[row.grp], row.var1)} Var"] = row.vcov
+        else:
+            first = statsmodels_name(structure, group_of[row.grp], row.var1)
+            out[f"{first} x {statsmodels_name(structure, group_of[row.grp], row.var2)} Cov"] = row.vcov
+    return out
 
 
 def theta_names(structure: RandomStructure) -> list[str]:

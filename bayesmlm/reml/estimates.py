@@ -37,6 +37,11 @@ class Estimates:
         Group -> conditional covariances, shape (levels, q, q).
     covariances : dict
         Group -> the random effects' covariance ``σ² Λ Λᵀ``, shape (q, q).
+    scale : float
+        The response's unit in the internal parameterisation (1 for the data's own columns). Variances
+        of a response in units near 1e200 or 1e-170 overflow or underflow as floats; standard deviations,
+        correlations and standard errors are computed from the unit-scale values (``unit_*``, the
+        variances divided by ``scale²``) and stay exact.
     """
 
     theta: np.ndarray
@@ -46,6 +51,30 @@ class Estimates:
     modes: dict
     condvar: dict
     covariances: dict
+    scale: float = 1.0
+    unit_sigma2: float | None = None
+    unit_vcov: np.ndarray | None = None
+    unit_covariances: dict | None = None
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation."""
+        unit = self.sigma2 if self.unit_sigma2 is None else self.unit_sigma2
+        return float(self.scale * np.sqrt(unit))
+
+    @property
+    def se(self) -> np.ndarray:
+        """Standard errors of the fixed effects."""
+        unit = self.vcov if self.unit_vcov is None else self.unit_vcov
+        return self.scale * np.sqrt(np.diag(unit))
+
+    def sd_cor(self, group: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return the random effects' sds (q,) and correlation matrix (q, q) for ``group``."""
+        unit = (self.covariances if self.unit_covariances is None else self.unit_covariances)[group]
+        sd = np.sqrt(np.clip(np.diag(unit), 0.0, None))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cor = np.where(np.outer(sd, sd) > 0, unit / np.outer(sd, sd), np.nan)
+        return self.scale * sd, cor
 
 
 def _evaluate_decomposition(theta: np.ndarray, structure: RandomStructure, stats: CrossProducts):
@@ -104,6 +133,10 @@ def estimates_at(
 ) -> Estimates:
     """Compute every estimate at ``theta`` (REML's ``σ²`` divides by ``n - p``, ML's by ``n``).
 
+    ``theta`` is lme4's, for the user's columns. For statistics formed in the internal
+    parameterisation (``stats.scaling``, :mod:`bayesmlm.design.scaling`) the estimates are computed
+    there and mapped back exactly, so everything returned is for the user's columns too.
+
     Examples
     --------
     >>> import numpy as np, bayesmlm as bm
@@ -112,6 +145,10 @@ def estimates_at(
     >>> round(float(np.sqrt(est.sigma2)), 2), round(float(est.beta[0]), 1)  # lme4: 49.51, 1527.5
     (49.51, 1527.5)
     """
+    user_theta = np.asarray(theta, dtype=float)
+    scaling = stats.scaling
+    if scaling is not None:
+        theta = scaling.theta_to_internal(structure, user_theta)
     dec = _evaluate_decomposition(theta, structure, stats)
     n, p = stats.n, stats.p
     sigma2 = float(dec["r2"]) / (n - p if reml else n)
@@ -123,4 +160,23 @@ def estimates_at(
         vcov = np.zeros((0, 0))
     modes, condvar = conditional_modes(dec, structure, theta, beta, sigma2)
     covariances = {f.group: f.covariance(theta, sigma2) for f in structure.factors}
-    return Estimates(theta, sigma2, beta, vcov, modes, condvar, covariances)
+    if scaling is None:
+        return Estimates(theta, sigma2, beta, vcov, modes, condvar, covariances)
+    groups = [f.group for f in structure.factors]
+    with np.errstate(over="ignore", under="ignore"):  # variances of a response in units of 1e±200
+        s2 = np.float64(scaling.y_scale) ** 2
+        unit_vcov = scaling.unit_vcov(vcov)
+        unit_cov = {g: scaling.unit_covariance(k, covariances[g]) for k, g in enumerate(groups)}
+        return Estimates(
+            theta=user_theta,
+            sigma2=float(sigma2 * s2),
+            beta=scaling.beta_to_user(beta),
+            vcov=unit_vcov * s2,
+            modes={g: scaling.effects_to_user(k, modes[g]) for k, g in enumerate(groups)},
+            condvar={g: scaling.covariance_to_user(k, condvar[g]) for k, g in enumerate(groups)},
+            covariances={g: c * s2 for g, c in unit_cov.items()},
+            scale=float(scaling.y_scale),
+            unit_sigma2=sigma2,
+            unit_vcov=unit_vcov,
+            unit_covariances=unit_cov,
+        )

@@ -22,11 +22,12 @@ from bayesmlm._version import package_versions
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
-from bayesmlm.design.names import statsmodels_name
+from bayesmlm.design.names import statsmodels_variances
 from bayesmlm.draws.arrays import ParameterDraws
 from bayesmlm.draws.icc import icc_from_draws, variance_decomposition
 from bayesmlm.exceptions import ConvergenceWarning, SingularFitWarning
 from bayesmlm.reml.bootstrap import parametric_bootstrap
+from bayesmlm.reml.convergence import not_converged_message
 from bayesmlm.reml.estimates import estimates_at
 from bayesmlm.reml.optimize import BOUNDARY_TOL, OptSummary, optimize_theta
 from bayesmlm.reml.predict import NewLevels, fitted_values, predict_mean
@@ -65,8 +66,7 @@ class LikelihoodFit:
         self._modes, self._condvar = est.modes, est.condvar
         if not opt.converged:
             warnings.warn(
-                f"the {self.method} optimiser did not converge ({opt.message}); "
-                "the estimates may be wrong: check the model, rescale predictors or refit",
+                not_converged_message(self.method, opt.checks, len(opt.starts)),
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -94,6 +94,8 @@ class LikelihoodFit:
             "optimizer_message": self.opt.message,
             "n_evaluations": self.opt.n_evaluations,
             "gradient_norm": float(self.opt.gradient_norm),
+            "starts": list(self.opt.starts),
+            "convergence_failures": list(self.opt.checks.failures) if self.opt.checks is not None else [],
             "singular": self.singular,
             "n_obs": self.design.n,
             "n_dropped": self.design.n_dropped,
@@ -105,7 +107,7 @@ class LikelihoodFit:
     @property
     def fixed_effects(self) -> pd.DataFrame:
         """Fixed effects: estimate, se, z, p (Wald, normal), ci_low, ci_high (95%), by term."""
-        se = np.sqrt(np.diag(self._vcov))
+        se = self.estimates.se
         z = self._beta / se
         q = sps.norm.ppf(0.975)
         return pd.DataFrame(
@@ -130,7 +132,7 @@ class LikelihoodFit:
     @property
     def sigma(self) -> float:
         """Residual standard deviation."""
-        return math.sqrt(self._sigma2)
+        return self.estimates.sigma
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
@@ -143,16 +145,15 @@ class LikelihoodFit:
         rows = []
         for f in self.structure.factors:
             cov = self.estimates.covariances[f.group]
+            sds, cors = self.estimates.sd_cor(f.group)
             for label, start, size in f.blocks():
                 names = f.term_names[start : start + size]
                 block = cov[start : start + size, start : start + size]
-                sd = np.sqrt(np.diag(block))
                 for i in range(size):
-                    rows.append((label, names[i], None, block[i, i], sd[i]))
+                    rows.append((label, names[i], None, block[i, i], sds[start + i]))
                 for j in range(size):
                     for i in range(j + 1, size):
-                        denom = sd[i] * sd[j]
-                        corr = block[i, j] / denom if denom > 0 else np.nan
+                        corr = cors[start + i, start + j]
                         rows.append((label, names[j], names[i], block[i, j], corr))
         rows.append(("Residual", None, None, self._sigma2, self.sigma))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
@@ -160,20 +161,7 @@ class LikelihoodFit:
     @property
     def variance_components(self) -> pd.Series:
         """Variances and covariances under statsmodels' names (``Subject Var``, ``Subject x Days Cov``)."""
-        group_of = {label: f.group for f in self.structure.factors for label, *_ in f.blocks()}
-
-        def name(grp: str, term: str) -> str:
-            return statsmodels_name(self.structure, group_of[grp], term)
-
-        out = {}
-        for row in self.varcorr.itertuples(index=False):
-            if row.grp == "Residual":
-                out["Scale"] = row.vcov
-            elif pd.isna(row.var2):
-                out[f"{name(row.grp, row.var1)} Var"] = row.vcov
-            else:
-                out[f"{name(row.grp, row.var1)} x {name(row.grp, row.var2)} Cov"] = row.vcov
-        return pd.Series(out, name="estimate")
+        return pd.Series(statsmodels_variances(self.structure, self.varcorr), name="estimate")
 
     def icc(self, at: dict | None = None, prob: float = 0.95, n_boot: int = 200, seed: int | None = None):
         """Intraclass correlations: point estimates with parametric-bootstrap intervals.
@@ -303,9 +291,13 @@ class LikelihoodFit:
 
     @property
     def singular(self) -> bool:
-        """Boundary fit: a diagonal entry of a relative covariance factor below 1e-4 (lme4's rule)."""
+        """Boundary fit: a diagonal entry of a relative covariance factor below 1e-4 (lme4's rule).
+
+        Applied to the internal, unit-free theta (lme4's depends on the units of the terms' columns).
+        """
+        theta = self.opt.theta if self.opt.theta_internal is None else self.opt.theta_internal
         for f in self.structure.factors:
-            if np.any(self.theta[f.theta_slice][f.is_diagonal_entry] < BOUNDARY_TOL):
+            if np.any(theta[f.theta_slice][f.is_diagonal_entry] < BOUNDARY_TOL):
                 return True
         return False
 

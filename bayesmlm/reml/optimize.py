@@ -1,9 +1,20 @@
-"""Stage 4a, REML/ML: minimise the profiled deviance over theta, and record how it went.
+"""Stage 4a, REML/ML: minimise the profiled deviance over theta, honestly, and record how it went.
 
-The objective and its gradient come from one compiled PyTensor function. L-BFGS-B handles the
-boundary (diagonal entries of ``Λ`` are bounded below by 0, so a variance can be estimated as exactly
-zero, as lme4 does); a few projected Newton steps (Hessian from differences of the exact gradient)
-then polish the optimum so that estimates agree with lme4's to its printed digits.
+The deviance and its gradient come from one compiled function of theta. It is minimised in the
+internal parameterisation of the statistics (``stats.scaling``, :mod:`bayesmlm.design.scaling`:
+centred, unit-spread columns), where the optimum does not depend on the origin or the units of a
+covariate, and from its identity start (random effects as spread as the residuals). Each local search
+is L-BFGS-B with the diagonal of ``Λ`` bounded below by 0, as lme4 does, then:
+
+- off every bound it stopped on, the deviance is evaluated (:data:`~bayesmlm.reml.convergence.PROBES`);
+  if it is lower there the search restarts from that point (from ``θ = 1`` L-BFGS-B's first step can land
+  on ``θ = 0``, where the gradient vanishes by symmetry and it would stop);
+- a few projected Newton steps polish the optimum, so estimates agree with lme4's to its printed digits.
+
+If the best point is on a bound or fails a check, the search is repeated from the identity start, from
+the REML optimum (for ML) and from jittered starts, and the lowest deviance kept; every start is
+recorded. Convergence is then what :func:`~bayesmlm.reml.convergence.check_convergence` finds there,
+whatever the optimiser's message.
 """
 
 from __future__ import annotations
@@ -16,12 +27,21 @@ from scipy.optimize import minimize
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
+from bayesmlm.reml.convergence import (
+    ConvergenceChecks,
+    at_bound,
+    check_convergence,
+    hessian_by_differences,
+    probe_bounds,
+)
 from bayesmlm.reml.objective import compile_at_theta
 
-__all__ = ["OptSummary", "optimize_theta"]
+__all__ = ["BOUNDARY_TOL", "OptSummary", "optimize_theta"]
 
 #: a diagonal entry of Λ below this counts as on the boundary (lme4's ``isSingular`` tolerance)
 BOUNDARY_TOL = 1e-4
+#: jittered restarts tried when the best point is on a bound or fails a check
+N_JITTERED = 4
 
 
 @dataclass(frozen=True)
@@ -33,19 +53,27 @@ class OptSummary:
     method : str
         ``"REML"`` or ``"ML"``.
     theta_initial, theta : ndarray
-        Starting and final relative covariance parameters.
+        Starting and final relative covariance parameters, for the user's columns (lme4's theta).
+    theta_internal : ndarray
+        The final theta in the internal parameterisation the statistics were formed in.
     objective : float
-        Final deviance (ML) or REML criterion.
+        Final deviance (ML) or REML criterion, for the user's data.
     n_evaluations : int
-        Objective-and-gradient evaluations.
+        Objective-and-gradient evaluations, all starts together.
     n_newton : int
-        Newton polishing steps taken.
+        Newton polishing steps of the best start.
     gradient_norm : float
-        Largest projected gradient component at the end.
+        Largest gradient component of the free coordinates at the end.
     converged : bool
+        Whether every convergence check passed at the end point.
     message : str
+        The optimiser's message and what the checks found.
     seconds : float
         Wall time, including compilation.
+    starts : tuple of dict
+        Every start: ``label``, ``theta`` (internal, where it began), ``objective`` reached, ``on_bound``.
+    checks : ConvergenceChecks
+        The checks at the end point.
     """
 
     method: str
@@ -59,23 +87,82 @@ class OptSummary:
     message: str
     seconds: float
     compile_seconds: float = field(default=0.0)
+    theta_internal: np.ndarray | None = None
+    starts: tuple[dict, ...] = ()
+    checks: ConvergenceChecks | None = None
 
 
-def _projected_gradient(theta: np.ndarray, grad: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    at_bound = (theta <= lower) & (grad > 0)
-    return np.where(at_bound, 0.0, grad)
+@dataclass
+class _Run:
+    x: np.ndarray
+    f: float
+    g: np.ndarray
+    n_newton: int
+    message: str
 
 
-def _hessian_by_differences(fun, x: np.ndarray, free: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    """Hessian of the free coordinates by central differences of the exact gradient (symmetrised)."""
-    idx = np.flatnonzero(free)
-    hess = np.empty((len(idx), len(idx)))
-    for k, i in enumerate(idx):
-        up, down = x.copy(), x.copy()
-        up[i] += h
-        down[i] -= h
-        hess[:, k] = (fun(up)[1][idx] - fun(down)[1][idx]) / (2 * h)
-    return (hess + hess.T) / 2
+def _newton_polish(fun, x, f, g, lower) -> tuple[np.ndarray, float, np.ndarray, int]:
+    """Take a few projected Newton steps on the free coordinates (those not held at their bound)."""
+    n_newton = 0
+    for _ in range(10):
+        free = ~(at_bound(x, lower) & (g > 0))
+        if not free.any():
+            break
+        h = hessian_by_differences(fun, x, free)
+        try:
+            step = np.linalg.solve(h, g[free])
+        except np.linalg.LinAlgError:
+            break
+        decrement = float(g[free] @ step) / 2  # predicted decrease of the deviance
+        if not np.isfinite(decrement) or decrement < 1e-12:
+            break
+        trial = x.copy()
+        trial[free] = np.maximum(x[free] - step, lower[free])
+        ft, gt = fun(trial)
+        if not ft < f:
+            break
+        x, f, g = trial, ft, gt
+        n_newton += 1
+    return x, f, g, n_newton
+
+
+def _local_search(fun, x0: np.ndarray, lower: np.ndarray, max_iter: int) -> _Run:
+    """L-BFGS-B, restarted from off a bound while that lowers the deviance, then a Newton polish."""
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    x, messages = np.asarray(x0, dtype=float), []
+    for _ in range(6):
+        res = minimize(
+            fun,
+            x,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10},
+        )
+        messages.append(str(res.message))
+        x = np.maximum(res.x, lower)
+        f, g = fun(x)
+        better = probe_bounds(fun, x, f, lower) if np.isfinite(f) else None
+        if better is None:
+            break
+        x = better[0]
+        messages.append("restarted off a bound")
+    x, f, g, n_newton = _newton_polish(fun, x, f, g, lower)
+    return _Run(x, f, g, n_newton, "L-BFGS-B: " + "; ".join(messages))
+
+
+def _jittered_starts(structure: RandomStructure, n: int) -> list[np.ndarray]:
+    """Deterministic starts around the identity: diagonal entries × e^N(0, 0.7), off-diagonal N(0, 0.5)."""
+    rng = np.random.default_rng(20261201)
+    base = structure.theta_initial()
+    diagonal = base > 0
+    starts = []
+    for _ in range(n):
+        jitter = np.where(
+            diagonal, base * np.exp(rng.normal(0, 0.7, base.size)), rng.normal(0, 0.5, base.size)
+        )
+        starts.append(jitter)
+    return starts
 
 
 def optimize_theta(
@@ -92,19 +179,23 @@ def optimize_theta(
     ----------
     structure : RandomStructure
     stats : CrossProducts
+        Formed in the internal parameterisation (``cross_products(..., scaling=...)``, as
+        :class:`bayesmlm.Model` does) or in the data's own columns.
     reml : bool
         REML if true, ML otherwise.
     theta0 : ndarray, optional
-        Starting value; lme4's (identity ``Λ``) by default.
+        Starting value for the user's columns (lme4's theta); by default the identity of the internal
+        parameterisation.
     max_iter : int
-        Iteration limit for L-BFGS-B.
+        Iteration limit for each L-BFGS-B search.
     grad_tol : float
-        Converged when the largest projected gradient component, or the decrease of the deviance
-        that a Newton step predicts, is below this.
+        Converged when, besides the other checks, the decrease of the deviance that a Newton step
+        predicts, or the largest gradient component, is below this.
 
     Returns
     -------
     OptSummary
+        ``theta`` and ``objective`` for the user's columns and data.
 
     Examples
     --------
@@ -119,9 +210,13 @@ def optimize_theta(
     start = time.perf_counter()
     objective = compile_at_theta("REML" if reml else "ML", structure, stats)
     compiled = time.perf_counter()
-
+    scaling = stats.scaling
     lower = structure.theta_lower_bounds()
-    x0 = structure.theta_initial() if theta0 is None else np.asarray(theta0, dtype=float)
+    if theta0 is None:
+        x0 = structure.theta_initial()
+    else:
+        x0 = np.asarray(theta0, dtype=float)
+        x0 = scaling.theta_to_internal(structure, x0) if scaling is not None else x0
     n_eval = 0
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -133,59 +228,52 @@ def optimize_theta(
             return np.inf, np.zeros_like(x)
         return float(f), np.asarray(g, dtype=float)
 
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    res = minimize(
-        fun,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10},
+    runs = [("start", x0, _local_search(fun, x0, lower, max_iter))]
+    best = runs[0][2]
+    first_checks = check_convergence(fun, best.x, best.f, best.g, lower, grad_tol)
+    if at_bound(best.x, lower).any() or not first_checks.passed:
+        starts = [] if theta0 is None else [("identity", structure.theta_initial())]
+        if not reml:
+            starts.append(("REML optimum", optimize_theta(structure, stats, reml=True).theta_internal))
+        starts += [(f"jittered {k + 1}", s) for k, s in enumerate(_jittered_starts(structure, N_JITTERED))]
+        for label, x_start in starts:
+            run = _local_search(fun, x_start, lower, max_iter)
+            runs.append((label, x_start, run))
+            if run.f < best.f - 1e-10 * max(1.0, abs(best.f)):
+                best = run
+    same = best is runs[0][2]
+    checks = first_checks if same else check_convergence(fun, best.x, best.f, best.g, lower, grad_tol)
+    n, p = stats.n, stats.p
+    dev = best.f if scaling is None else scaling.deviance_to_user(best.f, n, p, reml)
+    to_user = (lambda t: t) if scaling is None else (lambda t: scaling.theta_to_user(structure, t))
+    record = tuple(
+        {
+            "label": label,
+            "theta": [float(v) for v in x_start],
+            "objective": float(run.f if scaling is None else scaling.deviance_to_user(run.f, n, p, reml)),
+            "on_bound": bool(at_bound(run.x, lower).any()),
+        }
+        for label, x_start, run in runs
     )
-    x = np.maximum(res.x, lower)
-    f, g = fun(x)
-
-    # Projected Newton polish on the free coordinates (those not held at their bound).
-    n_newton = 0
-    decrement = np.inf
-    for _ in range(10):
-        free = ~((x <= lower) & (g > 0))
-        if not free.any():
-            decrement = 0.0
-            break
-        h = _hessian_by_differences(fun, x, free)
-        try:
-            step = np.linalg.solve(h, g[free])
-        except np.linalg.LinAlgError:
-            break
-        decrement = float(g[free] @ step) / 2  # predicted decrease of the deviance
-        if not np.isfinite(decrement) or decrement < 1e-12:
-            break
-        trial = x.copy()
-        trial[free] = np.maximum(x[free] - step, lower[free])
-        ft, gt = fun(trial)
-        if not ft < f:
-            break
-        x, f, g = trial, ft, gt
-        n_newton += 1
-
-    pg = _projected_gradient(x, g, lower)
-    gnorm = float(np.max(np.abs(pg), initial=0.0))
-    converged = bool(np.isfinite(f) and (0 <= decrement < grad_tol or gnorm < grad_tol))
     message = (
-        f"L-BFGS-B: {res.message}; {n_newton} Newton step{'s' if n_newton != 1 else ''}; "
-        f"largest projected gradient {gnorm:.1e}; predicted further decrease {decrement:.1e}"
+        f"{best.message}; {best.n_newton} Newton step{'s' if best.n_newton != 1 else ''}; "
+        f"{len(runs)} start{'s' if len(runs) != 1 else ''}; largest gradient {checks.gradient:.1e}; "
+        f"predicted further decrease {checks.decrement:.1e}"
+        + ("" if checks.passed else "; " + "; ".join(checks.failures))
     )
     return OptSummary(
         method="REML" if reml else "ML",
-        theta_initial=x0,
-        theta=x,
-        objective=f,
+        theta_initial=to_user(x0),
+        theta=to_user(best.x),
+        objective=float(dev),
         n_evaluations=n_eval,
-        n_newton=n_newton,
-        gradient_norm=gnorm,
-        converged=converged,
+        n_newton=best.n_newton,
+        gradient_norm=checks.gradient,
+        converged=checks.passed,
         message=message,
         seconds=time.perf_counter() - start,
         compile_seconds=compiled - start,
+        theta_internal=best.x,
+        starts=record,
+        checks=checks,
     )

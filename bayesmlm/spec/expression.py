@@ -17,7 +17,9 @@ the text differently):
   argument (``Treatment("b")``) or in a comparison (``I(group == "a")``), never in arithmetic;
 - **operators**: ``+ - * / **`` and the comparisons ``== != < <= > >=``, on numbers bounded in size;
 - keyword arguments (``poly(x, degree=2)``) with plain names; the encodings ``Treatment`` and ``Sum``
-  may also be passed by name (``C(x, Sum)``).
+  may also be passed by name (``C(x, Sum)``);
+- polynomials and splines of at most :data:`MAX_BASIS` columns (``poly(x, 100000)`` would take a
+  minute and gigabytes).
 
 Nothing else exists in formulae's grammar (it has no subscripts of objects, lambdas, comprehensions,
 f-strings or starred arguments); anything it might add later is refused because the check lists what
@@ -41,6 +43,7 @@ from bayesmlm.exceptions import FormulaError
 
 __all__ = [
     "ENCODINGS",
+    "MAX_BASIS",
     "MAX_DEPTH",
     "MAX_LENGTH",
     "NUMPY_FUNCTIONS",
@@ -120,6 +123,16 @@ MAX_LENGTH = 10_000
 MAX_DEPTH = 50
 #: largest number of decimal digits a constant in a formula may have or compute to
 MAX_DIGITS = 300
+#: largest number of basis columns a spline or polynomial transform may make (its degree or df)
+MAX_BASIS = 100
+#: the arguments of the basis transforms that set their number of columns: position -> name
+_BASIS_SIZE = {
+    "poly": {1: "degree"},
+    "bs": {1: "df", 3: "degree"},
+    "cr": {1: "df"},
+    "cc": {2: "df"},
+    "tp": {1: "df", 3: "max_knots"},
+}
 
 _OPERATORS = {"+", "-", "*", "/", "**"}
 _COMPARISONS = {"==", "!=", "<", "<=", ">", ">="}
@@ -244,6 +257,7 @@ def _check_lazy(node, allowed: frozenset[str], where: str, columns: set[str]) ->
         for key, arg in node.kwargs.items():
             _check_name(key, "keyword argument")
             _check_lazy(arg, allowed, "argument", columns)
+        _check_basis_size(node)
     elif isinstance(node, LazyVariable):
         _check_name(node.name, "name")
         if not (where == "argument" and node.name in ENCODINGS):
@@ -268,6 +282,27 @@ def _check_lazy(node, allowed: frozenset[str], where: str, columns: set[str]) ->
         _constant(node)
     else:
         raise ExpressionRefused(f"'{node}' is not allowed in a formula expression", str(node))
+
+
+def _check_basis_size(node: LazyCall) -> None:
+    """Refuse a polynomial or spline with more than :data:`MAX_BASIS` columns.
+
+    ``poly(x, 100000)`` took a minute and gigabytes before failing.
+    """
+    sizes = _BASIS_SIZE.get(node.callee)
+    if not sizes:
+        return
+    given = {name: node.args[pos] for pos, name in sizes.items() if pos < len(node.args)}
+    given.update({k: v for k, v in node.kwargs.items() if k in sizes.values()})
+    for name, arg in given.items():
+        value = _constant(arg)
+        limit = 100 * MAX_BASIS if name == "max_knots" else MAX_BASIS
+        if value is not None and abs(value) > limit:
+            raise ExpressionRefused(
+                f"{node.callee}(..., {name}={value:g}) asks for more than {limit} basis columns; "
+                f"use at most {limit}",
+                str(node),
+            )
 
 
 def _check_term(term, allowed: frozenset[str], columns: set[str]) -> None:
