@@ -168,8 +168,8 @@ class Model:
     # -- Bayesian ---------------------------------------------------------------------------
     @property
     def data(self) -> pd.DataFrame:
-        """The rows and columns the model uses (a copy)."""
-        return self.design.data
+        """The rows and columns the model uses (a copy: editing it changes nothing in the model)."""
+        return self.design.data.copy()
 
     @cached_property
     def prior_set(self) -> PriorSet:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import types
 
 import numpy as np
 import pandas as pd
@@ -119,7 +120,13 @@ def test_crossed_penicillin_has_one_sd_per_factor():
 
 
 def test_repeated_terms_on_one_factor_use_block_labels():
-    m = bm.Model("Reaction ~ Days + (Days | Subject) + (Days | Subject)", bm.load_dataset("sleepstudy"))
+    """A model refuses the same term twice (its variance is not identified); a structure built by hand
+    with it still gets distinct names from the block labels."""
+    with pytest.raises(bm.DataError, match="appear more than once"):
+        bm.Model("Reaction ~ Days + (Days | Subject) + (Days | Subject)", bm.load_dataset("sleepstudy"))
+    one = bm.make_design("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"))
+    design = dataclasses.replace(one, blocks=one.blocks * 2)
+    m = types.SimpleNamespace(design=design, structure=bm.random_structure(design))
     ps = default_priors(m.design, m.structure)
     assert list(ps.sd) == [
         "sd(Intercept|Subject)",

@@ -21,9 +21,12 @@ from bayesmlm.spec.formula import ModelSpec
 
 __all__ = [
     "MIN_GROUPS",
+    "RESERVED_NAMES",
     "check_column_types",
     "check_columns",
     "check_identifiable",
+    "check_random_terms",
+    "check_reserved_names",
     "plain_booleans",
     "unusable_rows",
     "usable_columns",
@@ -108,12 +111,109 @@ def usable_columns(data: pd.DataFrame, used: list[str]) -> pd.DataFrame:
     frame = data.loc[:, used].copy()
     for name in used:
         col = frame[name]
+        if _narrow_integer(col.dtype):  # I(Days * 100) on int8 wrapped around at 127
+            frame[name] = col.astype(
+                "Int64" if isinstance(col.dtype, pd.api.extensions.ExtensionDtype) else "int64"
+            )
+            continue
         if not pd.api.types.is_object_dtype(col.dtype):
             continue
         kinds = {_value_kind(v) for v in col.dropna()}
         if kinds == {"number"}:
             frame[name] = pd.to_numeric(col).astype(float)
     return frame
+
+
+def _narrow_integer(dtype) -> bool:
+    """Integer types whose arithmetic can overflow where int64 would not: int8-32, all unsigned."""
+    if not pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+        return False
+    numpy_dtype = getattr(dtype, "numpy_dtype", dtype)
+    return np.dtype(numpy_dtype).itemsize < 8 or np.dtype(numpy_dtype).kind == "u"
+
+
+#: fixed-effect names that are the names of other parameters: a column so named would silently take
+#: the intercept's place or vanish under the residual sd in summaries
+RESERVED_NAMES = {
+    "Intercept": "the model's intercept",
+    "sigma": "the residual standard deviation",
+    "Scale": "the residual variance in statsmodels' names",
+}
+
+
+def check_reserved_names(spec: ModelSpec, fixed_names: list[str]) -> None:
+    """Refuse a data column whose name is the name of another parameter (``Intercept``, ``sigma``).
+
+    A column ``Intercept`` anywhere in the formula is refused; ``sigma`` and ``Scale`` when they name a
+    fixed effect (a random slope on them is named ``sd(sigma|g)``, which is unambiguous).
+    """
+    for name, meaning in RESERVED_NAMES.items():
+        clash = name in spec.variables if name == "Intercept" else name in fixed_names
+        if clash:
+            raise DataError(
+                f"the data column '{name}' has the name of {meaning}, so its coefficient would be confused "
+                f"with it; rename the column (e.g. data.rename(columns={{'{name}': '{name.lower()}_'}}))"
+            )
+
+
+def _check_same_partition(group: str, group_blocks: list, by_group: dict) -> None:
+    """Refuse two grouping factors that split the rows into the same groups with a shared column."""
+    codes = group_blocks[0].codes
+    for other, other_blocks in by_group.items():
+        other_codes = other_blocks[0].codes
+        if other == group or other_blocks[0].n_levels != group_blocks[0].n_levels:
+            continue
+        pairs = np.unique(np.column_stack([codes, other_codes]), axis=0)
+        if len(pairs) != group_blocks[0].n_levels:
+            continue  # a different partition
+        for b in group_blocks:
+            for o in other_blocks:
+                for i, name in enumerate(b.term_names):
+                    shared = [j for j in range(o.q) if np.array_equal(b.Z[:, i], o.Z[:, j])]
+                    if shared:
+                        raise DataError(
+                            f"'{group}' and '{other}' group the rows identically, and both have the random "
+                            f"effect '{name}': one variance would be split between them; keep one of them"
+                        )
+
+
+def check_random_terms(blocks) -> None:
+    """Refuse random effects that the data cannot identify, before any optimisation.
+
+    A term's column that is zero in every row has no variance to estimate; the same term written twice
+    on one grouping factor (``(1 | g) + (1 | g)``) splits one variance between two; columns of one factor
+    that are linear combinations of each other (``x`` and ``2 * x``, a constant column beside the
+    intercept) leave their covariance unidentified.
+    """
+    by_group: dict[str, list] = {}
+    for block in blocks:
+        for k, name in enumerate(block.term_names):
+            if not np.any(block.Z[:, k]):
+                raise DataError(
+                    f"random term {block.term}: its column '{name}' is 0 in every row, so its variance "
+                    "cannot be estimated; drop it from the term"
+                )
+        by_group.setdefault(block.group, []).append(block)
+    for group, group_blocks in by_group.items():
+        names = [n for b in group_blocks for n in b.term_names]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            terms = " + ".join(str(b.term) for b in group_blocks)
+            raise DataError(
+                f"the random effect(s) {repeated} of '{group}' appear more than once ({terms}): one "
+                "variance would be split between the copies, which the data cannot tell apart; write each "
+                "term once"
+            )
+        Z = np.column_stack([b.Z for b in group_blocks])
+        _check_same_partition(group, group_blocks, by_group)
+        scaled = Z / np.maximum(np.abs(Z).max(axis=0), np.finfo(float).tiny)
+        rank = np.linalg.matrix_rank(scaled, tol=1e-9 * max(Z.shape))
+        if rank < Z.shape[1]:
+            raise DataError(
+                f"the random effects {names} of '{group}' are linear combinations of each other in every row "
+                f"(rank {rank} of {Z.shape[1]}), so their covariance cannot be estimated; drop the redundant "
+                "term(s)"
+            )
 
 
 def plain_booleans(frame: pd.DataFrame) -> pd.DataFrame:

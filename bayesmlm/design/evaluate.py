@@ -20,6 +20,8 @@ from bayesmlm.design.checks import (
     check_column_types,
     check_columns,
     check_identifiable,
+    check_random_terms,
+    check_reserved_names,
     plain_booleans,
     unusable_rows,
     usable_columns,
@@ -297,6 +299,7 @@ def make_design(
     else:
         X_full = np.asarray(np.asarray(dm.common), dtype=float)
         names_full = list(dm.common.as_dataframe().columns)
+    check_reserved_names(spec, names_full)
     if not np.all(np.isfinite(y)) or not np.all(np.isfinite(X_full)):
         raise DataError(
             "the response or a fixed-effect column has non-finite values after transformation "
@@ -334,6 +337,7 @@ def make_design(
                 expr_matrix=tm.common,
             )
         )
+    check_random_terms(blocks)
     check_identifiable(len(y), X.shape[1], y, spec.response, blocks)
     return Design(
         spec=spec,

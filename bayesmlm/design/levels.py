@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["group_labels", "level_keys"]
+__all__ = ["group_labels", "join_labels", "level_keys"]
 
 
 def _natural_levels(values: pd.Series) -> list[Any]:
@@ -37,6 +37,23 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+def join_labels(parts) -> str:
+    """Label an interaction level: its parts joined by ``:``, as lme4 prints them.
+
+    A part that itself contains ``:`` is quoted in backticks, so different levels never share a label
+    (``"p0:y"`` with ``"z"`` is ```p0:y`:z``, ``"p0"`` with ``"y:z"`` is ``p0:`y:z```).
+
+    Examples
+    --------
+    >>> join_labels(["a", "1"]), join_labels(["p0:y", "z"]), join_labels(["p0", "y:z"])
+    ('a:1', '`p0:y`:z', 'p0:`y:z`')
+    """
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    return ":".join(f"`{p}`" if ":" in p else p for p in parts)
+
+
 def level_keys(data: pd.DataFrame, factor: tuple[str, ...]) -> np.ndarray:
     """Each row's level label of a (possibly interacted) grouping factor, e.g. ``"a:A"``.
 
@@ -47,10 +64,9 @@ def level_keys(data: pd.DataFrame, factor: tuple[str, ...]) -> np.ndarray:
     ['x:1', 'y:2']
     """
     columns = [data[name].astype(object).map(_label).to_numpy(dtype=object) for name in factor]
-    keys = columns[0]
-    for other in columns[1:]:
-        keys = np.array([f"{a}:{b}" for a, b in zip(keys, other, strict=True)], dtype=object)
-    return keys
+    if len(columns) == 1:
+        return columns[0]
+    return np.array([join_labels(parts) for parts in zip(*columns, strict=True)], dtype=object)
 
 
 def group_labels(data: pd.DataFrame, factor: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -83,5 +99,5 @@ def group_labels(data: pd.DataFrame, factor: tuple[str, ...]) -> tuple[np.ndarra
         per_column.append(np.asarray(pd.Categorical(keys, categories=labels).codes, dtype=np.int64))
         labels_per_column.append(labels)
     combos, codes = np.unique(np.column_stack(per_column), axis=0, return_inverse=True)
-    levels = tuple(":".join(labels_per_column[i][k] for i, k in enumerate(row)) for row in combos)
+    levels = tuple(join_labels([labels_per_column[i][k] for i, k in enumerate(row)]) for row in combos)
     return codes.reshape(-1).astype(np.int64), levels

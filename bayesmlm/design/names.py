@@ -39,9 +39,9 @@ def sd_names(structure: RandomStructure) -> tuple[tuple[str, ...], ...]:
     Examples
     --------
     >>> import bayesmlm as bm
-    >>> m = bm.Model("Reaction ~ Days + (Days | Subject) + (1 | Subject)", bm.load_dataset("sleepstudy"))
+    >>> m = bm.Model("Reaction ~ Days + (Days || Subject)", bm.load_dataset("sleepstudy"))
     >>> sd_names(m.structure)
-    (('sd(Intercept|Subject)', 'sd(Days|Subject)', 'sd(Intercept|Subject.1)'),)
+    (('sd(Intercept|Subject)', 'sd(Days|Subject)'),)
     """
     out = []
     used: set[str] = set()
