@@ -16,6 +16,7 @@ import importlib
 
 from bayesmlm._version import __version__
 from bayesmlm.exceptions import (
+    ArgumentError,
     BayesMLMError,
     BayesMLMWarning,
     ConvergenceWarning,
@@ -29,6 +30,7 @@ from bayesmlm.exceptions import (
     RankDeficientWarning,
     SamplingWarning,
     SingularFitWarning,
+    UnknownArgumentError,
 )
 
 #: public name -> the module it lives in, stage by stage
@@ -48,7 +50,7 @@ _API: dict[str, str] = {
     "cross_products": "bayesmlm.design.crossprod",
     # the model that chains the stages
     "Model": "bayesmlm.model",
-    "available_samplers": "bayesmlm.model",
+    "available_samplers": "bayesmlm.bayes.options",
     # 4a. REML / ML
     "optimize_theta": "bayesmlm.reml.optimize",
     "LikelihoodFit": "bayesmlm.reml.fit",
@@ -91,6 +93,7 @@ _API: dict[str, str] = {
 }
 
 __all__ = [
+    "ArgumentError",
     "BayesMLMError",
     "BayesMLMWarning",
     "ConvergenceWarning",
@@ -104,6 +107,7 @@ __all__ = [
     "RankDeficientWarning",
     "SamplingWarning",
     "SingularFitWarning",
+    "UnknownArgumentError",
     "__version__",
     *_API,
 ]

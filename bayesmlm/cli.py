@@ -50,6 +50,7 @@ def _report(data, formula: str, out: Path, title: str, reml_only: bool, sampling
     out.mkdir(parents=True, exist_ok=True)
     print(f"bayesmlm {bm.__version__}: {title} ({model.design.n} rows), {formula}\n")
     sections = []
+    print("Fitting by REML ...", flush=True)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         reml = model.fit_reml()
@@ -61,6 +62,11 @@ def _report(data, formula: str, out: Path, title: str, reml_only: bool, sampling
         icc_text = repr(reml.icc(seed=sampling.get("seed")))
         figures["shrinkage"] = plot_shrinkage(reml)
     else:
+        print(
+            f"Sampling {sampling['chains']} chains x {sampling['draws']} draws with NUTS "
+            "(compiling first) ...",
+            flush=True,
+        )
         fit = model.fit(progressbar=False, **sampling)
         summary = fit.summary().round(3).to_string()
         print(
@@ -131,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         "chains": args.chains,
         "seed": args.seed,
     }
+    what = "REML" if args.reml else f"REML, then NUTS ({args.chains} chains x {args.draws} draws)"
+    target = DEMO_FORMULA if args.command == "demo" else args.formula
+    print(
+        f"bayesmlm: fitting {target} by {what}. The first Bayesian fit on a machine compiles the "
+        "sampler (one to two minutes, once per model structure); later runs reuse the compiled code.",
+        flush=True,
+    )
     import bayesmlm as bm
 
     try:

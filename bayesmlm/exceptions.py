@@ -21,6 +21,14 @@ class FitError(BayesMLMError, RuntimeError):
     """A fit could not be carried out."""
 
 
+class ArgumentError(BayesMLMError, ValueError):
+    """An argument has a value out of its range or not among its choices (``draws=0``, ``kind="bogus"``)."""
+
+
+class UnknownArgumentError(BayesMLMError, TypeError):
+    """A function got a keyword it does not take (``fit(draw=200)``); the message says what was meant."""
+
+
 class BayesMLMWarning(UserWarning):
     """Base class of all warnings issued by bayesmlm."""
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
+from bayesmlm.arguments import checked, choice, count, probability
+from bayesmlm.bayes.options import available_samplers, check_parameterization_request, checked_sampler_kwargs
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts, cross_products
 from bayesmlm.design.evaluate import Design, NaAction, make_design
 from bayesmlm.design.scaling import choose_scaling
-from bayesmlm.exceptions import FitError, FormulaError
+from bayesmlm.exceptions import ArgumentError, FitError, FormulaError, PriorError
 from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.reml.optimize import optimize_theta
 from bayesmlm.spec.formula import ModelSpec, parse_formula
@@ -36,22 +39,10 @@ if TYPE_CHECKING:
     from bayesmlm.bayes.pymc_model import Parameterization
     from bayesmlm.bayes.sample import Standardised
 
-__all__ = ["Model", "available_samplers"]
+__all__ = ["Model"]
 
 Sampler = Literal["pymc", "nutpie"]
 Method = Literal["auto", "collapsed", "full"]
-
-
-def available_samplers() -> list[str]:
-    """NUTS implementations that can be used here (``"pymc"`` always; ``"nutpie"`` when installed)."""
-    out = ["pymc"]
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        out.append("nutpie")
-    return out
 
 
 class Model:
@@ -88,6 +79,7 @@ class Model:
     -871.8141
     """
 
+    @checked
     def __init__(
         self,
         formula: str,
@@ -97,6 +89,13 @@ class Model:
         parameterization: str | dict[str, Parameterization] = "auto",
         extra_namespace: dict | None = None,
     ):
+        choice("na_action", na_action, ("drop", "error"))
+        check_parameterization_request(parameterization)
+        if priors is not None and not isinstance(priors, Mapping):
+            raise PriorError(
+                f"priors must be a dict of name or class -> prior, such as {{'sigma': bm.HalfNormal(10)}}, "
+                f"not {type(priors).__name__} {priors!r}"
+            )
         self.extra_namespace = dict(extra_namespace or {})
         formula_namespace(self.extra_namespace)  # refuses bad names or values before the formula is read
         self.spec: ModelSpec = parse_formula(formula, self.extra_namespace)
@@ -137,6 +136,7 @@ class Model:
         opt = optimize_theta(self.structure, stats, reml=reml, theta0=theta0)
         return LikelihoodFit(self.design, self.structure, stats, opt)
 
+    @checked
     def fit_reml(self, theta0: np.ndarray | None = None) -> LikelihoodFit:
         """Fit by restricted maximum likelihood (lme4's default, ``REML = TRUE``).
 
@@ -151,6 +151,7 @@ class Model:
         """
         return self._fit_likelihood(True, theta0)
 
+    @checked
     def fit_ml(self, theta0: np.ndarray | None = None) -> LikelihoodFit:
         """Fit by maximum likelihood (lme4's ``REML = FALSE``); needed to compare fixed effects.
 
@@ -226,6 +227,7 @@ class Model:
 
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
+    @checked
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
         """Draws from the prior and the prior predictive distribution (an ArviZ DataTree).
 
@@ -245,6 +247,7 @@ class Model:
         with self.build(), sampling_flags():
             return pm.sample_prior_predictive(draws=draws, random_seed=seed)
 
+    @checked
     def fit(
         self,
         draws: int = 1000,
@@ -257,7 +260,7 @@ class Model:
         progressbar: bool = True,
         log_likelihood: bool | None = None,
         method: Method = "auto",
-        **sampler_kwargs,
+        sampler_kwargs: dict | None = None,
     ) -> Fit:
         """Sample the posterior with NUTS.
 
@@ -285,8 +288,16 @@ class Model:
             effect a parameter. Both target the same posterior. ``"auto"`` takes the collapsed path
             where :func:`~bayesmlm.bayes.collapsed.collapsed_plan` allows it; ``fit.info["method"]`` and
             ``fit.info["method_reason"]`` record the path taken and why.
-        **sampler_kwargs
-            Passed to :func:`pymc.sample`.
+        sampler_kwargs : dict, optional
+            More arguments for :func:`pymc.sample` and its NUTS (``{"max_treedepth": 12}``); each key
+            is checked, and the ones ``fit`` has itself (``draws``, ``random_seed``, ...) are refused.
+
+        Raises
+        ------
+        UnknownArgumentError
+            For a keyword ``fit`` does not take (``fit(draw=200)``: did you mean draws?).
+        ArgumentError
+            For a value out of range (``draws=0``, ``chains=0``, ``target_accept=1.5``).
 
         Returns
         -------
@@ -297,8 +308,16 @@ class Model:
 
         sampler = sampler or "pymc"
         if sampler not in available_samplers():
-            raise ValueError(f"sampler {sampler!r} is not available here; choose from {available_samplers()}")
-        cores = cores or min(chains, os.cpu_count() or 1)
+            raise ArgumentError(
+                f"sampler {sampler!r} is not available here; choose from {available_samplers()}"
+            )
+        draws, tune, chains = count("draws", draws), count("tune", tune, minimum=0), count("chains", chains)
+        cores = min(chains, os.cpu_count() or 1) if cores is None else count("cores", cores)
+        if seed is not None:
+            seed = count("seed", seed, minimum=0)
+        target_accept = probability("target_accept", target_accept)
+        choice("method", method, ("auto", "collapsed", "full"))
+        sampler_kwargs = checked_sampler_kwargs(sampler_kwargs, sampler)
         if log_likelihood is None:
             log_likelihood = self.design.n * draws * chains <= 50_000_000
         collapsed, reason = choose_method(self.structure, method)
@@ -327,24 +346,17 @@ class Model:
     # -- persistence helpers --------------------------------------------------------------------
     def to_dict(self) -> dict:
         """Return the settings needed to rebuild this model from its data (JSON-serialisable)."""
-        categories = {
-            col: [str(c) for c in self.data[col].cat.categories]
-            for col in self.data.columns
-            if isinstance(self.data[col].dtype, pd.CategoricalDtype)
-        }
         return {
             "formula": self.spec.formula,
             "na_action": self.na_action,
             "priors": {name: [p.family, list(map(list, p.params))] for name, p in self._user_priors.items()},
             "parameterization": dict(self.parameterization),
-            "categories": categories,
-            "index_name": self.data.index.name,
             "extra_namespace": sorted(self.extra_namespace),  # names only: functions are not saved
         }
 
     @classmethod
     def from_dict(cls, settings: dict, data: pd.DataFrame, extra_namespace: dict | None = None) -> Model:
-        """Rebuild a model from :meth:`to_dict` settings and its data.
+        """Rebuild a model from :meth:`to_dict` settings and its data (with its own dtypes).
 
         A model whose formula called user functions (``extra_namespace``) needs them again: functions
         are never saved (that would mean pickle), only their names.
@@ -357,9 +369,6 @@ class Model:
                 + ", ".join(f"'{n}': ..." for n in needed)
                 + "})"
             )
-        data = data.copy()
-        for col, cats in settings.get("categories", {}).items():
-            data[col] = pd.Categorical(data[col].astype(str), categories=cats)
         from bayesmlm.bayes.priors import Prior
 
         priors = {

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bayesmlm.bayes.frames import decode_frame
 from bayesmlm.bayes.saved import FORMAT
 from bayesmlm.exceptions import BayesMLMError, FitError
 from bayesmlm.spec.formula import parse_formula
@@ -36,8 +37,6 @@ _SETTINGS: dict[str, tuple[type, ...]] = {
     "na_action": (str,),
     "priors": (dict,),
     "parameterization": (dict,),
-    "categories": (dict,),
-    "index_name": (str, type(None)),
     "extra_namespace": (list,),
 }
 
@@ -92,8 +91,6 @@ def validated_settings(settings: dict, path: Path) -> dict:
     names = settings["extra_namespace"]
     if not _strings(names) or not all(n.isidentifier() and not n.startswith("_") for n in names):
         raise _malformed(path, "the names of the user's functions are not plain names")
-    if not all(_strings(c) for c in settings["categories"].values()):
-        raise _malformed(path, "the categories of a column are not a list of labels")
     if not all(v in ("centered", "noncentered") for v in settings["parameterization"].values()):
         raise _malformed(path, "a block's parameterisation is not 'centered' or 'noncentered'")
     for name, prior in settings["priors"].items():
@@ -176,22 +173,19 @@ def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
             tree = opened.load()  # read whole, so the file is closed (and can be overwritten) at once
     except Exception as err:  # h5netcdf/xarray raise many kinds for a file of the wrong format
         raise FitError(f"{path} is not a saved bayesmlm fit ({type(err).__name__}: {err})") from err
-    if tree.attrs.get("bayesmlm_format") != FORMAT or "bayesmlm_data" not in tree.children:
+    written = tree.attrs.get("bayesmlm_format")
+    if isinstance(written, str) and written.startswith("bayesmlm-fit-") and written != FORMAT:
+        raise FitError(f"{path} was saved by another version of bayesmlm ({written}, not {FORMAT}); refit")
+    if written != FORMAT or "bayesmlm_data" not in tree.children:
         raise FitError(f"{path} is not a saved bayesmlm fit (no bayesmlm metadata)")
     settings = validated_settings(_json_attr(tree, "bayesmlm_model", path), path)
     info = _json_attr(tree, "bayesmlm_info", path)
+    layout = _json_attr(tree, "bayesmlm_data_layout", path)
+    arrays = {k: np.asarray(v.values) for k, v in tree["bayesmlm_data"].to_dataset().data_vars.items()}
     try:
-        frame = tree["bayesmlm_data"].to_dataset().to_dataframe().reset_index()
-    except Exception as err:  # xarray raises many kinds for groups of mismatched shapes
-        raise _malformed(path, f"its data cannot be read as a table ({type(err).__name__})") from None
-    if frame.columns.duplicated().any() or len(frame.columns) < 2:
-        raise _malformed(path, "its data has duplicated or missing columns")
-    missing = sorted(set(settings["categories"]) - set(map(str, frame.columns)))
-    if missing:
-        raise _malformed(path, f"its categories name columns its data lacks: {missing}")
-    index_name = settings["index_name"] or "index"
-    frame = frame.set_index(frame.columns[0])
-    frame.index.name = None if index_name == "index" else index_name
+        frame = decode_frame(arrays, layout)
+    except FitError as err:
+        raise _malformed(path, str(err)) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -202,7 +196,7 @@ def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
         raise _malformed(path, f"its model cannot be rebuilt from its data ({err})") from None
     idata = tree.copy()
     del idata["bayesmlm_data"]
-    for key in ("bayesmlm_format", "bayesmlm_model", "bayesmlm_info"):
+    for key in ("bayesmlm_format", "bayesmlm_model", "bayesmlm_info", "bayesmlm_data_layout"):
         idata.attrs.pop(key, None)
     _check_draws(idata, model, path)
     return Fit(model, idata, info)

@@ -303,8 +303,7 @@ def test_loading_a_file_with_a_code_formula_runs_nothing(saved, tmp_path):
         (lambda s: json.dumps({**s, "extra": 1}), "unknown keys"),
         (lambda s: json.dumps({**s, "na_action": "exec"}), "na_action"),
         (lambda s: json.dumps({**s, "extra_namespace": ["__import__"]}), "plain names"),
-        (lambda s: json.dumps({**s, "categories": {"nothere": ["a"]}}), "lacks"),
-        (lambda s: json.dumps({**s, "categories": {"Subject": [1, 2]}}), "list of labels"),
+        (lambda s: json.dumps({**s, "categories": {"Subject": ["a"]}}), "unknown keys"),
         (lambda s: json.dumps({**s, "parameterization": {"Subject": "eval"}}), "parameterisation"),
         (lambda s: json.dumps({**s, "priors": {"b": ["Normal", [["mu", "0"]]]}}), "prior for 'b'"),
         (lambda s: json.dumps({**s, "priors": {"b": ["system", [["mu", 0]]]}}), "cannot be rebuilt"),
@@ -315,6 +314,44 @@ def test_malformed_settings_are_a_fit_error(saved, tmp_path, change, message):
     path = tampered(saved, tmp_path, bayesmlm_model=change(settings_of(saved)))
     with pytest.raises(bm.FitError, match=message):
         bm.load_fit(path)
+
+
+def layout_of(saved) -> dict:
+    with h5py.File(saved, "r") as f:
+        raw = f.attrs["bayesmlm_data_layout"]
+    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def _with_column(layout: dict, k: int, **changes) -> str:
+    columns = [dict(c) for c in layout["columns"]]
+    columns[k] = {**columns[k], **changes}
+    return json.dumps({**layout, "columns": columns})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda lay: "[]", "not a JSON object"),
+        (lambda lay: json.dumps({**lay, "n_rows": "many"}), "n_rows"),
+        (lambda lay: json.dumps({**lay, "index": []}), "lacks its columns or index"),
+        (lambda lay: _with_column(lay, 0, dtype="object_unsafe"), "unknown kind"),
+        (lambda lay: _with_column(lay, 0, kind="pickle"), "unknown kind"),
+        (lambda lay: _with_column(lay, 0, key="nothere"), "lack the array"),
+        (lambda lay: json.dumps({**lay, "n_rows": 3}), "has shape"),
+    ],
+)
+def test_malformed_data_layout_is_a_fit_error(saved, tmp_path, change, message):
+    path = tampered(saved, tmp_path, bayesmlm_data_layout=change(layout_of(saved)))
+    with pytest.raises(bm.FitError, match=message):
+        bm.load_fit(path)
+
+
+def test_category_codes_out_of_range_are_a_fit_error(saved, tmp_path):
+    layout = layout_of(saved)
+    k = next(i for i, c in enumerate(layout["columns"]) if c["kind"] == "category")
+    short = _with_column(layout, k, categories=layout["columns"][k]["categories"][:2])
+    with pytest.raises(bm.FitError, match="do not fit its categories"):
+        bm.load_fit(tampered(saved, tmp_path, bayesmlm_data_layout=short))
 
 
 def test_malformed_info_is_a_fit_error(saved, tmp_path):

@@ -24,6 +24,8 @@ dense matrix of that size; otherwise the full model is sampled.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pymc as pm
 import pytensor
@@ -103,8 +105,27 @@ def _theta_from_cholesky(structure: RandomStructure, chols: list[list], sigma) -
 
 
 def centred_cross_products(design: Design, structure: RandomStructure) -> CrossProducts:
-    """Cross-products with the predictors centred as the sampled fixed effects expect."""
-    return cross_products(design, structure, shift=predictor_shift(design))
+    """Cross-products with the predictors centred as the sampled fixed effects expect.
+
+    The response is centred too when there is an intercept: its ``y'y`` would cancel for a response
+    like ``y + 1e9`` (the posterior sigma was 36 instead of 26).
+    """
+    y_shift = float(np.mean(design.y)) if "Intercept" in design.fixed_names else 0.0
+    centred = dataclasses.replace(design, y=np.asarray(design.y) - y_shift) if y_shift else design
+    stats = cross_products(centred, structure, shift=predictor_shift(design))
+    return dataclasses.replace(stats, response_shift=y_shift)
+
+
+def _intercept_for_stats(coef, design: Design, stats: CrossProducts):
+    """Return the fixed effects the statistics expect: the intercept less the response's shift."""
+    if not stats.response_shift:
+        return coef
+    k = list(design.fixed_names).index("Intercept")
+    if isinstance(coef, np.ndarray):
+        out = coef.copy()
+        out[..., k] -= stats.response_shift
+        return out
+    return pt.set_subtensor(coef[k], coef[k] - stats.response_shift)
 
 
 def build_collapsed_model(
@@ -149,7 +170,8 @@ def build_collapsed_model(
         sigma = priors.sigma.create("sigma")
         theta = _theta_from_cholesky(structure, chols, sigma)
         sym = _stat_data(stats, structure)
-        pm.Potential("marginal_loglik", marginal_loglik(theta, coef, sigma, structure, sym))
+        beta = _intercept_for_stats(coef, design, stats)
+        pm.Potential("marginal_loglik", marginal_loglik(theta, beta, sigma, structure, sym))
     return model
 
 
@@ -259,9 +281,8 @@ def add_group_effects(
     sampled = "fixed_centered" if "fixed_centered" in post else "fixed"
     sigma = stacked_draws(post, "sigma")
     rng = np.random.default_rng(None if seed is None else [int(seed), 5])
-    effects = draw_group_effects(
-        structure, stats, theta_draws(post, structure), stacked_draws(post, sampled), sigma, rng
-    )
+    beta = _intercept_for_stats(stacked_draws(post, sampled), design, stats)
+    effects = draw_group_effects(structure, stats, theta_draws(post, structure), beta, sigma, rng)
     new = {}
     for f, b in zip(structure.factors, effects, strict=True):
         new[f"r_{f.group}"] = xr.DataArray(

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmlm.arguments import checked, choice, probability
 from bayesmlm.bayes.diagnostics import diagnostics_table
 from bayesmlm.bayes.posterior import covariance_draws, flat_draws, stacked_draws, summarise_parameters
 from bayesmlm.bayes.predict import NewLevels, mean_draws
@@ -26,8 +27,7 @@ from bayesmlm.design.evaluate import Design
 from bayesmlm.design.names import named_parameters
 from bayesmlm.draws.arrays import ParameterDraws
 from bayesmlm.draws.icc import ICC, icc_from_draws, variance_decomposition
-from bayesmlm.draws.summary import interval_table
-from bayesmlm.exceptions import FitError
+from bayesmlm.draws.summary import Table, interval_table
 
 __all__ = ["Fit"]
 
@@ -70,6 +70,7 @@ class Fit:
         names = pd.Index(self.design.fixed_names, name="term")
         return pd.Series(self._stacked("fixed").mean(axis=0), index=names)
 
+    @checked
     def coefficients(self, group: str | None = None) -> pd.DataFrame:
         """Posterior means of the group-specific coefficients (fixed effect + group effect), per level.
 
@@ -134,6 +135,7 @@ class Fit:
             scale,
         )
 
+    @checked
     def summary(self, prob: float = 0.95, scale: Literal["sd", "var"] = "sd") -> pd.DataFrame:
         """Posterior summary of the population-level parameters, rows named as brms names them.
 
@@ -150,13 +152,22 @@ class Fit:
         DataFrame
             Columns mean, sd, hdi_low, hdi_high, rhat, ess_bulk, ess_tail, mcse_mean.
         """
-        return summarise_parameters(self.parameter_draws(scale), prob)
+        return Table(summarise_parameters(self.parameter_draws(scale), prob))
 
-    def diagnostics(self) -> pd.DataFrame:
-        """R-hat, bulk and tail ESS and MCSE of every sampled quantity."""
-        return diagnostics_table(self.idata)
+    def diagnostics(self, internal: bool = False) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS and MCSE of every population-level parameter, by its summary name.
+
+        Parameters
+        ----------
+        internal : bool
+            Every sampled quantity instead, by PyMC's names (``chol__Subject[0]``, ``z__Subject``...).
+        """
+        if internal:
+            return Table(diagnostics_table(self.idata))
+        return Table(self.summary()[["rhat", "ess_bulk", "ess_tail", "mcse_mean"]])
 
     # -- variance shares ------------------------------------------------------------------------
+    @checked
     def icc(self, at: dict | None = None, prob: float = 0.95) -> ICC:
         """Posterior distribution of the intraclass correlations.
 
@@ -181,11 +192,13 @@ class Fit:
             self.design, self.structure, self.population_draws(), None, "posterior", at, prob
         )
 
+    @checked
     def variance_decomposition(self, prob: float = 0.95) -> pd.DataFrame:
         """Each variance component's share of the total variance (see :mod:`bayesmlm.draws.icc`)."""
         return variance_decomposition(self.design, self.structure, self.population_draws(), prob)
 
     # -- group effects ------------------------------------------------------------------------
+    @checked
     def random_effects(self, group: str | None = None, prob: float = 0.95) -> pd.DataFrame:
         """Each level's deviations and group-specific coefficients (fixed + random).
 
@@ -230,10 +243,12 @@ class Fit:
             self.posterior, self.design, self.structure, newdata, include_random, new_levels, seed
         )
 
+    @checked
     def fitted(self, prob: float = 0.95) -> pd.DataFrame:
         """Posterior of the mean response for the fitted rows: mean, sd and HDI per row."""
         return interval_table(self._mean_draws(None, True, "population", None), self.model.design.rows, prob)
 
+    @checked
     def predict(
         self,
         newdata: pd.DataFrame | None = None,
@@ -267,8 +282,9 @@ class Fit:
         -------
         DataFrame or ndarray
         """
-        if new_levels not in ("population", "error"):
-            raise ValueError(f"new_levels must be 'population' or 'error', not {new_levels!r}")
+        choice("new_levels", new_levels, ("population", "error"))
+        choice("kind", kind, ("mean", "response"))
+        prob = probability("prob", prob)
         draws = self._mean_draws(newdata, include_random, new_levels, seed)
         if kind == "response":
             rng = np.random.default_rng(None if seed is None else seed + 1)
@@ -278,6 +294,7 @@ class Fit:
         index = self.model.design.rows if newdata is None else newdata.index
         return interval_table(draws, index, prob)
 
+    @checked
     def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
         """Draw replicated data sets ``y_rep`` (chain, draw, obs); also stored as ``posterior_predictive``."""
         draws = self.predict(kind="response", return_draws=True, seed=seed)
@@ -293,14 +310,17 @@ class Fit:
 
     # -- model comparison -------------------------------------------------------------------
     def loo(self):
-        """PSIS-LOO cross-validation (ArviZ's ``loo``) from the pointwise log-likelihood."""
-        import arviz as az
+        """PSIS-LOO cross-validation (ArviZ's ``loo``) from the pointwise log-likelihood.
 
-        if "log_likelihood" not in self.idata.children:
-            raise FitError("this fit has no log_likelihood group; refit with log_likelihood=True")
-        return az.loo(self.idata)
+        High Pareto k values are reported as one :class:`~bayesmlm.SamplingWarning` saying how many
+        observations are affected and what to do.
+        """
+        from bayesmlm.bayes.compare import loo
+
+        return loo(self)
 
     # -- persistence --------------------------------------------------------------------------
+    @checked
     def save(self, path: str | Path) -> Path:
         """Save the fit (ArviZ netCDF with the data and settings needed to rebuild the model; no pickle).
 
@@ -316,7 +336,18 @@ class Fit:
         return save_fit(self.idata, self.model.to_dict(), self.model.data, self.info, path)
 
     def __repr__(self) -> str:
-        return (
-            f"<bayesmlm.Fit {self.model.spec.formula}: {self.info.get('chains')} chains x "
-            f"{self.info.get('draws')} draws ({self.info.get('sampler')})>"
+        info = self.info
+        head = (
+            f"bayesmlm.Fit: {self.model.spec.formula}\n"
+            f"{self.design.n} observations; {info.get('chains')} chains x {info.get('draws')} draws "
+            f"({info.get('method')} path, {info.get('sampler')} NUTS)"
         )
+        return f"{head}\n{self.summary()}"
+
+    def _repr_html_(self) -> str:
+        info = self.info
+        head = (
+            f"<p><b>bayesmlm.Fit</b>: <code>{self.model.spec.formula}</code>; {self.design.n} observations; "
+            f"{info.get('chains')} chains &times; {info.get('draws')} draws ({info.get('method')} path)</p>"
+        )
+        return head + self.summary()._repr_html_()

@@ -41,7 +41,7 @@ def mean_draws(
     if newdata is None:
         X = np.asarray(design.X)
     else:
-        missing = design.check_newdata(newdata)
+        missing = design.check_newdata(newdata, include_random)
         if missing.any():
             complete = mean_draws(
                 posterior, design, structure, newdata.loc[~missing], include_random, new_levels, seed

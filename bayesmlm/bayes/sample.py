@@ -9,6 +9,7 @@ multiplied back. A Ctrl-C makes no fit. The record of how it went is returned wi
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 import warnings
 
@@ -27,6 +28,7 @@ from bayesmlm.bayes.collapsed import (
 )
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.pymc_model import Parameterization, build_pymc_model
+from bayesmlm.bayes.workers import bound_context, worker_failures
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
@@ -194,6 +196,13 @@ def sample_posterior(
     warnings are issued with ``stacklevel`` counted from the caller of this function.
     """
     start = time.perf_counter()
+    if progressbar:
+        print(
+            "bayesmlm: compiling the sampler for this model structure (once per structure: one to two "
+            "minutes the first time on a machine, seconds once it is cached), then sampling",
+            file=sys.stderr,
+            flush=True,
+        )
     scale, sampled, stats = standardised.scale, standardised.design, standardised.stats
     priors = prior_set.scaled(scale)
     if collapsed:
@@ -215,6 +224,10 @@ def sample_posterior(
         kwargs["compile_kwargs"] = {"mode": "NUMBA"}  # faster than the C backend here, and BLAS-free
     else:
         kwargs["nuts_sampler_kwargs"] = {"target_accept": target_accept}
+    if cores > 1 and chains > 1 and sampler == "pymc" and "mp_ctx" not in sampler_kwargs:
+        context = bound_context()
+        if context is not None:
+            kwargs["mp_ctx"] = context
     kwargs.update(sampler_kwargs)
     with model, warnings.catch_warnings(), sampling_flags():
         warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
@@ -222,7 +235,8 @@ def sample_posterior(
         # with its C backend; that one-off function needs no BLAS, so its warning is noise
         warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
         try:
-            idata = pm.sample(**kwargs)
+            with worker_failures(chains):
+                idata = pm.sample(**kwargs)
         except ValueError as err:
             # what PyMC raises when Ctrl-C came before any chain kept a draw
             if "Not enough samples to build a trace" not in str(err):

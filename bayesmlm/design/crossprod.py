@@ -37,6 +37,10 @@ class CrossProducts:
     scaling : Scaling or None
         The internal parameterisation the statistics were formed in (:mod:`bayesmlm.design.scaling`):
         the products of ``X A``, ``Z_f A_f`` and ``(y - c) / s``; None for the data's own columns.
+    response_shift : float
+        The statistics are those of ``y - response_shift`` (the collapsed sampler centres the response,
+        so that ``y'y`` of a response like ``y + 1e9`` does not cancel); a likelihood computed from them
+        subtracts the shift from the intercept.
     """
 
     n: int
@@ -52,6 +56,7 @@ class CrossProducts:
     xty: np.ndarray
     yty: float
     scaling: Scaling | None = None
+    response_shift: float = 0.0
 
     @property
     def has_rest(self) -> bool:

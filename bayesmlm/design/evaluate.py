@@ -151,16 +151,17 @@ class Design:
         keep = [self.fixed_matrix_names.index(name) for name in self.fixed_names]
         return new[:, keep]
 
-    def check_newdata(self, newdata: pd.DataFrame) -> np.ndarray:
+    def check_newdata(self, newdata: pd.DataFrame, include_random: bool = True) -> np.ndarray:
         """Check new data for prediction; return the mask of rows with a missing value.
 
-        Raises DataError unless ``newdata`` is a data frame with every column the model needs. Rows
-        with a missing (or infinite) value in a used column cannot be predicted: they are counted in a
-        :class:`~bayesmlm.MissingValueWarning` and predicted as NaN by the callers.
+        Raises DataError unless ``newdata`` is a data frame with every column the prediction needs: the
+        fixed part's, and the random terms' unless ``include_random`` is false (the response's never).
+        Rows with a missing (or infinite) value in a needed column cannot be predicted: they are counted
+        in a :class:`~bayesmlm.MissingValueWarning` and predicted as NaN by the callers.
         """
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
-        needed = sorted(set(self.spec.variables) - {self.spec.response})
+        needed = sorted(self.spec.needed_for_prediction(include_random))
         missing = sorted(v for v in needed if v not in newdata.columns)
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["hdi", "interval_table"]
+__all__ = ["Table", "format_number", "hdi", "interval_table"]
 
 
 def hdi(draws: np.ndarray, prob: float = 0.95, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -69,3 +69,42 @@ def interval_table(draws: np.ndarray, index, prob: float, prefix: str = "") -> p
         },
         index=index,
     )
+
+
+def format_number(x) -> str:
+    """Format a number for a printed table: four significant digits, thousands whole with commas.
+
+    Examples
+    --------
+    >>> [format_number(v) for v in (251.40510, 1.00123, 3118.2, 0.000123456, float("nan"))]
+    ['251.4', '1.001', '3,118', '0.0001235', '']
+    """
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return ""
+    if isinstance(x, int | np.integer):
+        return f"{int(x):,}"
+    x = float(x)
+    if abs(x) >= 1000 and abs(x) < 1e9:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+class Table(pd.DataFrame):
+    """A DataFrame that prints rounded (four significant digits) and whole, never truncated.
+
+    The numbers themselves are not rounded: only their display is, in a notebook (HTML) and in a
+    terminal (``print``), where pandas' defaults would show every digit and cut columns at 80 or 120
+    characters.
+    """
+
+    @property
+    def _constructor(self):
+        return Table
+
+    def __str__(self) -> str:
+        return self.to_string(float_format=format_number, line_width=None)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        return self.to_html(float_format=format_number)

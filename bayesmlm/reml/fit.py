@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bayesmlm._version import package_versions
+from bayesmlm.arguments import checked
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
@@ -163,6 +164,7 @@ class LikelihoodFit:
         """Variances and covariances under statsmodels' names (``Subject Var``, ``Subject x Days Cov``)."""
         return pd.Series(statsmodels_variances(self.structure, self.varcorr), name="estimate")
 
+    @checked
     def icc(self, at: dict | None = None, prob: float = 0.95, n_boot: int = 200, seed: int | None = None):
         """Intraclass correlations: point estimates with parametric-bootstrap intervals.
 
@@ -302,6 +304,7 @@ class LikelihoodFit:
         return False
 
     # -- random effects ----------------------------------------------------------------------
+    @checked
     def random_effects(self, group: str | None = None, conditional_sd: bool = False) -> pd.DataFrame:
         """Conditional modes of the random effects, one row per level (lme4's ``ranef``).
 
@@ -331,6 +334,7 @@ class LikelihoodFit:
         """Conditional covariance matrices of the random effects, shape ``(levels, q, q)``."""
         return self._condvar[self.structure.factor(group).group].copy()
 
+    @checked
     def coefficients(self, group: str | None = None) -> pd.DataFrame:
         """Group-specific coefficients: fixed effect plus conditional mode (lme4's ``coef``)."""
         re = self.random_effects(group)
@@ -349,6 +353,7 @@ class LikelihoodFit:
         """Response minus fitted values."""
         return pd.Series(self.design.y - self.fitted().to_numpy(), index=self.design.rows, name="residual")
 
+    @checked
     def predict(
         self,
         newdata: pd.DataFrame | None = None,
@@ -373,6 +378,7 @@ class LikelihoodFit:
         """
         return predict_mean(self.design, self.structure, self.estimates, newdata, include_random, new_levels)
 
+    @checked
     def refit(self, reml: bool) -> LikelihoodFit:
         """Fit the same model by REML (``reml=True``) or ML, starting from this fit's theta."""
         if (self.method == "REML") == reml:

@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from bayesmlm.arguments import choice
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
 from bayesmlm.design.evaluate import Design
 from bayesmlm.exceptions import DataError
@@ -50,9 +51,8 @@ def predict_mean(
             if include_random
             else pd.Series(design.X @ est.beta, index=design.rows, name="predicted")
         )
-    if new_levels not in ("population", "error"):
-        raise ValueError(f"new_levels must be 'population' or 'error', not {new_levels!r}")
-    missing = design.check_newdata(newdata)
+    choice("new_levels", new_levels, ("population", "error"))
+    missing = design.check_newdata(newdata, include_random)
     if missing.any():
         out = np.full(len(newdata), np.nan)
         out[~missing] = predict_mean(

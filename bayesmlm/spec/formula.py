@@ -44,10 +44,10 @@ from bayesmlm.spec.expression import (
     check_description,
     refuse_long_or_deep,
 )
+from bayesmlm.spec.source import Source
 
 __all__ = ["ModelSpec", "RandomTerm", "parse_formula"]
 
-_OPEN, _CLOSE, _QUOTES = "([{", ")]}", "'\"`"
 _NAME = re.compile(r"[^\W\d]\w*")
 _GROUP_HELP = "expected variable names joined by ':' or '/', such as 'g', 'a:b' or 'a/b'"
 
@@ -92,6 +92,9 @@ class ModelSpec:
         The expanded random terms in formula order.
     variables : frozenset of str
         Data columns used anywhere in the formula (function and module names excluded).
+    response_variables, fixed_variables, random_variables : frozenset of str or None
+        The columns of the response, of the fixed part, and of the random terms (expressions and
+        grouping factors): what prediction needs. None for a spec built by hand.
     """
 
     formula: str = field(compare=False)
@@ -99,69 +102,28 @@ class ModelSpec:
     fixed: str
     random: tuple[RandomTerm, ...]
     variables: frozenset[str]
+    response_variables: frozenset[str] | None = field(default=None, compare=False)
+    fixed_variables: frozenset[str] | None = field(default=None, compare=False)
+    random_variables: frozenset[str] | None = field(default=None, compare=False)
+
+    def needed_for_prediction(self, include_random: bool = True) -> frozenset[str]:
+        """Return the columns new data must have to predict (not the response's).
+
+        Examples
+        --------
+        >>> spec = parse_formula("np.log(y) ~ x + (z | g)")
+        >>> sorted(spec.needed_for_prediction()), sorted(spec.needed_for_prediction(include_random=False))
+        (['g', 'x', 'z'], ['x'])
+        """
+        if self.fixed_variables is None or self.random_variables is None:
+            return self.variables - {self.response}
+        return self.fixed_variables | (self.random_variables if include_random else frozenset())
 
     def __str__(self) -> str:
         return f"{self.response} ~ " + " + ".join([self.fixed, *map(str, self.random)])
 
 
-class _Source:
-    """The formula text with, per character, its bracket depth and whether it is outside strings."""
-
-    def __init__(self, text: str, allowed: frozenset[str] | None = None) -> None:
-        self.text = text
-        self.allowed = allowed_functions() if allowed is None else allowed  # names a formula may call
-        self.depth = [0] * len(text)  # number of brackets enclosing the character
-        self.opener = [-1] * len(text)  # position of the innermost enclosing bracket
-        self.code = [True] * len(text)  # False inside string literals and backquotes
-        self.close: dict[int, int] = {}  # position of an opening bracket -> its closing one
-        stack: list[int] = []
-        quote = -1
-        for i, ch in enumerate(text):
-            if quote < 0 and ch in _CLOSE:
-                if not stack or _OPEN.index(text[stack[-1]]) != _CLOSE.index(ch):
-                    what = f"does not close {text[stack[-1]]!r}" if stack else "is never opened"
-                    raise self.error(f"unbalanced parenthesis: {ch!r} at position {i} {what}", i)
-                self.close[stack.pop()] = i
-            self.depth[i], self.opener[i] = len(stack), (stack[-1] if stack else -1)
-            if quote >= 0:
-                self.code[i] = False
-                quote = -1 if ch == text[quote] else quote
-            elif ch in _QUOTES:
-                self.code[i], quote = False, i
-            elif ch in _OPEN:
-                stack.append(i)
-        if quote >= 0 or stack:
-            p, what = (quote, "quote") if quote >= 0 else (stack[-1], "parenthesis")
-            raise self.error(f"unbalanced {what}: {text[p]!r} at position {p} is never closed", p)
-
-    def error(self, message: str, pos: int) -> FormulaError:
-        shown = re.sub(r"\s", " ", self.text)
-        return FormulaError(f"{message}\n  {shown}\n  {' ' * pos}^")
-
-    def find(self, chars: str, start: int, end: int, depth: int | None = None) -> list[int]:
-        """Positions of ``chars`` outside strings in ``[start, end)``, at ``depth`` if given."""
-        found = [i for i in range(start, end) if self.text[i] in chars and self.code[i]]
-        return [i for i in found if depth in (None, self.depth[i])]
-
-    def strip(self, start: int, end: int) -> tuple[int, int]:
-        while start < end and self.text[start].isspace():
-            start += 1
-        while end > start and self.text[end - 1].isspace():
-            end -= 1
-        return start, end
-
-    def clean(self, start: int, end: int) -> str:
-        """Text of ``[start, end)`` stripped, with whitespace outside strings collapsed."""
-        start, end = self.strip(start, end)
-        out: list[str] = []
-        for i in range(start, end):
-            space = self.code[i] and self.text[i].isspace()
-            if not (space and out[-1] == " "):  # out is not empty: text[start] is no space
-                out.append(" " if space else self.text[i])
-        return "".join(out)
-
-
-def _check_tokens(src: _Source) -> None:
+def _check_tokens(src: Source) -> None:
     """Reject what formulae would silently drop or spend forever on."""
     text = src.text
     for m in re.finditer(r"\s+", text):
@@ -183,7 +145,7 @@ def _check_tokens(src: _Source) -> None:
             raise src.error("'|' outside parentheses; write random terms as '(expr | group)'", p)
 
 
-def _split_sum(src: _Source, start: int, end: int, depth: int) -> list[tuple[str, int, int]]:
+def _split_sum(src: Source, start: int, end: int, depth: int) -> list[tuple[str, int, int]]:
     """Split ``[start, end)`` at its ``+``/``-`` at ``depth`` into (sign, start, end) pieces."""
     for c in src.find(",", start, end, depth):
         raise src.error("unexpected ',' outside a function call", c)
@@ -209,7 +171,7 @@ def _join(parts: list[tuple[str, str]]) -> str:
     return out
 
 
-def _describe(src: _Source, text: str, pos: int, what: str) -> formulae.terms.Model:
+def _describe(src: Source, text: str, pos: int, what: str) -> formulae.terms.Model:
     """Parse an expression with formulae (which calls nothing) and check it against the grammar."""
     try:
         desc = formulae.model_description(text)
@@ -226,17 +188,17 @@ def _describe(src: _Source, text: str, pos: int, what: str) -> formulae.terms.Mo
     return desc
 
 
-def _variables(src: _Source, desc: formulae.terms.Model) -> set[str]:
+def _variables(src: Source, desc: formulae.terms.Model) -> set[str]:
     """Return the data columns an expression names (not encodings passed by name, as in ``C(x, Sum)``)."""
     return set(check_description(desc, src.allowed))
 
 
-def _term_names(src: _Source, text: str, pos: int) -> list[str]:
+def _term_names(src: Source, text: str, pos: int) -> list[str]:
     terms = _describe(src, text, pos, f"term '{text}'").terms
     return [t.name for t in terms if not isinstance(t, Intercept)]
 
 
-def _random_span(src: _Source, s: int, e: int) -> tuple[int, int] | None:
+def _random_span(src: Source, s: int, e: int) -> tuple[int, int] | None:
     """Return the inside of ``(expr | group)`` if ``[s, e)`` is one, or None."""
     while s < e and src.text[s] == "(" and src.close[s] == e - 1:
         if src.find("|", s + 1, e - 1, src.depth[s] + 1):
@@ -245,7 +207,7 @@ def _random_span(src: _Source, s: int, e: int) -> tuple[int, int] | None:
     return None
 
 
-def _grouping(src: _Source, s: int, e: int) -> list[tuple[str, ...]]:
+def _grouping(src: Source, s: int, e: int) -> list[tuple[str, ...]]:
     """Factors of a grouping part: ``a/b:c`` -> ``[("a",), ("b", "c", "a")]``."""
     segments: list[list[str]] = [[]]
     last, pos = "/", s
@@ -267,7 +229,7 @@ def _grouping(src: _Source, s: int, e: int) -> list[tuple[str, ...]]:
     return factors
 
 
-def _random_terms(src: _Source, s: int, e: int) -> tuple[list[RandomTerm], set[str]]:
+def _random_terms(src: Source, s: int, e: int) -> tuple[list[RandomTerm], set[str]]:
     """Expand the inside ``[s, e)`` of one ``(expr | group)``; also return its variables."""
     depth = src.depth[s]
     for p in src.find("|", s, e):
@@ -349,7 +311,7 @@ def parse_formula(formula: str, functions: Iterable[str] = ()) -> ModelSpec:
         refuse_long_or_deep(formula)
     except ExpressionRefused as exc:
         raise FormulaError(str(exc)) from None
-    src = _Source(formula, allowed_functions(functions))
+    src = Source(formula, allowed_functions(functions))
     tildes = src.find("~", 0, len(formula))
     if not tildes:
         raise src.error("missing '~' between the response and the right-hand side", len(formula))
@@ -365,7 +327,8 @@ def parse_formula(formula: str, functions: Iterable[str] = ()) -> ModelSpec:
     for p in src.find("|", 0, tilde):
         raise src.error("random-term notation '|' in the response", p)
     desc = _describe(src, f"{response} ~ 1", src.strip(0, tilde)[0], f"response '{response}'")
-    variables = _variables(src, desc)
+    response_variables = frozenset(_variables(src, desc))
+    random_variables: set[str] = set()
     fixed_parts, random, fixed_at = [], [], tilde + 1
     for sign, s, e in _split_sum(src, tilde + 1, len(formula), 0):
         inside = _random_span(src, s, e)
@@ -385,7 +348,17 @@ def parse_formula(formula: str, functions: Iterable[str] = ()) -> ModelSpec:
         else:
             terms, names = _random_terms(src, *inside)
             random += terms
-            variables |= names
+            random_variables |= names
     fixed = _join(fixed_parts) or "1"
-    variables |= _variables(src, _describe(src, fixed, fixed_at, f"fixed part '{fixed}'"))
-    return ModelSpec(formula, response, fixed, tuple(random), frozenset(variables))
+    fixed_variables = frozenset(_variables(src, _describe(src, fixed, fixed_at, f"fixed part '{fixed}'")))
+    variables = response_variables | fixed_variables | random_variables
+    return ModelSpec(
+        formula,
+        response,
+        fixed,
+        tuple(random),
+        frozenset(variables),
+        response_variables=response_variables,
+        fixed_variables=fixed_variables,
+        random_variables=frozenset(random_variables),
+    )
