@@ -194,9 +194,11 @@ class Model:
         if isinstance(request, dict):
             unknown = sorted(set(request) - set(labels))
             if unknown:
-                raise ValueError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
+                raise ArgumentError(
+                    f"unknown block(s) {unknown} in parameterization; the blocks are {labels}"
+                )
         elif request not in ("auto", "centered", "noncentered"):
-            raise ValueError(
+            raise ArgumentError(
                 f"parameterization must be 'auto', 'centered', 'noncentered' or a dict, not {request!r}"
             )
         if request in ("centered", "noncentered"):

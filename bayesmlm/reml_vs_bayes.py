@@ -17,6 +17,7 @@ from bayesmlm.bayes.fit import Fit
 from bayesmlm.design.names import named_parameters
 from bayesmlm.draws.arrays import ParameterDraws, sd_cor_from_covariances
 from bayesmlm.draws.icc import summarise_draws
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.reml.fit import LikelihoodFit
 
 __all__ = ["compare_estimates"]
@@ -79,7 +80,7 @@ def compare_estimates(
             "compare_estimates(fit, reml_fit) takes a Bayesian Fit and a LikelihoodFit, in that order"
         )
     if fit.model.spec.formula != reml_fit.design.spec.formula or fit.model.design.n != reml_fit.design.n:
-        raise ValueError(
+        raise ArgumentError(
             f"the fits differ: '{fit.model.spec.formula}' on {fit.model.design.n} rows vs "
             f"'{reml_fit.design.spec.formula}' on {reml_fit.design.n} rows; "
             "fit the same model to the same data"

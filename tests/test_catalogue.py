@@ -132,7 +132,15 @@ def interrupted_fit():
             raise KeyboardInterrupt
 
     try:
-        model.fit(draws=100, tune=50, chains=1, cores=1, seed=1, progressbar=False, callback=stop)
+        model.fit(
+            draws=100,
+            tune=50,
+            chains=1,
+            cores=1,
+            seed=1,
+            progressbar=False,
+            sampler_kwargs={"callback": stop},
+        )
     finally:
         # the model is still usable: it fits as a fresh one does with the same seed
         with warnings.catch_warnings():
@@ -175,6 +183,11 @@ def _saved_fit_bytes() -> bytes:
         fit = bm.Model(F1, sleep()).fit(draws=30, tune=30, chains=1, seed=1, progressbar=False)
     path = fit.save(Path(tempfile.mkdtemp()) / "fit.nc")
     return path.read_bytes()
+
+
+def truncated_save(path: Path) -> Path:
+    path.write_bytes(_saved_fit_bytes()[:5000])
+    return path
 
 
 def saved_with_settings(path: Path, settings: str) -> Path:
@@ -824,6 +837,112 @@ CASES: list[Case] = [
         lambda: bm.load_fit(saved_with_function(TMP / "half.nc")),
         bm.FitError,
         match=r"calls your function\(s\) \['half'\]",
+    ),
+    # names that collide with parameters, unidentifiable random structures (issue 19)
+    Case(
+        "column-named-intercept",
+        "A data column named `Intercept` in the formula",
+        "refused (it would replace the model's intercept); asks to rename it",
+        lambda: bm.Model("Reaction ~ Days + Intercept + (1 | Subject)", sleep().assign(Intercept=1.5)),
+        bm.DataError,
+        match="name of the model's intercept",
+    ),
+    Case(
+        "column-named-sigma",
+        "A predictor column named `sigma`",
+        "refused (it would be confused with the residual standard deviation); asks to rename it",
+        lambda: bm.Model("Reaction ~ Days + sigma + (1 | Subject)", sleep().assign(sigma=np.arange(180.0))),
+        bm.DataError,
+        match="residual standard deviation",
+    ),
+    Case(
+        "random-zero-column",
+        "A random slope on a column that is 0 in every row, `(1 + z | Subject)`",
+        "refused before any optimisation: its variance cannot be estimated",
+        lambda: bm.Model("Reaction ~ Days + (1 + z | Subject)", sleep().assign(z=0.0)),
+        bm.DataError,
+        match="'z' is 0 in every row",
+    ),
+    Case(
+        "random-duplicate-term",
+        "The same random term twice, `(1 | Subject) + (1 | Subject)`",
+        "refused: one variance would be split in two",
+        lambda: bm.Model("Reaction ~ Days + (1 | Subject) + (1 | Subject)", sleep()),
+        bm.DataError,
+        match="more than once",
+    ),
+    # misused arguments (issue 19)
+    Case(
+        "fit-unknown-keyword",
+        "A mistyped keyword, `fit(draw=200)`",
+        "names the keyword and suggests `draws`; nothing is silently ignored",
+        lambda: bm.Model(F1, sleep()).fit(draw=200),
+        bm.UnknownArgumentError,
+        match="unknown argument 'draw'; did you mean draws",
+    ),
+    Case(
+        "fit-other-tools-keyword",
+        "Stan's or PyMC's spelling, `fit(iter=2000)` or `fit(random_seed=1)`",
+        "says what it is called here (`draws` and `tune`, `seed`)",
+        lambda: bm.Model(F1, sleep()).fit(iter=2000),
+        bm.UnknownArgumentError,
+        match="did you mean draws and tune",
+    ),
+    Case(
+        "fit-keyword-of-model",
+        '`fit(family="poisson")`',
+        "says the family belongs to `Model(formula, data, family=...)`",
+        lambda: bm.Model(F1, sleep()).fit(family="poisson"),
+        bm.UnknownArgumentError,
+        match="belongs to the model",
+    ),
+    Case(
+        "fit-zero-draws",
+        "`fit(draws=0)`, `fit(chains=0)` or `fit(tune=-1)`",
+        "says the smallest value allowed",
+        lambda: bm.Model(F1, sleep()).fit(draws=0),
+        bm.ArgumentError,
+        match="draws must be at least 1",
+    ),
+    Case(
+        "fit-sampler-kwargs",
+        'A PyMC option, `fit(init="adapt_diag")`',
+        "refused as unknown; PyMC's own options go in `sampler_kwargs={...}`, which is checked",
+        lambda: bm.Model(F1, sleep()).fit(init="adapt_diag"),
+        bm.UnknownArgumentError,
+        match="unknown argument 'init'",
+    ),
+    Case(
+        "priors-not-mapping",
+        '`priors="sigma"` (not a dict)',
+        "says priors are a dict of name or class -> prior",
+        lambda: bm.Model(F1, sleep(), priors="sigma"),
+        bm.PriorError,
+        match="dict",
+    ),
+    Case(
+        "predict-unknown-kind",
+        '`predict(kind="bogus")`',
+        "lists the kinds (`mean`, `response`)",
+        lambda: bayes_fit().predict(sleep().iloc[:3], kind="bogus"),
+        bm.ArgumentError,
+        match="kind",
+    ),
+    Case(
+        "compare-reml",
+        "`bm.compare` of REML fits",
+        "says compare is for Bayesian fits and points at `bm.lrt`",
+        lambda: bm.compare([reml_fit(), bm.Model(F1, sleep()).fit_reml()]),
+        bm.FitError,
+        match="bm.lrt",
+    ),
+    Case(
+        "load-truncated",
+        "`load_fit` of a file cut short (a copy interrupted midway)",
+        "says the file is not a saved fit and why it could not be read",
+        lambda: bm.load_fit(truncated_save(TMP / "cut.nc")),
+        bm.FitError,
+        match="is not a saved bayesmlm fit",
     ),
 ]
 

@@ -218,7 +218,9 @@ def ctrl_c(trace, draw):
 
 try:
     # long enough after the signal that its (sometimes delayed) delivery still falls within sampling
-    model.fit(draws=3000, tune=50, chains=2, cores=2, seed=1, progressbar=False, callback=ctrl_c)
+    model.fit(
+        draws=3000, tune=50, chains=2, cores=2, seed=1, progressbar=False, sampler_kwargs={"callback": ctrl_c}
+    )
     print("NOT INTERRUPTED")
 except KeyboardInterrupt as err:
     print("INTERRUPTED:", err)

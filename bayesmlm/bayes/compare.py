@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from bayesmlm.arguments import choice
-from bayesmlm.exceptions import DataError, FitError, SamplingWarning
+from bayesmlm.exceptions import ArgumentError, DataError, FitError, SamplingWarning
 
 __all__ = ["compare", "loo"]
 
@@ -84,19 +84,23 @@ def compare(fits, ic: str = "loo"):
     import arviz as az
 
     choice("ic", ic, ("loo",))
-    named = (
-        fits
-        if isinstance(fits, dict)
-        else {getattr(f, "model", None) and f.model.spec.formula: f for f in fits}
-    )
-    if len(named) < 2:
-        raise ValueError("compare needs at least two fits")
-    for name, f in named.items():
+    items = list(fits.items()) if isinstance(fits, dict) else [(None, f) for f in fits]
+    for name, f in items:
         if not hasattr(f, "idata"):
             raise FitError(
-                f"fit {name!r} is a {type(f).__name__}, not a Bayesian fit: compare REML/ML fits of nested "
-                "models with bm.lrt(smaller, larger), or by their aic/bic"
+                f"fit {name or _label(f)!r} is a {type(f).__name__}, not a Bayesian fit: compare REML/ML "
+                "fits of nested models with bm.lrt(smaller, larger), or by their aic/bic"
             )
+    named = dict(items) if isinstance(fits, dict) else {f.model.spec.formula: f for _, f in items}
+    if len(named) < 2:
+        raise ArgumentError(
+            f"compare needs at least two fits of different models, got {len(named)}"
+            + (
+                ""
+                if isinstance(fits, dict)
+                else "; to compare fits of one formula, pass a dict of name -> fit"
+            )
+        )
     n_obs = {f.model.design.n for f in named.values()}
     if len(n_obs) != 1:
         raise DataError(

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmlm.exceptions import ArgumentError
+
 __all__ = [
     "MAX_LISTED",
     "SAMPLE_DIMS",
@@ -68,10 +70,10 @@ def posterior_of(idata: xr.DataTree | xr.Dataset) -> xr.Dataset:
     """Return the posterior group (a Dataset passed in is taken to be the posterior itself)."""
     posterior = sample_group(idata, "posterior")
     if posterior is None:
-        raise ValueError("The sampling result has no 'posterior' group; pass the result of pymc.sample.")
+        raise ArgumentError("The sampling result has no 'posterior' group; pass the result of pymc.sample.")
     missing = [d for d in SAMPLE_DIMS if d not in posterior.dims]
     if missing:
-        raise ValueError(
+        raise ArgumentError(
             f"The posterior has no {' or '.join(repr(d) for d in missing)} dimension; "
             f"sampling diagnostics need draws arranged by chain and draw."
         )
@@ -96,7 +98,7 @@ def _select_variables(posterior: xr.Dataset, var_names: str | Sequence[str] | No
         names = [var_names] if isinstance(var_names, str) else list(var_names)
         unknown = [n for n in names if n not in posterior.data_vars]
         if unknown:
-            raise ValueError(
+            raise ArgumentError(
                 f"Not in the posterior: {', '.join(map(repr, unknown))}. "
                 f"Available: {', '.join(map(repr, posterior.data_vars))}."
             )

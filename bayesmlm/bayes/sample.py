@@ -32,7 +32,7 @@ from bayesmlm.bayes.workers import bound_context, worker_failures
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
-from bayesmlm.exceptions import FitError
+from bayesmlm.exceptions import ArgumentError, FitError
 
 __all__ = [
     "Standardised",
@@ -160,7 +160,7 @@ def standardise(design: Design, structure: RandomStructure) -> Standardised:
 def choose_method(structure: RandomStructure, method: str) -> tuple[bool, str]:
     """Decide whether ``method`` (``"auto"``, ``"collapsed"`` or ``"full"``) is collapsed; say why."""
     if method not in ("auto", "collapsed", "full"):
-        raise ValueError(f"method must be 'auto', 'collapsed' or 'full', not {method!r}")
+        raise ArgumentError(f"method must be 'auto', 'collapsed' or 'full', not {method!r}")
     possible, reason = collapsed_plan(structure)
     if method == "collapsed" and not possible:
         raise FitError(f"the collapsed path is not available for this model: {reason}")

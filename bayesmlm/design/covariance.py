@@ -20,6 +20,7 @@ import pandas as pd
 
 from bayesmlm.design.evaluate import Design, RandomBlock
 from bayesmlm.design.levels import level_keys
+from bayesmlm.exceptions import ArgumentError
 
 __all__ = ["FactorTerms", "RandomStructure", "random_structure"]
 
@@ -180,12 +181,12 @@ class RandomStructure:
         groups = [f.group for f in self.factors]
         if group is None:
             if len(groups) > 1:
-                raise ValueError(f"the model has several grouping factors; pass group= one of {groups}")
+                raise ArgumentError(f"the model has several grouping factors; pass group= one of {groups}")
             group = groups[0]
         for f in self.factors:
             if f.group == group:
                 return f
-        raise ValueError(f"unknown grouping factor {group!r}; the model has {groups}")
+        raise ArgumentError(f"unknown grouping factor {group!r}; the model has {groups}")
 
 
 def random_structure(design: Design) -> RandomStructure:

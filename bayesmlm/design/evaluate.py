@@ -28,6 +28,7 @@ from bayesmlm.design.checks import (
 )
 from bayesmlm.design.levels import group_labels
 from bayesmlm.exceptions import (
+    ArgumentError,
     DataError,
     DroppedRowsWarning,
     FormulaError,
@@ -262,7 +263,7 @@ def make_design(
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, not {type(data).__name__}")
     if na_action not in ("drop", "error"):
-        raise ValueError(f"na_action must be 'drop' or 'error', not {na_action!r}")
+        raise ArgumentError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     check_columns(spec, data)
     used = sorted(spec.variables)
     check_column_types(data, used)

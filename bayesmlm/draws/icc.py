@@ -39,6 +39,7 @@ from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.evaluate import Design
 from bayesmlm.draws.arrays import ParameterDraws
 from bayesmlm.draws.summary import hdi
+from bayesmlm.exceptions import ArgumentError
 
 __all__ = ["ICC", "icc_draws", "icc_from_draws", "interpret_icc", "summarise_draws", "variance_decomposition"]
 
@@ -110,7 +111,7 @@ def _term_values(structure: RandomStructure, at: dict | None) -> tuple[list[np.n
     slopes = {t for f in structure.factors for t in f.term_names if t != "Intercept"}
     unknown = sorted(set(at) - slopes)
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
             f"'at' names {unknown}, which are not random slopes; the slopes are {sorted(slopes)}"
         )
     used = {t: float(at.get(t, 0.0)) for t in sorted(slopes)}

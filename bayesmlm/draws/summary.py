@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesmlm.exceptions import ArgumentError
+
 __all__ = ["Table", "format_number", "hdi", "interval_table"]
 
 
@@ -36,11 +38,11 @@ def hdi(draws: np.ndarray, prob: float = 0.95, axis: int = 0) -> tuple[np.ndarra
     (0.0, 90.0)
     """
     if not 0 < prob <= 1:
-        raise ValueError(f"prob must lie in (0, 1], not {prob}")
+        raise ArgumentError(f"prob must lie in (0, 1], not {prob}")
     s = np.sort(np.moveaxis(np.asarray(draws, dtype=float), axis, 0), axis=0)
     n = s.shape[0]
     if n == 0:
-        raise ValueError("hdi needs at least one draw")
+        raise ArgumentError("hdi needs at least one draw")
     k = min(int(np.floor(prob * n)), n - 1)
     widths = s[k:] - s[: n - k]
     start = np.argmin(widths, axis=0)[None]

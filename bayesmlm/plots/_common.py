@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
 from bayesmlm.design.evaluate import Design
 from bayesmlm.draws.arrays import ParameterDraws
+from bayesmlm.exceptions import ArgumentError
 
 CHI2_95_2D = 5.991  # 95% quantile of chi-square with 2 degrees of freedom
 
@@ -88,7 +89,7 @@ def given_axes(ax, n: int) -> list[Axes]:
     """Return the first ``n`` of the Axes given as ``ax=`` (one Axes, or a sequence or array of them)."""
     axes = [ax] if isinstance(ax, Axes) else list(np.ravel(np.asarray(ax, dtype=object)))
     if len(axes) < n or not all(isinstance(a, Axes) for a in axes):
-        raise ValueError(f"this plot draws {n} panels: pass ax= a sequence of {n} matplotlib Axes")
+        raise ArgumentError(f"this plot draws {n} panels: pass ax= a sequence of {n} matplotlib Axes")
     return axes[:n]
 
 
@@ -116,14 +117,14 @@ def x_variable(design: Design, structure: RandomStructure, factor: FactorTerms, 
     ]
     if x is not None:
         if x not in usable:
-            raise ValueError(f"x={x!r} is not a numeric predictor of the model; choose one of {usable}")
+            raise ArgumentError(f"x={x!r} is not a numeric predictor of the model; choose one of {usable}")
         return x
     for name in [*factor.term_names, *design.fixed_names]:
         if name in usable:
             return name
     if usable:
         return usable[0]
-    raise ValueError(
+    raise ArgumentError(
         f"the model {design.spec.formula!r} has no numeric predictor to put on the x axis; "
         "these plots need a model with one, such as 'y ~ x + (x | g)'"
     )
@@ -176,7 +177,7 @@ def choose_levels(factor: FactorTerms, groups) -> list[int]:
         return list(range(factor.n_levels))
     if isinstance(groups, int | np.integer) and not isinstance(groups, bool):
         if groups < 1:
-            raise ValueError(f"groups must be at least 1, not {groups}")
+            raise ArgumentError(f"groups must be at least 1, not {groups}")
         return list(range(min(int(groups), factor.n_levels)))
     if isinstance(groups, str):
         groups = [groups]
@@ -184,7 +185,7 @@ def choose_levels(factor: FactorTerms, groups) -> list[int]:
     labels = [str(g) for g in groups]
     unknown = [g for g in labels if g not in index]
     if unknown:
-        raise ValueError(
+        raise ArgumentError(
             f"unknown level(s) {unknown} of {factor.group}; its levels are {list(factor.levels)}"
         )
     return [index[g] for g in labels]

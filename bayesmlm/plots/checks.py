@@ -7,6 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.plots._common import (
     several_axes,
 )
@@ -103,9 +104,9 @@ def plot_ppc(
             "has no posterior draws to replicate the data from"
         )
     if statistic not in STATISTICS:
-        raise ValueError(f"statistic must be one of {list(STATISTICS)}, not {statistic!r}")
+        raise ArgumentError(f"statistic must be one of {list(STATISTICS)}, not {statistic!r}")
     if n_draws < 1:
-        raise ValueError(f"n_draws must be at least 1, not {n_draws}")
+        raise ArgumentError(f"n_draws must be at least 1, not {n_draws}")
     design, structure = (fit.design, fit.structure)
     factor = structure.factor(group)
     y = np.asarray(design.y)

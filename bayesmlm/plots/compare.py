@@ -7,6 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bayesmlm.draws.icc import BANDS, ICC
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.plots._common import (
     given_axes,
     panel_grid,
@@ -104,7 +105,7 @@ def plot_compare(
     """
     if table is None:
         if fit is None or reml_fit is None:
-            raise ValueError("plot_compare needs fit and reml_fit, or table= from compare_estimates")
+            raise ArgumentError("plot_compare needs fit and reml_fit, or table= from compare_estimates")
         table = compare_estimates(fit, reml_fit, prob=prob, **compare_kwargs)
     names = list(table.index)
     if ax is None:

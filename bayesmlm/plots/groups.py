@@ -8,6 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bayesmlm.draws.summary import hdi
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.plots._common import (
     FitFaces,
     choose_levels,
@@ -68,7 +69,7 @@ def plot_groups(
     ['308', '309']
     """
     if not 0 < prob < 1:
-        raise ValueError(f"prob must lie between 0 and 1, not {prob}")
+        raise ArgumentError(f"prob must lie between 0 and 1, not {prob}")
     design, structure = (fit.design, fit.structure)
     factor = structure.factor(group)
     xname = x_variable(design, structure, factor, x)
@@ -138,11 +139,11 @@ def plot_caterpillar(
     '335'
     """
     if not 0 < prob < 1:
-        raise ValueError(f"prob must lie between 0 and 1, not {prob}")
+        raise ArgumentError(f"prob must lie between 0 and 1, not {prob}")
     _, structure = (fit.design, fit.structure)
     factor = structure.factor(group)
     if term not in factor.term_names:
-        raise ValueError(
+        raise ArgumentError(
             f"{factor.group} has no random term {term!r}; its terms are {list(factor.term_names)}"
         )
     table, interval = fit.group_effect_intervals(factor.group, term, prob)

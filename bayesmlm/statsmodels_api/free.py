@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.statsmodels_api.translate import _block_expr
 
 __all__ = ["blocks_for_free"]
@@ -27,7 +28,7 @@ def blocks_for_free(model, free: Any, start_params: Any) -> tuple[str, ...]:
     else:
         packed = np.asarray(free, dtype=float).reshape(-1)
         if len(packed) != model.k_fe + model.k_re2 + model.k_vc:
-            raise ValueError(
+            raise ArgumentError(
                 f"free has {len(packed)} values; expected {model.k_fe + model.k_re2 + model.k_vc}"
             )
         fe, vc = packed[: model.k_fe], packed[model.k_fe + model.k_re2 :]
@@ -38,7 +39,7 @@ def blocks_for_free(model, free: Any, start_params: Any) -> tuple[str, ...]:
     if vc is not None and np.any(np.asarray(vc) == 0):
         raise NotImplementedError("free: holding variance components fixed is not supported")
     if cov.shape != (model.k_re, model.k_re):
-        raise ValueError(f"free.cov_re has shape {cov.shape}; the model has {model.k_re} random effects")
+        raise ArgumentError(f"free.cov_re has shape {cov.shape}; the model has {model.k_re} random effects")
     if np.any(np.diag(cov) == 0):
         raise NotImplementedError("free: holding a variance at its starting value is not supported")
     k = model.k_re

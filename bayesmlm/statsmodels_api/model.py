@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from bayesmlm.design.levels import level_keys
-from bayesmlm.exceptions import DataError
+from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.model import Model
 from bayesmlm.spec.formula import ModelSpec
 from bayesmlm.statsmodels_api.free import blocks_for_free
@@ -200,9 +200,9 @@ class MixedLM:
         re_param_names: list[str] | None,
     ) -> None:
         if missing not in _MISSING:
-            raise ValueError(f"missing must be 'none', 'drop' or 'raise', not {missing!r}")
+            raise ArgumentError(f"missing must be 'none', 'drop' or 'raise', not {missing!r}")
         if not re_intercept and not re_terms and not components:
-            raise ValueError(
+            raise ArgumentError(
                 "the model has no random effects: re_formula='0' needs a vc_formula "
                 "(for a model without random effects use ordinary least squares)"
             )
@@ -348,11 +348,11 @@ class MixedLM:
         methods = [method] if isinstance(method, str) else list(method or [])
         for name in methods:
             if not isinstance(name, str):
-                raise ValueError(f"method must be a name or a list of names, not {name!r}")
+                raise ArgumentError(f"method must be a name or a list of names, not {name!r}")
             if name.lower() in _NEEDS_HESSIAN:
-                raise ValueError(f"method {name} not available for MixedLM")
+                raise ArgumentError(f"method {name} not available for MixedLM")
             if name.lower() not in OPTIMIZERS:
-                raise ValueError(
+                raise ArgumentError(
                     f"unknown optimisation method {name!r}; statsmodels' are {sorted(OPTIMIZERS)}"
                 )
         if fe_pen is not None or cov_pen is not None:

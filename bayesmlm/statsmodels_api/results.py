@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from bayesmlm.exceptions import DataError
+from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
@@ -309,11 +309,11 @@ class MixedLMResults:
         k_fe = len(self.fe_params)
         if xname_fe is not None:
             if len(xname_fe) != k_fe:
-                raise ValueError(f"xname_fe should be a list of length {k_fe}")
+                raise ArgumentError(f"xname_fe should be a list of length {k_fe}")
             names[:k_fe] = list(xname_fe)
         if xname_re is not None:
             if len(xname_re) != len(names) - k_fe:
-                raise ValueError(f"xname_re should be a list of length {len(names) - k_fe}")
+                raise ArgumentError(f"xname_re should be a list of length {len(names) - k_fe}")
             names[k_fe:] = list(xname_re)
         sizes = pd.Series(self.model._group_labels).value_counts()
         info = {

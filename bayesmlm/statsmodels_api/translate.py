@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmlm.design.levels import level_keys
-from bayesmlm.exceptions import DataError
+from bayesmlm.exceptions import ArgumentError, DataError
 
 __all__ = ["array_inputs", "formula_inputs", "group_values"]
 
@@ -52,20 +52,20 @@ def _one_sided(text: Any, what: str) -> tuple[bool, list[str]]:
     body = text.strip()
     body = body[1:].strip() if body.startswith("~") else body
     if "~" in body or "|" in body:
-        raise ValueError(f"{what} {text!r} must be a one-sided formula such as '~x' or '0 + x'")
+        raise ArgumentError(f"{what} {text!r} must be a one-sided formula such as '~x' or '0 + x'")
     if not body:
-        raise ValueError(f"{what} is empty; write '1' for a random intercept")
+        raise ArgumentError(f"{what} is empty; write '1' for a random intercept")
     intercept, terms = True, []
     pieces = _split_top(body, "+-")
     for k, (sign, term) in enumerate(pieces):
         if not term:
             if k == 0 and len(pieces) > 1:  # a leading sign: "-1 + x"
                 continue
-            raise ValueError(f"{what} {text!r} has an empty term")
+            raise ArgumentError(f"{what} {text!r} has an empty term")
         if term in ("0", "1"):
             intercept = (term == "1") == (sign == "+")
         elif sign == "-":
-            raise ValueError(
+            raise ArgumentError(
                 f"{what} {text!r} removes the term {term!r}; only '- 1' (no intercept) can be removed"
             )
         elif term not in terms:
@@ -136,7 +136,7 @@ def _component(name: Any, formula: Any, data: pd.DataFrame, group: str) -> _Comp
         raise TypeError(f"the names in vc_formula must be strings, not {type(name).__name__}")
     intercept, terms = _one_sided(formula, what)
     if intercept:
-        raise ValueError(
+        raise ArgumentError(
             f"{what} = {formula!r} includes an intercept; write it with '0 + ', as statsmodels' "
             "documentation asks: '0 + C(class)' for a random intercept per class within each group, "
             "'0 + x' for an independent random slope"
@@ -162,7 +162,7 @@ def _component(name: Any, formula: Any, data: pd.DataFrame, group: str) -> _Comp
 def _attach_groups(data: pd.DataFrame, groups: Any) -> tuple[pd.DataFrame, str, str]:
     """Return (data, group column, statsmodels' group name); ``data`` is copied before any change."""
     if groups is None:
-        raise ValueError("'groups' is required: a column name of data, or a Series/array of group labels")
+        raise ArgumentError("'groups' is required: a column name of data, or a Series/array of group labels")
     if isinstance(groups, str):
         if groups not in data.columns:
             raise DataError(
@@ -176,7 +176,7 @@ def _attach_groups(data: pd.DataFrame, groups: Any) -> tuple[pd.DataFrame, str, 
         return data, column, groups
     values = groups.array if isinstance(groups, pd.Series) else np.asarray(groups)
     if np.ndim(values) != 1 or len(values) != len(data):
-        raise ValueError(
+        raise ArgumentError(
             f"groups has shape {np.shape(values)}, but data has {len(data)} rows; pass one label per row "
             "(statsmodels aligns groups with data by position)"
         )
@@ -203,7 +203,7 @@ def _apply_subset(data: pd.DataFrame, subset: Any) -> pd.DataFrame:
     mask = np.asarray(subset)
     if mask.dtype == bool:
         if mask.shape != (len(data),):
-            raise ValueError(f"a boolean subset needs one value per row of data ({len(data)})")
+            raise ArgumentError(f"a boolean subset needs one value per row of data ({len(data)})")
         return data.loc[mask]
     return data.loc[subset]
 
@@ -218,7 +218,7 @@ def _matrix(values: Any, what: str, default: str) -> tuple[np.ndarray, list[str]
     arr = np.asarray(values, dtype=float)
     arr = arr[:, None] if arr.ndim == 1 else arr
     if arr.ndim != 2:
-        raise ValueError(f"{what} must be 1- or 2-dimensional")
+        raise ArgumentError(f"{what} must be 1- or 2-dimensional")
     names = [f"{default}{k + 1}" for k in range(arr.shape[1])]
     if what == "exog" and len(arr) and np.any(np.ptp(arr, axis=0) == 0):  # statsmodels: a constant is 'const'
         names = [f"x{k}" for k in range(1, arr.shape[1])]
@@ -242,7 +242,7 @@ def array_inputs(endog: Any, exog: Any, groups: Any, exog_re: Any) -> dict[str, 
     else:
         Z, z_names = _matrix(exog_re, "exog_re", "x_re")
     if len(X) != len(y) or len(Z) != len(y):
-        raise ValueError(f"endog has {len(y)} rows but exog has {len(X)} and exog_re {len(Z)}")
+        raise ArgumentError(f"endog has {len(y)} rows but exog has {len(X)} and exog_re {len(Z)}")
     columns: dict[str, np.ndarray] = {}
     display_of: dict[str, str] = {}
 
@@ -321,9 +321,9 @@ def formula_inputs(
     if unknown:
         raise TypeError(f"mixedlm() got unsupported argument(s) {unknown}")
     if not isinstance(formula, str) or "~" not in formula:
-        raise ValueError(f"formula must be a string such as 'y ~ x', not {formula!r}")
+        raise ArgumentError(f"formula must be a string such as 'y ~ x', not {formula!r}")
     if "|" in formula:
-        raise ValueError(
+        raise ArgumentError(
             f"formula {formula!r} has a random term; give the groups with groups= and the random "
             "part with re_formula= (or use bayesmlm.Model for an lme4 formula)"
         )
