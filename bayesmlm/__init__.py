@@ -54,6 +54,10 @@ _API: dict[str, str] = {
     "LikelihoodFit": "bayesmlm.reml.fit",
     "LRTResult": "bayesmlm.reml.lrt",
     "lrt": "bayesmlm.reml.lrt",
+    "bootstrap": "bayesmlm.reml.bootstrap",
+    "BootstrapResult": "bayesmlm.reml.bootstrap",
+    "Profile": "bayesmlm.reml.profile",
+    "profile": "bayesmlm.reml.profile",
     # 4b. Bayes
     "Prior": "bayesmlm.bayes.priors",
     "Normal": "bayesmlm.bayes.priors",
@@ -74,6 +78,8 @@ _API: dict[str, str] = {
     # 5. results
     "ICC": "bayesmlm.draws.icc",
     "interpret_icc": "bayesmlm.draws.icc",
+    "R2": "bayesmlm.draws.r2",
+    "r2": "bayesmlm.draws.r2",
     "compare_estimates": "bayesmlm.reml_vs_bayes",
     # 6. plots
     "complete_pooling_coefficients": "bayesmlm.plots.pooling",
