@@ -17,7 +17,7 @@ from scipy import stats as sps
 
 from bayesmlm.reml.bootstrap import bootstrap
 from bayesmlm.reml.derivatives import value_jacobian_hessian
-from bayesmlm.reml.profile import profile, sdcor_layout, sdcor_of
+from bayesmlm.reml.profile import sdcor_layout, sdcor_of
 
 if TYPE_CHECKING:
     from bayesmlm.reml.fit import LikelihoodFit
@@ -70,10 +70,7 @@ def confidence_intervals(
         raise ValueError(f"level must lie in (0, 1), not {level}")
     est = _estimates(fit)
     if method == "profile":
-        cache = fit.small_sample.profiles
-        if level not in cache:
-            cache[level] = profile(fit, level)
-        table = cache[level].intervals
+        table = fit.small_sample.profile(level).intervals
         how = "profile likelihood (ML deviance, as lme4)"
     elif method == "wald":
         table = _wald(fit, level)

@@ -26,6 +26,7 @@ from scipy import stats as sps
 from bayesmlm.exceptions import FitError
 from bayesmlm.reml.anova import type3_contrasts
 from bayesmlm.reml.kenward_roger import KenwardRoger, kenward_roger, kr_test
+from bayesmlm.reml.profile import Profile, profile
 from bayesmlm.reml.satterthwaite import (
     VarparCovariance,
     satterthwaite_df,
@@ -73,8 +74,14 @@ class SmallSample:
 
     def __init__(self, fit: LikelihoodFit):
         self._fit = fit
-        #: level -> :class:`~bayesmlm.reml.profile.Profile`, filled by ``confint(method="profile")``
-        self.profiles: dict = {}
+        self._profiles: dict[tuple[float, int], Profile] = {}
+
+    def profile(self, level: float = 0.95, grid: int = 0) -> Profile:
+        """Profile the ML deviance of every parameter (:func:`~bayesmlm.reml.profile.profile`), kept."""
+        key = (float(level), int(grid))
+        if key not in self._profiles:
+            self._profiles[key] = profile(self._fit, level, grid=grid)
+        return self._profiles[key]
 
     @cached_property
     def varpar(self) -> VarparCovariance:
