@@ -204,10 +204,12 @@ def _run(problem: _Problem, seed: int, indices: list[int], n_jobs: int | None, p
         chunks = [rest[k :: jobs * 4] for k in range(min(len(rest), jobs * 4))]
         # the platform's default start method, as PyMC's parallel sampling (fork on Linux: the workers
         # inherit the compiled objective; elsewhere scripts need the ``if __name__ == "__main__"`` guard)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context()) as pool:
-            for future in as_completed([pool.submit(_refit_chunk, problem, seed, c) for c in chunks]):
-                out.update(future.result())
-                bar.update(len(out))
+        with warnings.catch_warnings():  # Python 3.12 warns of fork in a threaded process, as PyMC's pools
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context()) as pool:
+                for future in as_completed([pool.submit(_refit_chunk, problem, seed, c) for c in chunks]):
+                    out.update(future.result())
+                    bar.update(len(out))
     bar.update(len(indices))
     return [out[i] for i in indices]
 
