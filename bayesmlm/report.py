@@ -113,6 +113,9 @@ class Report:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        return self.text
+
     def _repr_markdown_(self) -> str:
         return _markdown(self.table, self.caption) if self.format != "html" else self.text
 

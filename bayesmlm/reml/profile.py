@@ -17,6 +17,7 @@ column (:func:`offset_cross_products`) are refitted by ML (:func:`~bayesmlm.reml
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from scipy.optimize import brentq, minimize
 
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.names import named_parameters
+from bayesmlm.exceptions import BayesMLMWarning
 from bayesmlm.reml.objective import compile_at_theta
 
 if TYPE_CHECKING:
@@ -253,7 +255,9 @@ def profile(fit: LikelihoodFit, level: float = 0.95, which=None, grid: int = 0) 
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), not {level}")
-    ml = fit.refit(reml=False)
+    with warnings.catch_warnings():  # the fit's own warnings were given when it was made
+        warnings.simplefilter("ignore", BayesMLMWarning)
+        ml = fit.refit(reml=False)
     base = ml.deviance
     target = float(sps.norm.ppf(0.5 + level / 2))
     deviance = _MLDeviance(ml)
