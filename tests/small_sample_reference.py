@@ -1,9 +1,10 @@
 """lmerTest 3.1-3 (Satterthwaite), pbkrtest (Kenward-Roger), lme4 profile intervals and performance R².
 
 Source: shared/reference/small_sample_reference.json and r2_reference.json (REML fits of the bundled
-CSVs). Per model: ``satterthwaite`` / ``kenward_roger`` term -> (se, df, p); ``anova_*`` term ->
-(F, num_df, den_df, p), type III; ``profile_ci95`` lme4 parameter -> (lower, upper). Kept here so the
-tests state the numbers they check; lme4's names are mapped to bayesmlm's by ``bayesmlm_name``.
+CSVs); BODYWEIGHT_LME4 and CONVERGED were computed with R here (see their comments). Per model:
+``satterthwaite`` / ``kenward_roger`` term -> (se, df, p); ``anova_*`` term -> (F, num_df, den_df, p),
+type III; ``profile_ci95`` lme4 parameter -> (lower, upper). Kept here so the tests state the numbers
+they check; lme4's names are mapped to bayesmlm's by ``bayesmlm_name``.
 """
 
 import re
@@ -163,6 +164,61 @@ R2 = {'sleep_ri': {'data': 'sleepstudy',
                 'r2_conditional': 0.998796375008711,
                 'icc_adjusted': 0.985667941723403,
                 'icc_conditional': 0.0827776823729595}}
+# fmt: on
+
+
+#: lme4's REML fit of BodyWeight (not in tests/lme4_reference.py), as VarCorr gives it: lme4 1.1-31 stops
+#: there with max|grad| 0.017 (REML criterion 1151.719957); lmerTest's and pbkrtest's numbers above are
+#: computed at this point.
+BODYWEIGHT_LME4 = {
+    "sigma": 4.444695339837267,
+    "varcorr": [
+        {"grp": "Rat", "var1": "(Intercept)", "var2": None, "vcov": 1357.0907409338126},
+        {"grp": "Rat", "var1": "Time", "var2": None, "vcov": 0.0616962927063662},
+        {"grp": "Rat", "var1": "(Intercept)", "var2": "Time", "vcov": -1.3596466499344186},
+        {"grp": "Residual", "var1": None, "var2": None, "vcov": 19.755316663971119},
+    ],
+}
+
+#: lmerTest 3.1-3 and pbkrtest 0.5.2 (R 4.2.2, lme4 1.1-31) at a converged lme4 fit: lme4's fit refitted
+#: from its own theta with nloptwrap (xtol_abs = 1e-14, ftol_rel = 1e-15). BodyWeight: REML criterion
+#: 1151.719749 (lme4's default fit: 1151.719957); Penicillin: 330.86058899109 (default 330.86058899961).
+#: Same layout as SMALL_SAMPLE.
+# fmt: off
+CONVERGED = {
+    "bodyweight": {
+        "satterthwaite": {
+            "(Intercept)": (13.0940249124801, 13.0000002849224, 6.27569032945136e-11),
+            "Time": (0.0911397405187602, 13.0000001090123, 0.00167407387327515),
+            "Diet2": (22.6795164239881, 12.9999999051135, 7.30006829586612e-07),
+            "Diet3": (22.6795164239881, 12.9999999045305, 5.21136777255429e-08),
+            "Time:Diet2": (0.157858661167137, 13.0000001772344, 0.00205428473610315),
+            "Time:Diet3": (0.157858661167137, 13.0000001775553, 0.0812746483324035),
+        },
+        "anova_satterthwaite": {
+            "Time": (94.6893255997627, 1, 13.0000001907398, 2.46700805522563e-07),
+            "Diet": (76.6447415398916, 2, 12.9999998574242, 6.38279283732904e-08),
+            "Time:Diet": (7.57430744586731, 2, 13.0000001858855, 0.0065941844283672),
+        },
+        "kenward_roger": {
+            "(Intercept)": (13.09402491248, 12.9999999999983, 6.27569255279107e-11),
+            "Time": (0.0911397405187607, 13.0000000000003, 0.00167407389903198),
+            "Diet2": (22.6795164239879, 12.9999999999986, 7.30006789596132e-07),
+            "Diet3": (22.6795164239879, 12.9999999999986, 5.21136739602782e-08),
+            "Time:Diet2": (0.157858661167137, 13.0000000000001, 0.00205428478437297),
+            "Time:Diet3": (0.157858661167137, 13.0000000000001, 0.0812746486419316),
+        },
+        "anova_kenward_roger": {
+            "Time": (94.6893255997628, 1, 13, 2.46700836105995e-07),
+            "Diet": (76.6447415398926, 2, 12.9999999999986, 6.38279209704409e-08),
+            "Time:Diet": (7.57430744586726, 2, 13.0000000000001, 0.00659418457201647),
+        },
+    },
+    "penicillin_crossed": {
+        "satterthwaite": {"(Intercept)": (0.808573617842469, 5.48708711861393, 3.61925383835023e-07)},
+        "kenward_roger": {"(Intercept)": (0.808573617842248, 5.4870918881422, 3.61921785194879e-07)},
+    },
+}
 # fmt: on
 
 

@@ -26,7 +26,6 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,10 +35,8 @@ from bayesmlm.design.crossprod import CrossProducts, with_response
 from bayesmlm.design.names import named_parameters
 from bayesmlm.draws.arrays import ParameterDraws, sd_cor_from_covariances
 from bayesmlm.reml.estimates import estimates_at
+from bayesmlm.reml.faces import LikelihoodFaces
 from bayesmlm.reml.optimize import OptSummary, optimize_theta
-
-if TYPE_CHECKING:
-    from bayesmlm.reml.fit import LikelihoodFit
 
 __all__ = ["BootstrapCache", "BootstrapResult", "bootstrap", "named_draws"]
 
@@ -47,7 +44,7 @@ __all__ = ["BootstrapCache", "BootstrapResult", "bootstrap", "named_draws"]
 PARALLEL_AFTER = 15.0
 
 
-def named_draws(fit: LikelihoodFit, draws: ParameterDraws) -> dict[str, np.ndarray]:
+def named_draws(fit: LikelihoodFaces, draws: ParameterDraws) -> dict[str, np.ndarray]:
     """Name the population parameters of draws as brms does (fixed effects, sds, correlations, sigma)."""
     sds, cors = sd_cor_from_covariances(fit.structure, draws.covariances)
     return named_parameters(
@@ -155,7 +152,7 @@ class BootstrapCache:
         self.default_seed = int(np.random.SeedSequence().entropy % 2**63)
         self._by_seed: dict[int, _Replicates] = {}
 
-    def replicates(self, fit: LikelihoodFit, n: int, seed: int | None, n_jobs: int | None, progress):
+    def replicates(self, fit: LikelihoodFaces, n: int, seed: int | None, n_jobs: int | None, progress):
         """Return the first ``n`` refits for ``seed`` (the fit's own if None), refitting only missing ones."""
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
             raise ValueError(f"the number of bootstrap replicates must be a whole number >= 0, not {n!r}")
@@ -166,7 +163,7 @@ class BootstrapCache:
             reps.results.extend(_run(_problem(fit), seed, missing, n_jobs, progress))
         return reps.results[:n], seed
 
-    def population(self, fit: LikelihoodFit, n: int, seed: int | None = None, n_jobs=None, progress=None):
+    def population(self, fit: LikelihoodFaces, n: int, seed: int | None = None, n_jobs=None, progress=None):
         """Refitted population parameters as :class:`ParameterDraws` (failed refits left out)."""
         results, _ = self.replicates(fit, n, seed, n_jobs, progress)
         ok = [r for r in results if r is not None]
@@ -176,7 +173,7 @@ class BootstrapCache:
         return ParameterDraws(covs, np.array([r[4] for r in ok], dtype=float), beta)
 
 
-def _problem(fit: LikelihoodFit) -> _Problem:
+def _problem(fit: LikelihoodFaces) -> _Problem:
     structure = RandomStructure(tuple(replace(f, source_blocks=()) for f in fit.structure.factors))
     rows = _Rows(np.asarray(fit.design.X, dtype=float))
     return _Problem(rows, structure, fit.stats, fit.population_draws(), fit.theta, fit.method == "REML")
@@ -273,7 +270,7 @@ def _as_series(value, names: list[str] | None = None) -> pd.Series:
 
 
 def bootstrap(
-    fit: LikelihoodFit,
+    fit: LikelihoodFaces,
     statistic=None,
     n: int = 200,
     seed: int | None = None,

@@ -9,32 +9,28 @@ Rows are in lme4's order: each block's sds and correlations, sigma, the fixed ef
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
 from bayesmlm.reml.bootstrap import bootstrap
 from bayesmlm.reml.derivatives import value_jacobian_hessian
+from bayesmlm.reml.faces import LikelihoodFaces
 from bayesmlm.reml.profile import sdcor_layout, sdcor_of
-
-if TYPE_CHECKING:
-    from bayesmlm.reml.fit import LikelihoodFit
 
 __all__ = ["METHODS", "confidence_intervals"]
 
 METHODS = ("profile", "wald", "boot")
 
 
-def _estimates(fit: LikelihoodFit) -> pd.Series:
+def _estimates(fit: LikelihoodFaces) -> pd.Series:
     """Return the fit's own estimates in lme4's order (variance parameters, sigma, fixed effects)."""
     psi = sdcor_of(fit, fit.theta, fit.sigma)
     names = [p.name for p in sdcor_layout(fit)]
     return pd.concat([pd.Series(psi, index=names), fit.fixed_effects["estimate"].rename(None)])
 
 
-def _wald(fit: LikelihoodFit, level: float) -> pd.DataFrame:
+def _wald(fit: LikelihoodFaces, level: float) -> pd.DataFrame:
     z = sps.norm.ppf(0.5 + level / 2)
     varpar = fit.small_sample.varpar
     k = fit.structure.n_theta
@@ -46,7 +42,7 @@ def _wald(fit: LikelihoodFit, level: float) -> pd.DataFrame:
 
 
 def confidence_intervals(
-    fit: LikelihoodFit, method: str = "profile", level: float = 0.95, n_boot: int = 200, seed=None
+    fit: LikelihoodFaces, method: str = "profile", level: float = 0.95, n_boot: int = 200, seed=None
 ) -> pd.DataFrame:
     """Confidence intervals of every parameter: ``estimate``, ``lower``, ``upper`` (see the module).
 

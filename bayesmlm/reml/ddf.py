@@ -17,7 +17,7 @@ Three ways to refer a fixed effect (or a contrast ``L β``) to a distribution:
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ from scipy import stats as sps
 
 from bayesmlm.exceptions import FitError
 from bayesmlm.reml.anova import type3_contrasts
+from bayesmlm.reml.faces import LikelihoodFaces
 from bayesmlm.reml.kenward_roger import KenwardRoger, kenward_roger, kr_test
 from bayesmlm.reml.profile import Profile, profile
 from bayesmlm.reml.satterthwaite import (
@@ -33,9 +34,6 @@ from bayesmlm.reml.satterthwaite import (
     satterthwaite_f_test,
     varpar_covariance,
 )
-
-if TYPE_CHECKING:
-    from bayesmlm.reml.fit import LikelihoodFit
 
 __all__ = ["DDF_METHODS", "SmallSample", "anova_table", "coef_table", "contrast_test", "normalise_ddf"]
 
@@ -72,7 +70,7 @@ class SmallSample:
         The adjusted covariance of β̂ (REML fits only).
     """
 
-    def __init__(self, fit: LikelihoodFit):
+    def __init__(self, fit: LikelihoodFaces):
         self._fit = fit
         self._profiles: dict[tuple[float, int], Profile] = {}
 
@@ -101,7 +99,7 @@ class SmallSample:
         return kenward_roger(fit.design.X, fit.structure, fit.theta, fit.sigma**2)
 
 
-def _contrast_matrix(fit: LikelihoodFit, L) -> np.ndarray:
+def _contrast_matrix(fit: LikelihoodFaces, L) -> np.ndarray:
     """Return a user's contrast (vector, matrix, dict or DataFrame) as a matrix on the fixed effects."""
     names = list(fit.design.fixed_names)
     if isinstance(L, dict):
@@ -127,7 +125,7 @@ def _contrast_matrix(fit: LikelihoodFit, L) -> np.ndarray:
     return L
 
 
-def _t_rows(fit: LikelihoodFit, L: np.ndarray, ddf: str, level: float, index) -> pd.DataFrame:
+def _t_rows(fit: LikelihoodFaces, L: np.ndarray, ddf: str, level: float, index) -> pd.DataFrame:
     beta = np.asarray(fit.estimates.beta, dtype=float)
     estimate = L @ beta
     if ddf == "kenward-roger":
@@ -156,7 +154,7 @@ def _t_rows(fit: LikelihoodFit, L: np.ndarray, ddf: str, level: float, index) ->
     )
 
 
-def coef_table(fit: LikelihoodFit, ddf: DDF = "satterthwaite", level: float = 0.95) -> pd.DataFrame:
+def coef_table(fit: LikelihoodFaces, ddf: DDF = "satterthwaite", level: float = 0.95) -> pd.DataFrame:
     """One t test per fixed effect, as lmerTest's ``summary(m, ddf=...)`` coefficient table.
 
     Parameters
@@ -178,7 +176,7 @@ def coef_table(fit: LikelihoodFit, ddf: DDF = "satterthwaite", level: float = 0.
     return _t_rows(fit, np.eye(len(names)), ddf, level, names)
 
 
-def contrast_test(fit: LikelihoodFit, L, ddf: DDF = "satterthwaite", rhs=None) -> dict[str, float]:
+def contrast_test(fit: LikelihoodFaces, L, ddf: DDF = "satterthwaite", rhs=None) -> dict[str, float]:
     """Test ``L β = rhs`` (0 by default) by an F test: ``F``, ``num_df``, ``den_df``, ``p``.
 
     Satterthwaite's F is lmerTest's ``contestMD``, Kenward–Roger's pbkrtest's scaled F, the
@@ -204,7 +202,7 @@ def contrast_test(fit: LikelihoodFit, L, ddf: DDF = "satterthwaite", rhs=None) -
 
 
 def contrast_table(
-    fit: LikelihoodFit, L, ddf: DDF = "satterthwaite", joint: bool = True, rhs=None, level: float = 0.95
+    fit: LikelihoodFaces, L, ddf: DDF = "satterthwaite", joint: bool = True, rhs=None, level: float = 0.95
 ) -> pd.DataFrame:
     """Test a user's contrasts jointly (one F test) or one t test per row (``LikelihoodFit.contrast``)."""
     if joint:
@@ -220,7 +218,7 @@ def contrast_table(
     return table
 
 
-def anova_table(fit: LikelihoodFit, ddf: DDF = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
+def anova_table(fit: LikelihoodFaces, ddf: DDF = "satterthwaite", type: int | str = 3) -> pd.DataFrame:
     """Type III F tests of the fixed terms, as lmerTest's ``anova(m, ddf=...)``.
 
     Returns

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -29,10 +28,8 @@ from scipy.optimize import brentq, minimize
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.names import named_parameters
 from bayesmlm.exceptions import BayesMLMWarning
+from bayesmlm.reml.faces import LikelihoodFaces
 from bayesmlm.reml.objective import compile_at_theta
-
-if TYPE_CHECKING:
-    from bayesmlm.reml.fit import LikelihoodFit
 
 __all__ = ["Profile", "offset_cross_products", "profile", "sdcor_layout", "sdcor_of"]
 
@@ -70,7 +67,7 @@ class _Param:
     index: int  # position in the variance-parameter vector, or the fixed effect's column
 
 
-def sdcor_layout(fit: LikelihoodFit) -> list[_Param]:
+def sdcor_layout(fit: LikelihoodFaces) -> list[_Param]:
     """lme4's order: per factor and block, the lower triangle of (sd on the diagonal, cor below) by column.
 
     Names come from the one naming rule (:func:`~bayesmlm.design.names.named_parameters`): each
@@ -101,7 +98,7 @@ def sdcor_layout(fit: LikelihoodFit) -> list[_Param]:
     return [*out, _Param("sigma", "sigma", len(kinds))]
 
 
-def _theta_from(fit: LikelihoodFit, psi: np.ndarray) -> np.ndarray | None:
+def _theta_from(fit: LikelihoodFaces, psi: np.ndarray) -> np.ndarray | None:
     """Return θ of (sds, cors, σ): per block Λ = diag(sd) chol(R) / σ; None if R is not positive definite."""
     sigma = psi[-1]
     theta = np.empty(fit.structure.n_theta)
@@ -126,7 +123,7 @@ def _theta_from(fit: LikelihoodFit, psi: np.ndarray) -> np.ndarray | None:
     return theta
 
 
-def sdcor_of(fit: LikelihoodFit, theta: np.ndarray, sigma: float) -> np.ndarray:
+def sdcor_of(fit: LikelihoodFaces, theta: np.ndarray, sigma: float) -> np.ndarray:
     """Invert :func:`_theta_from`: the (sds, cors, σ) of θ and σ."""
     out = []
     for f in fit.structure.factors:
@@ -165,7 +162,7 @@ def _compiled_parts(structure, stats):
 class _MLDeviance:
     """ML deviance of (sds, cors, σ), β profiled out (log|L|² + r²/σ² + n log 2πσ²), with its gradient."""
 
-    def __init__(self, fit: LikelihoodFit):
+    def __init__(self, fit: LikelihoodFaces):
         self.fit = fit
         self.parts = _compiled_parts(fit.structure, fit.stats)
         self.n = fit.stats.n
@@ -236,7 +233,7 @@ def _search(zeta, est: float, direction: int, target: float, scale: float, bound
     return np.nan
 
 
-def profile(fit: LikelihoodFit, level: float = 0.95, which=None, grid: int = 0) -> Profile:
+def profile(fit: LikelihoodFaces, level: float = 0.95, which=None, grid: int = 0) -> Profile:
     """Profile the ML deviance for each parameter and find the ``level`` interval, as lme4's ``profile``.
 
     Parameters
