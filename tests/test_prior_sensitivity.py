@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayesmlm as bm
@@ -106,3 +107,23 @@ def test_report_sets_bayes_beside_reml(default_fit):
     header = text.splitlines()[0]
     assert "REML: estimate" in header and "Bayes: posterior median" in header and "Bayes: R-hat" in header
     assert "| `sigma` |" in text and "2 chains × 300 draws" in text
+
+
+def test_compare_estimates_and_plot_compare_share_one_bootstrap(default_fit, monkeypatch):
+    import bayesmlm.reml.bootstrap as boot
+
+    reml = bm.Model(SLEEP, bm.load_dataset("sleepstudy")).fit_reml()
+    table = bm.compare_estimates(default_fit, reml, n_boot=8, seed=5)
+    assert table.loc["sigma", "reml_interval"].startswith("parametric bootstrap (8)")
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("refitted although the replicates are kept with the fit")
+
+    monkeypatch.setattr(boot, "_run", no_refit)
+    again = bm.compare_estimates(default_fit, reml, n_boot=8, seed=5)
+    pd.testing.assert_frame_equal(again, table)
+    fig = bm.plot_compare(default_fit, reml, n_boot=8, seed=5)
+    plt.close(fig)
+    assert reml.icc(n_boot=8, seed=5).draws.shape[0] == 8
+    fewer = bm.compare_estimates(default_fit, reml, n_boot=4, seed=5)  # the first 4 of the same refits
+    assert fewer.loc["sigma", "reml_interval"].startswith("parametric bootstrap (4)")

@@ -162,3 +162,70 @@ def test_conditional_effects_of_a_reml_fit_are_the_wald_band(reml):
     np.testing.assert_allclose(table["high"] - table["estimate"], 1.959963984540054 * se, rtol=1e-9)
     with pytest.raises(ValueError, match="not a column"):
         bm.conditional_effects(reml, "Days", by="Diet")
+
+
+@pytest.fixture(scope="module")
+def dyestuff() -> bm.LikelihoodFit:
+    return bm.Model("Yield ~ 1 + (1 | Batch)", bm.load_dataset("Dyestuff")).fit_reml()
+
+
+def test_the_zeta_plot_crosses_plus_minus_z_at_the_profile_interval(dyestuff):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = bm.plot_profile(dyestuff, grid=4)
+    names = ["sd(Intercept|Batch)", "sigma", "Intercept"]
+    assert [a.get_title() for a in fig.axes] == names
+    ci = dyestuff.confint("profile")
+    for a, name in zip(fig.axes, names, strict=True):
+        value, zeta = a.lines[0].get_data()
+        value, first = np.unique(value, return_index=True)  # the root finder may evaluate a point twice
+        zeta = zeta[first]
+        assert np.all(np.diff(zeta) > 0)  # ζ rises with the parameter
+        # the dashed lines are the 95% ends, and the traced ζ passes ±1.96 there
+        ends = [line.get_xdata()[0] for line in a.lines[-2:]]  # after the curve and the z lines
+        np.testing.assert_allclose(ends, ci.loc[name, ["lower", "upper"]], rtol=1e-12)
+        np.testing.assert_allclose(np.interp(ends, value, zeta), [-1.959964, 1.959964], atol=0.02)
+        # ζ is 0 at the ML estimate (lme4 profiles the ML deviance, also of a REML fit)
+        ml = dyestuff.small_sample.profile(0.99, 4).estimates[name]
+        assert np.interp(ml, value, zeta) == pytest.approx(0.0, abs=1e-9)
+        assert ml == pytest.approx(dyestuff.refit(reml=False).confint("wald").loc[name, "estimate"], rel=1e-5)
+    plt.close(fig)
+    fig = bm.plot_profile(dyestuff, which=["sigma"])
+    assert [a.get_title() for a in fig.axes] == ["sigma"]  # the same profile, kept with the fit
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no profile for"):
+        bm.plot_profile(dyestuff, which=["tau"])
+
+
+def test_conditional_effects_by_a_factor_and_by_a_number():
+    data = bm.load_dataset("BodyWeight")
+    fit = bm.Model("weight ~ Time * Diet + (Time | Rat)", data).fit_reml()
+    table = bm.conditional_effects(fit, "Time", by="Diet", n_points=3)
+    assert list(pd.unique(table["by"])) == list(data["Diet"].cat.categories) and len(table) == 9
+    beta = fit.fixed_effects["estimate"]
+    end = table[table["Time"] == table["Time"].max()].set_index("by")["estimate"]
+    t = float(data["Time"].max())
+    base = beta["Intercept"] + beta["Time"] * t
+    np.testing.assert_allclose(end.iloc[0], base, rtol=1e-12)  # diet 1: the reference level
+    np.testing.assert_allclose(end.iloc[2], base + beta["Diet[3]"] + beta["Time:Diet[3]"] * t, rtol=1e-12)
+    fig = bm.plot_conditional_effects(fit, "Time", by="Diet", show_data=False)
+    assert len(fig.axes[0].lines) == 3 and len(fig.axes[0].collections) == 3  # a line and band per diet
+    # a numeric `by`: the lines at its mean and mean ± sd (brms)
+    rt = bm.conditional_effects(fit, "Time", by="Time", n_points=2)
+    m, s = float(data["Time"].mean()), float(data["Time"].std())
+    np.testing.assert_allclose(sorted(pd.unique(rt["by"])), [m - s, m, m + s])
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_a_long_bootstrap_shows_its_progress_on_stderr(dyestuff, capsys):
+    bm.bootstrap(dyestuff, n=3, seed=2, n_jobs=1, progress=True)
+    err = capsys.readouterr().err
+    assert "bootstrap: 3/3 refits" in err and err.endswith("\n")
+    bm.bootstrap(dyestuff, n=3, seed=2, n_jobs=1, progress=True)  # cached: no refits, no bar
+    bm.bootstrap(dyestuff, n=2, seed=4, n_jobs=1, progress=False)
+    assert capsys.readouterr().err == ""

@@ -10,6 +10,7 @@ ones the ends of the ``level`` interval (0 for a standard deviation whose profil
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
@@ -56,8 +57,9 @@ def plot_profile(fit, level: float = 0.95, which=None, grid: int = 6, ncols: int
                 "a Bayesian fit has a posterior, not a likelihood profile"
             )
         prof, marked = fit.small_sample.profile(0.99, grid), fit.confint("profile", level)
+        traced = [prof, fit.small_sample.profile(level)]  # confint's profile: its points near the ends
     else:
-        prof, marked = fit, fit.intervals
+        prof, marked, traced = fit, fit.intervals, [fit]
     names = list(prof.points) if which is None else list(which)
     unknown = sorted(set(names) - set(prof.points))
     if unknown:
@@ -68,7 +70,7 @@ def plot_profile(fit, level: float = 0.95, which=None, grid: int = 6, ncols: int
         axes = given_axes(ax, len(names))
         fig = axes[0].figure
     for a, name in zip(axes, names, strict=True):
-        pts = prof.points[name].sort_values("value")
+        pts = pd.concat([p.points[name] for p in traced]).drop_duplicates("value").sort_values("value")
         a.plot(pts["value"], pts["zeta"], "-", color="C0", lw=1.5)
         a.plot(pts["value"], pts["zeta"], ".", color="C0", ms=3)
         for lev in LEVELS:
