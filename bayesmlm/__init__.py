@@ -56,6 +56,10 @@ _API: dict[str, str] = {
     "LikelihoodFit": "bayesmlm.reml.fit",
     "LRTResult": "bayesmlm.reml.lrt",
     "lrt": "bayesmlm.reml.lrt",
+    "bootstrap": "bayesmlm.reml.bootstrap",
+    "BootstrapResult": "bayesmlm.reml.bootstrap",
+    "Profile": "bayesmlm.reml.profile",
+    "profile": "bayesmlm.reml.profile",
     # 4b. Bayes
     "Prior": "bayesmlm.bayes.priors",
     "Normal": "bayesmlm.bayes.priors",
@@ -73,10 +77,15 @@ _API: dict[str, str] = {
     "Fit": "bayesmlm.bayes.fit",
     "compare": "bayesmlm.bayes.compare",
     "load_fit": "bayesmlm.persistence",
+    "PriorSensitivity": "bayesmlm.bayes.sensitivity",
     # 5. results
     "ICC": "bayesmlm.draws.icc",
     "interpret_icc": "bayesmlm.draws.icc",
+    "R2": "bayesmlm.draws.r2",
+    "r2": "bayesmlm.draws.r2",
     "compare_estimates": "bayesmlm.reml_vs_bayes",
+    "report": "bayesmlm.report",
+    "Report": "bayesmlm.report",
     # 6. plots
     "complete_pooling_coefficients": "bayesmlm.plots.pooling",
     "no_pooling_coefficients": "bayesmlm.plots.pooling",
@@ -87,6 +96,11 @@ _API: dict[str, str] = {
     "plot_ppc": "bayesmlm.plots.checks",
     "plot_icc": "bayesmlm.plots.compare",
     "plot_compare": "bayesmlm.plots.compare",
+    "plot_prior_predictive": "bayesmlm.plots.checks",
+    "plot_conditional_effects": "bayesmlm.plots.effects",
+    "conditional_effects": "bayesmlm.plots.effects",
+    "plot_profile": "bayesmlm.plots.profile",
+    "plot_prior_sensitivity": "bayesmlm.plots.sensitivity",
     # the statsmodels entry point
     "MixedLM": "bayesmlm.statsmodels_api.model",
     "mixedlm": "bayesmlm.statsmodels_api.formula_api",

@@ -44,8 +44,9 @@ def compare_estimates(
     Fixed effects get the REML estimate, its standard error and the Wald interval; the variance
     parameters (sds, correlations, sigma, or with ``scale="var"`` the variances and covariances) get
     the REML estimate with a parametric-bootstrap standard error and percentile interval (``n_boot``
-    data sets simulated from the REML fit and refitted), since their sampling distributions are
-    skewed. Beside them: the posterior median, sd and HDI.
+    data sets simulated from the REML fit and refitted; kept with the fit, so the ICC, ``confint`` and
+    a second call with the same ``n_boot`` and seed reuse them), since their sampling distributions
+    are skewed. Beside them: the posterior median, sd and HDI.
 
     Parameters
     ----------
@@ -61,7 +62,7 @@ def compare_estimates(
     n_boot : int
         Bootstrap replicates for the variance parameters (0: no SE or interval for them).
     seed : int, optional
-        Seed of the bootstrap.
+        Seed of the bootstrap (the REML fit's own seed, drawn once, if omitted).
 
     Returns
     -------

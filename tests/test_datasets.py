@@ -11,7 +11,7 @@ import bayesmlm.datasets.catalogue as datasets_module
 from bayesmlm import DataError, list_datasets, load_dataset
 from bayesmlm.datasets.catalogue import _natural_categories
 
-NAMES = ["sleepstudy", "Oxboys", "Dyestuff", "Penicillin", "Pastes", "InstEval"]
+NAMES = ["sleepstudy", "Oxboys", "Dyestuff", "Penicillin", "Pastes", "InstEval", "BodyWeight"]
 
 SHAPES = {
     "sleepstudy": (180, 3),
@@ -20,6 +20,7 @@ SHAPES = {
     "Penicillin": (144, 3),
     "Pastes": (60, 4),
     "InstEval": (73421, 7),
+    "BodyWeight": (176, 4),
 }
 
 COLUMNS = {
@@ -29,6 +30,7 @@ COLUMNS = {
     "Penicillin": ["diameter", "plate", "sample"],
     "Pastes": ["strength", "batch", "cask", "sample"],
     "InstEval": ["s", "d", "studage", "lectage", "service", "dept", "y"],
+    "BodyWeight": ["weight", "Time", "Rat", "Diet"],
 }
 
 # grouping column -> number of levels
@@ -39,6 +41,7 @@ GROUPS = {
     "Penicillin": {"plate": 24, "sample": 6},
     "Pastes": {"batch": 10, "cask": 3, "sample": 30},
     "InstEval": {"s": 2972, "d": 1128, "studage": 4, "lectage": 6, "dept": 14},
+    "BodyWeight": {"Rat": 16, "Diet": 3},
 }
 
 NUMERIC = {
@@ -48,6 +51,7 @@ NUMERIC = {
     "Penicillin": {"diameter": "float64"},
     "Pastes": {"strength": "float64"},
     "InstEval": {"service": "int64", "y": "int64"},
+    "BodyWeight": {"weight": "float64", "Time": "int64"},
 }
 
 FILES = [
@@ -57,6 +61,7 @@ FILES = [
     "Penicillin.csv",
     "Pastes.csv",
     "InstEval.csv.gz",
+    "BodyWeight.csv",
 ]
 
 

@@ -28,6 +28,7 @@ PAGES = [
     "priors",
     "bayesian",
     "reml_vs_bayes",
+    "small_samples",
     "icc",
     "plots",
     "performance",

@@ -62,7 +62,7 @@ def test_sleepstudy_notebook(few_draws):
     assert "logLik: -883.2625" in text  # random slope only
     assert "logLik: -871.8346" in text  # uncorrelated
     assert re.search(r"adjusted\s+0\.7217", text)  # Nakagawa adjusted ICC (performance::icc: 0.722)
-    assert re.search(r"conditional\s+0\.5214", text)
+    assert re.search(r"conditional\s+0\.5206", text)  # performance::icc: 0.5206
     assert "1762.0033" in text  # ML AIC of (Days || Subject), the lowest
     assert "Chisq = 42.8368 on 2 df" in text
     assert "Chisq = 0.0410 on 1 df, p = 0.8395" in text
@@ -114,3 +114,18 @@ def test_wide_to_long_notebook(few_draws):
     assert "original:          logLik -362.0455" in text
     assert "reshaped:          logLik -362.0455" in text
     assert "same posterior draws as the original: True" in text
+
+
+@pytest.mark.slow
+def test_small_samples_notebook(few_draws):
+    text = _run_small("small_samples.ipynb")
+    assert "Fixed effects (t tests with Satterthwaite's df, as lmerTest; 95% intervals):" in text
+    assert "Days df: Satterthwaite 17.0000, Kenward-Roger 17.0000" in text  # lmerTest 16.99998, pbkrtest 17
+    assert "t(17) [7.206, 13.729]" in text
+    assert re.search(r"sigma\s+profile \[22\.898, 28\.858\]", text)  # lme4: 22.898, 28.858
+    assert re.search(r"cor\(Intercept,Days\|Subject\)\s+profile \[-0\.481, 0\.685\]", text)
+    assert re.search(r"marginal\s+0\.2787", text) and re.search(r"conditional\s+0\.7992", text)
+    assert "ICC and R² from the kept bootstrap in" in text
+    assert re.search(r"Days\s+.*prior-data conflict", text)  # the deliberately conflicting prior
+    assert re.search(r"age\s+6\.5255\s+0\.3363\s+25\.0", text)  # Kenward-Roger: 25 df
+    assert "singular: True; sd(age|Subject) profile interval: [0.0000, 1.8803]" in text

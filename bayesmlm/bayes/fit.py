@@ -27,6 +27,7 @@ from bayesmlm.design.evaluate import Design
 from bayesmlm.design.names import named_parameters
 from bayesmlm.draws.arrays import ParameterDraws
 from bayesmlm.draws.icc import ICC, icc_from_draws, variance_decomposition
+from bayesmlm.draws.r2 import R2, r2_from_draws
 from bayesmlm.draws.summary import Table, interval_table
 
 __all__ = ["Fit"]
@@ -192,6 +193,13 @@ class Fit:
             self.design, self.structure, self.population_draws(), None, "posterior", at, prob
         )
 
+    def r2(self, prob: float = 0.95) -> R2:
+        """Posterior distribution of Nakagawa's marginal and conditional R² (:mod:`bayesmlm.draws.r2`).
+
+        ``r2["marginal"]`` is the posterior median; ``r2.summary`` has the mean, median and HDI.
+        """
+        return r2_from_draws(self.design, self.structure, self.population_draws(), None, prob)
+
     @checked
     def variance_decomposition(self, prob: float = 0.95) -> pd.DataFrame:
         """Each variance component's share of the total variance (see :mod:`bayesmlm.draws.icc`)."""
@@ -307,6 +315,35 @@ class Fit:
         )
         self.idata["posterior_predictive"] = xr.DataTree(xr.Dataset({"y": da}))
         return da
+
+    # -- the prior's part ---------------------------------------------------------------------
+    def prior_sensitivity(self, threshold: float = 0.05):
+        """Power-scaling sensitivity of each population parameter to the prior and to the likelihood.
+
+        The method of priorsense (Kallioinen et al. 2023; :mod:`bayesmlm.bayes.sensitivity`): a parameter
+        whose posterior moves when the prior is made stronger or weaker is flagged, as "prior-data
+        conflict" if it also moves with the likelihood, else "strong prior / weak likelihood". With
+        Pareto k̂ of the importance weights; ``bm.plot_prior_sensitivity`` shows the power-scaled posteriors.
+
+        Returns
+        -------
+        PriorSensitivity
+            ``.summary`` (sensitivities, diagnosis, k̂), ``.flagged``.
+        """
+        from bayesmlm.bayes.sensitivity import prior_sensitivity
+
+        return prior_sensitivity(self, threshold)
+
+    def prior_predictive(self, draws: int = 500, seed: int | None = None) -> xr.DataArray:
+        """Draw data sets from the prior predictive distribution, ``y`` (chain, draw, obs).
+
+        Also stored as the ``prior`` and ``prior_predictive`` groups of :attr:`idata`;
+        ``bm.plot_prior_predictive(fit)`` draws them beside the observed response.
+        """
+        prior = self.model.sample_prior_predictive(draws=draws, seed=seed)
+        for group in ("prior", "prior_predictive"):
+            self.idata[group] = prior[group]
+        return prior["prior_predictive"]["y"]
 
     # -- model comparison -------------------------------------------------------------------
     def loo(self):

@@ -13,6 +13,7 @@ Dyestuff       Yield of dyestuff by batch of intermediate product (lme4)
 Penicillin     Variation in penicillin testing (lme4)
 Pastes         Strength of a chemical paste product (lme4)
 InstEval       University lecture evaluations at ETH Zurich (lme4)
+BodyWeight     Body weights of rats on three diets over 64 days (nlme)
 =============  ==========================================================
 
 Grouping columns (subjects, batches, plates, students, ...) are returned as
@@ -216,6 +217,28 @@ _REGISTRY: tuple[_Dataset, ...] = (
         ),
         source="lme4 (R package), dataset InstEval (ETH Zurich lecture evaluations).",
     ),
+    _Dataset(
+        name="BodyWeight",
+        filename="BodyWeight.csv",
+        title="Body weights of rats on three diets over 64 days",
+        n_rows=176,
+        summary=(
+            "nlme's BodyWeight: the body weight of 16 rats, each measured 11 times over 64 days "
+            "(weekly, plus an extra measurement on day 44); 8 rats were on diet 1 and 4 each on "
+            "diets 2 and 3 (a small, unbalanced growth-curve study)."
+        ),
+        columns=(
+            _Column("weight", "float", "body weight (g)"),
+            _Column("Time", "int", "day of the measurement, 1 to 64"),
+            _Column("Rat", "group", "rat identifier, 16 levels ('1', ..., '16')"),
+            _Column("Diet", "group", "diet, 3 levels ('1', '2', '3')"),
+        ),
+        source=(
+            "nlme (R package), dataset BodyWeight. Crowder, M. and Hand, D. (1990). Analysis of "
+            "Repeated Measures. Chapman and Hall, example 5.3; Pinheiro, J. C. and Bates, D. M. "
+            "(2000). Mixed-Effects Models in S and S-PLUS. Springer."
+        ),
+    ),
 )
 
 _BY_KEY: dict[str, _Dataset] = {ds.name.casefold(): ds for ds in _REGISTRY}
@@ -251,7 +274,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     ----------
     name : str
         Name of the dataset, case-insensitive: ``"sleepstudy"``, ``"Oxboys"``,
-        ``"Dyestuff"``, ``"Penicillin"``, ``"Pastes"`` or ``"InstEval"``.
+        ``"Dyestuff"``, ``"Penicillin"``, ``"Pastes"``, ``"InstEval"`` or ``"BodyWeight"``.
         See :func:`list_datasets`.
 
     Returns
@@ -319,7 +342,7 @@ def list_datasets() -> pd.DataFrame:
     --------
     >>> from bayesmlm import list_datasets
     >>> list(list_datasets().index)
-    ['sleepstudy', 'Oxboys', 'Dyestuff', 'Penicillin', 'Pastes', 'InstEval']
+    ['sleepstudy', 'Oxboys', 'Dyestuff', 'Penicillin', 'Pastes', 'InstEval', 'BodyWeight']
     >>> int(list_datasets().loc["InstEval", "n_rows"])
     73421
     """

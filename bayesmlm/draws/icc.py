@@ -16,8 +16,8 @@ effect is ``z' Σ_g z``. Then:
   ``σ²_F + σ²_RE + σ²`` with ``σ²_F`` the variance of the fixed-effect predictions ``Xβ`` (R's
   performance package prints it as the "unadjusted" ICC). Both are reported for models with random
   slopes; for random-intercept models they repeat the factors' ICCs. Sleepstudy
-  ``Reaction ~ Days + (Days | Subject)`` by REML: adjusted 0.7217, conditional 0.5214, as
-  ``performance::icc`` reports (0.722, 0.521).
+  ``Reaction ~ Days + (Days | Subject)`` by REML: adjusted 0.7217, conditional 0.5206, as
+  ``performance::icc`` reports (0.7217, 0.5206; ``var(Xβ)`` with R's ``n − 1`` divisor).
 
 Bayesian fits give the posterior distribution of each ICC (one value per draw). REML fits give the
 point estimate with a parametric-bootstrap percentile interval (:mod:`bayesmlm.reml.bootstrap`: data
@@ -41,7 +41,16 @@ from bayesmlm.draws.arrays import ParameterDraws
 from bayesmlm.draws.summary import hdi
 from bayesmlm.exceptions import ArgumentError
 
-__all__ = ["ICC", "icc_draws", "icc_from_draws", "interpret_icc", "summarise_draws", "variance_decomposition"]
+__all__ = [
+    "ICC",
+    "fixed_effect_variance",
+    "icc_draws",
+    "icc_from_draws",
+    "interpret_icc",
+    "random_effect_variances",
+    "summarise_draws",
+    "variance_decomposition",
+]
 
 #: upper edges of the interpretation bands
 BANDS = ((0.05, "negligible"), (0.15, "moderate"), (0.25, "substantial"), (np.inf, "very strong"))
@@ -124,6 +133,18 @@ def _mean_row_products(structure: RandomStructure) -> list[np.ndarray]:
     return [f.Z.T @ f.Z / len(f.Z) for f in structure.factors]
 
 
+def fixed_effect_variance(design: Design, beta: np.ndarray) -> np.ndarray:
+    """Return the variance of ``Xβ`` per draw, with R's ``var`` divisor ``n − 1`` (as ``performance``)."""
+    return np.var(beta @ np.asarray(design.X).T, axis=1, ddof=1) if design.p else np.zeros(len(beta))
+
+
+def random_effect_variances(structure: RandomStructure, covariances: list[np.ndarray]) -> list[np.ndarray]:
+    """Return per factor its random-effect variance averaged over the rows, ``mean_i z_iᵀ Σ_g z_i``."""
+    return [
+        np.einsum("sij,ji->s", c, m) for c, m in zip(covariances, _mean_row_products(structure), strict=True)
+    ]
+
+
 def icc_draws(
     design: Design, structure: RandomStructure, draws: ParameterDraws, at: dict | None = None
 ) -> tuple[pd.DataFrame, dict]:
@@ -151,10 +172,8 @@ def icc_draws(
     out = {f.group: v / total_at for f, v in zip(structure.factors, at_point, strict=True)}
     has_slopes = any(t != "Intercept" for f in structure.factors for t in f.term_names)
     if has_slopes:
-        averaged = sum(
-            np.einsum("sij,ji->s", c, m) for c, m in zip(covs, _mean_row_products(structure), strict=True)
-        )
-        fixed_var = np.var(beta @ np.asarray(design.X).T, axis=1) if design.p else np.zeros_like(sigma2)
+        averaged = sum(random_effect_variances(structure, covs))
+        fixed_var = fixed_effect_variance(design, beta)
         out["adjusted"] = averaged / (averaged + sigma2)
         out["conditional"] = averaged / (fixed_var + averaged + sigma2)
     return pd.DataFrame(out), (used if has_slopes else {})
@@ -262,11 +281,10 @@ def variance_decomposition(
         Indexed by component; columns ``variance``, ``share``, ``share_low``, ``share_high``.
     """
     covs, sigma2, beta = draws
-    parts = {
-        f.group: np.einsum("sij,ji->s", c, m)
-        for f, c, m in zip(structure.factors, covs, _mean_row_products(structure), strict=True)
-    }
-    parts["Fixed effects"] = np.var(beta @ np.asarray(design.X).T, axis=1) if design.p else 0 * sigma2
+    parts = dict(
+        zip((f.group for f in structure.factors), random_effect_variances(structure, covs), strict=True)
+    )
+    parts["Fixed effects"] = fixed_effect_variance(design, beta)
     parts["Residual"] = sigma2
     values = pd.DataFrame(parts)
     values = values.mask(values < 1e-12 * values.sum(axis=1).to_numpy()[:, None], 0.0)  # rounding noise

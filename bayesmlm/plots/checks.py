@@ -1,4 +1,4 @@
-"""Plots: checks, the posterior predictive check of a Bayesian fit."""
+"""Plots: checks, the posterior and prior predictive checks of a Bayesian fit."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bayesmlm.plots._common import (
     several_axes,
 )
 
-__all__ = ["plot_ppc"]
+__all__ = ["plot_ppc", "plot_prior_predictive"]
 
 STATISTICS = ("mean", "sd", "min", "max")
 
@@ -150,4 +150,65 @@ def plot_ppc(
     ax_stat.set_ylabel("replicated data sets")
     ax_stat.set_title(f"{factor.group}-level {statistic}: posterior predictive p = {p_value:.2f}")
     ax_stat.legend(fontsize="small")
+    return fig
+
+
+def plot_prior_predictive(
+    fit, n_draws: int = 50, draws: int = 500, seed: int | None = None, ax=None
+) -> Figure:
+    """Prior predictive check: data sets drawn from the priors beside the observed response.
+
+    Left: densities of ``n_draws`` prior predictive data sets (thin) and of the observed response
+    (thick), over the central 98% of the prior predictive values. Right: the sd of each prior
+    predictive data set (log scale) against the observed sd: priors that put the data on the wrong
+    scale show here before any fitting.
+
+    Parameters
+    ----------
+    fit : Fit
+        A Bayesian fit (its model's priors are used; ``fit.prior_predictive()`` draws them).
+    n_draws : int
+        Data sets in the density panel.
+    draws : int
+        Prior predictive draws in all.
+    seed : int, optional
+    ax : sequence of two Axes, optional
+
+    Returns
+    -------
+    Figure
+    """
+    if not hasattr(fit, "prior_predictive"):
+        raise TypeError(
+            f"plot_prior_predictive needs a Bayesian Fit, not {type(fit).__name__}: a REML fit has no prior"
+        )
+    y = np.asarray(fit.design.y)
+    y_rep = np.asarray(fit.prior_predictive(draws=draws, seed=seed)).reshape(-1, len(y))
+    rng = np.random.default_rng(seed)
+    shown = rng.choice(len(y_rep), size=min(n_draws, len(y_rep)), replace=False)
+    fig, (ax_dens, ax_sd), _ = several_axes(ax, 2, (11, 4.2))
+    low, high = np.quantile(y_rep[shown], [0.01, 0.99])
+    low, high = min(low, y.min()), max(high, y.max())
+    grid = np.linspace(low, high, 256)
+    for k, i in enumerate(shown):
+        ax_dens.plot(
+            grid,
+            sps.gaussian_kde(y_rep[i])(grid),
+            color="tab:orange",
+            alpha=0.3,
+            lw=0.7,
+            label="prior predictive" if k == 0 else None,
+        )
+    ax_dens.plot(grid, sps.gaussian_kde(y)(grid), color="black", lw=2.2, label="observed")
+    ax_dens.set_xlabel(fit.design.response_name)
+    ax_dens.set_ylabel("density")
+    ax_dens.set_title(f"{fit.design.response_name}: observed vs {len(shown)} prior predictive data sets")
+    ax_dens.legend(fontsize="small")
+    sds = np.log10(y_rep.std(axis=1, ddof=1))
+    ax_sd.hist(sds, bins=30, color="tab:orange", alpha=0.6, label="prior predictive")
+    ax_sd.axvline(np.log10(y.std(ddof=1)), color="black", lw=2.2, label="observed")
+    share = float(np.mean(np.abs(sds - np.log10(y.std(ddof=1))) < 1))
+    ax_sd.set_xlabel(f"log10 sd of {fit.design.response_name}")
+    ax_sd.set_title(f"{share:.0%} of prior data sets within a factor 10 of the observed sd", fontsize="small")
+    ax_sd.legend(fontsize="small")
     return fig

@@ -18,21 +18,25 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from bayesmlm._version import package_versions
 from bayesmlm.arguments import checked
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
-from bayesmlm.design.names import statsmodels_variances
 from bayesmlm.draws.arrays import ParameterDraws
 from bayesmlm.draws.icc import icc_from_draws, variance_decomposition
+from bayesmlm.draws.r2 import R2, r2_from_draws
 from bayesmlm.exceptions import ConvergenceWarning, SingularFitWarning
-from bayesmlm.reml.bootstrap import parametric_bootstrap
+from bayesmlm.reml.bootstrap import BootstrapCache
+from bayesmlm.reml.confint import confidence_intervals
 from bayesmlm.reml.convergence import not_converged_message
+from bayesmlm.reml.ddf import DDF, SmallSample, anova_table, coef_table, contrast_table
 from bayesmlm.reml.estimates import estimates_at
+from bayesmlm.reml.info import fit_info
 from bayesmlm.reml.optimize import BOUNDARY_TOL, OptSummary, optimize_theta
 from bayesmlm.reml.predict import NewLevels, fitted_values, predict_mean
+from bayesmlm.reml.random_effects import coefficients_frame, random_effects_frame
 from bayesmlm.reml.summary import LikelihoodSummary
+from bayesmlm.reml.varcorr import statsmodels_components, varcorr_frame
 
 __all__ = ["LikelihoodFit"]
 
@@ -65,6 +69,10 @@ class LikelihoodFit:
         est = self.estimates
         self._sigma2, self._beta, self._vcov = est.sigma2, est.beta, est.vcov
         self._modes, self._condvar = est.modes, est.condvar
+        #: the parametric-bootstrap refits, kept per seed (:mod:`bayesmlm.reml.bootstrap`)
+        self.bootstrap_cache = BootstrapCache()
+        #: Satterthwaite's and Kenward-Roger's pieces and profiles, computed on first use
+        self.small_sample = SmallSample(self)
         if not opt.converged:
             warnings.warn(
                 not_converged_message(self.method, opt.checks, len(opt.starts)),
@@ -80,7 +88,6 @@ class LikelihoodFit:
                 stacklevel=3,
             )
 
-    # -- conditional modes -------------------------------------------------------------------
     # -- fixed effects -----------------------------------------------------------------------
     @property
     def info(self) -> dict:
@@ -89,45 +96,92 @@ class LikelihoodFit:
         The same keys as the Bayesian :attr:`Fit.info <bayesmlm.Fit.info>` where they apply
         (``n_obs``, ``n_dropped``, ``aliased``, ``seconds``, ``versions``).
         """
-        return {
-            "method": self.method,
-            "converged": self.converged,
-            "optimizer_message": self.opt.message,
-            "n_evaluations": self.opt.n_evaluations,
-            "gradient_norm": float(self.opt.gradient_norm),
-            "starts": list(self.opt.starts),
-            "convergence_failures": list(self.opt.checks.failures) if self.opt.checks is not None else [],
-            "singular": self.singular,
-            "n_obs": self.design.n,
-            "n_dropped": self.design.n_dropped,
-            "aliased": list(self.design.aliased),
-            "seconds": round(self.opt.seconds, 3),
-            "versions": package_versions(),
-        }
+        return fit_info(self)
 
     @property
     def fixed_effects(self) -> pd.DataFrame:
         """Fixed effects: estimate, se, z, p (Wald, normal), ci_low, ci_high (95%), by term."""
-        se = self.estimates.se
-        z = self._beta / se
-        q = sps.norm.ppf(0.975)
-        return pd.DataFrame(
-            {
-                "estimate": self._beta,
-                "se": se,
-                "z": z,
-                "p": 2 * sps.norm.sf(np.abs(z)),
-                "ci_low": self._beta - q * se,
-                "ci_high": self._beta + q * se,
-            },
-            index=pd.Index(self.design.fixed_names, name="term"),
-        )
+        return coef_table(self, "asymptotic").drop(columns="df").rename(columns={"t": "z"})
 
     @property
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of the fixed-effect estimates (``σ² (R_Xᵀ R_X)⁻¹``, as lme4's ``vcov``)."""
         names = list(self.design.fixed_names)
         return pd.DataFrame(self._vcov, index=names, columns=names)
+
+    # -- small-sample inference (lmerTest, pbkrtest, lme4's confint) ---------------------------
+    def coef_table(self, ddf: DDF = "satterthwaite", level: float = 0.95) -> pd.DataFrame:
+        """T tests of the fixed effects with small-sample df (lmerTest's ``summary(m, ddf=...)``).
+
+        ``ddf`` is ``"satterthwaite"``, ``"kenward-roger"`` (REML only; its ``se`` is from the
+        adjusted covariance, as pbkrtest) or ``"asymptotic"`` (z); see :mod:`bayesmlm.reml.ddf`.
+        Columns ``estimate``, ``se``, ``df``, ``t``, ``p``, ``ci_low``, ``ci_high`` (at ``level``).
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> fit = bm.Model("Reaction ~ Days + (1 | Subject)", bm.load_dataset("sleepstudy")).fit_reml()
+        >>> fit.coef_table()["df"].round(2).tolist()  # lmerTest: 22.81, 161.00
+        [22.81, 161.0]
+        """
+        return coef_table(self, ddf, level)
+
+    def anova(self, ddf: DDF = "satterthwaite", type: int = 3) -> pd.DataFrame:
+        """Type III F tests of every fixed term (lmerTest's ``anova(m, ddf=...)``): F, num_df, den_df, p.
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> fit = bm.Model("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy")).fit_reml()
+        >>> round(float(fit.anova().loc["Days", "F"]), 3)  # lmerTest: 45.853 on 1 and 17 df
+        45.853
+        """
+        return anova_table(self, ddf, type)
+
+    def contrast(self, L, ddf: DDF = "satterthwaite", joint: bool = True, rhs=None, level: float = 0.95):
+        """Test ``L β = rhs`` for a contrast matrix ``L`` (lmerTest's ``contest``).
+
+        ``L``: one weight per fixed effect (a vector, a matrix with one row per contrast, a dict
+        ``{term: weight}`` or a DataFrame with the terms as columns). ``joint=True`` gives one F test
+        (``F``, ``num_df``, ``den_df``, ``p``), ``joint=False`` a t test per row.
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> fit = bm.Model("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy")).fit_reml()
+        >>> fit.contrast({"Days": 1})["den_df"].round(2).tolist()
+        [17.0]
+        """
+        return contrast_table(self, L, ddf, joint, rhs, level)
+
+    def confint(self, method: str = "profile", level: float = 0.95, n_boot: int = 200, seed=None):
+        """Confidence intervals of sds, correlations, sigma and fixed effects (lme4's ``confint``).
+
+        ``"profile"`` inverts the profiled ML deviance as lme4 (a variance at its boundary gets 0);
+        ``"wald"`` is estimate ± z·se (delta method for the variance parameters); ``"boot"`` the
+        percentile interval of the cached parametric bootstrap. See :mod:`bayesmlm.reml.profile`.
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> fit = bm.Model("Yield ~ 1 + (1 | Batch)", bm.load_dataset("Dyestuff")).fit_reml()
+        >>> fit.confint().loc["sigma", ["lower", "upper"]].round(2).tolist()  # lme4: 38.23, 67.66
+        [38.23, 67.66]
+        """
+        return confidence_intervals(self, method, level, n_boot, seed)
+
+    def r2(self, prob: float = 0.95, n_boot: int = 0, seed: int | None = None) -> R2:
+        """Nakagawa's marginal and conditional R² (:mod:`bayesmlm.draws.r2`), bootstrapped if ``n_boot``.
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> fit = bm.Model("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy")).fit_reml()
+        >>> round(fit.r2()["marginal"], 4)  # performance::r2_nakagawa: 0.2787
+        0.2787
+        """
+        draws = self.bootstrap_draws(n_boot, seed)
+        return r2_from_draws(self.design, self.structure, draws, self.population_draws(), prob)
 
     # -- variance components -----------------------------------------------------------------
     @property
@@ -137,32 +191,13 @@ class LikelihoodFit:
 
     @cached_property
     def varcorr(self) -> pd.DataFrame:
-        """Variance components in the layout of lme4's ``as.data.frame(VarCorr(m))``.
-
-        One row per variance (``var2`` missing) and per covariance, grouped by term block (variances
-        first, then covariances, as lme4), with ``Residual`` last. ``vcov`` holds variances and
-        covariances, ``sdcor`` standard deviations and correlations.
-        """
-        rows = []
-        for f in self.structure.factors:
-            cov = self.estimates.covariances[f.group]
-            sds, cors = self.estimates.sd_cor(f.group)
-            for label, start, size in f.blocks():
-                names = f.term_names[start : start + size]
-                block = cov[start : start + size, start : start + size]
-                for i in range(size):
-                    rows.append((label, names[i], None, block[i, i], sds[start + i]))
-                for j in range(size):
-                    for i in range(j + 1, size):
-                        corr = cors[start + i, start + j]
-                        rows.append((label, names[j], names[i], block[i, j], corr))
-        rows.append(("Residual", None, None, self._sigma2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        """Variance components as lme4's ``as.data.frame(VarCorr(m))`` (:mod:`bayesmlm.reml.varcorr`)."""
+        return varcorr_frame(self.structure, self.estimates)
 
     @property
     def variance_components(self) -> pd.Series:
         """Variances and covariances under statsmodels' names (``Subject Var``, ``Subject x Days Cov``)."""
-        return pd.Series(statsmodels_variances(self.structure, self.varcorr), name="estimate")
+        return statsmodels_components(self.structure, self.varcorr)
 
     @checked
     def icc(self, at: dict | None = None, prob: float = 0.95, n_boot: int = 200, seed: int | None = None):
@@ -178,10 +213,8 @@ class LikelihoodFit:
             Random-slope covariate values, e.g. ``{"Days": 5}``.
         prob : float
             Interval probability.
-        n_boot : int
-            Simulated data sets refitted for the interval (0: point estimates only).
-        seed : int, optional
-            Seed of the bootstrap.
+        n_boot, seed : int
+            Replicates (0: point estimates only) and seed of the cached parametric bootstrap.
 
         Returns
         -------
@@ -195,10 +228,8 @@ class LikelihoodFit:
         >>> round(fit.icc(n_boot=0)["Subject"], 4)  # 1278.3 / (1278.3 + 1958.9)
         0.3949
         """
-        if n_boot > 0:
-            method = f"{self.method} estimate, parametric bootstrap ({n_boot} replicates)"
-        else:
-            method = f"{self.method} point estimate"
+        boot = f", parametric bootstrap ({n_boot} replicates)" if n_boot > 0 else ""
+        method = f"{self.method} {'estimate' if n_boot > 0 else 'point estimate'}{boot}"
         draws = self.bootstrap_draws(max(n_boot, 0), seed)
         return icc_from_draws(self.design, self.structure, draws, self.population_draws(), method, at, prob)
 
@@ -222,17 +253,8 @@ class LikelihoodFit:
         return ParameterDraws(covs, np.array([self._sigma2]), np.asarray(self._beta, dtype=float)[None])
 
     def bootstrap_draws(self, n_boot: int, seed: int | None = None) -> ParameterDraws:
-        """Parametric-bootstrap draws of the population-level parameters (:mod:`bayesmlm.reml.bootstrap`)."""
-        return parametric_bootstrap(
-            self.design,
-            self.structure,
-            self.stats,
-            self.population_draws(),
-            self.theta,
-            self.method == "REML",
-            n_boot,
-            seed,
-        )
+        """Parametric-bootstrap draws of the population parameters, kept per seed (see ``bootstrap``)."""
+        return self.bootstrap_cache.population(self, n_boot, seed)
 
     def group_effect_intervals(self, group: str | None, term: str, prob: float) -> tuple[pd.DataFrame, str]:
         """Each level's effect on ``term``: conditional mode ± the normal quantile × conditional sd.
@@ -306,29 +328,12 @@ class LikelihoodFit:
     # -- random effects ----------------------------------------------------------------------
     @checked
     def random_effects(self, group: str | None = None, conditional_sd: bool = False) -> pd.DataFrame:
-        """Conditional modes of the random effects, one row per level (lme4's ``ranef``).
+        """Conditional modes of one factor's random effects, one row per level (lme4's ``ranef``).
 
-        Parameters
-        ----------
-        group : str, optional
-            The grouping factor; needed only when the model has several.
-        conditional_sd : bool
-            Also return each effect's conditional standard deviation (``<term>_sd`` columns).
-
-        Returns
-        -------
-        DataFrame
-            Indexed by level label, one column per term.
+        ``group`` is needed only when the model has several factors; ``conditional_sd`` adds each
+        effect's conditional standard deviation (``<term>_sd`` columns).
         """
-        f = self.structure.factor(group)
-        out = pd.DataFrame(
-            self._modes[f.group], index=pd.Index(f.levels, name=f.group), columns=list(f.term_names)
-        )
-        if conditional_sd:
-            sd = np.sqrt(np.diagonal(self._condvar[f.group], axis1=1, axis2=2))
-            for k, name in enumerate(f.term_names):
-                out[f"{name}_sd"] = sd[:, k]
-        return out
+        return random_effects_frame(self.structure, self.estimates, group, conditional_sd)
 
     def conditional_covariance(self, group: str | None = None) -> np.ndarray:
         """Conditional covariance matrices of the random effects, shape ``(levels, q, q)``."""
@@ -337,12 +342,7 @@ class LikelihoodFit:
     @checked
     def coefficients(self, group: str | None = None) -> pd.DataFrame:
         """Group-specific coefficients: fixed effect plus conditional mode (lme4's ``coef``)."""
-        re = self.random_effects(group)
-        fe = self.fixed_effects["estimate"]
-        out = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index)
-        for name in re.columns:
-            out[name] = out[name] + re[name] if name in out else re[name]
-        return out
+        return coefficients_frame(self.random_effects(group), self.fixed_effects["estimate"])
 
     # -- fitted values and prediction --------------------------------------------------------
     def fitted(self) -> pd.Series:
@@ -387,9 +387,9 @@ class LikelihoodFit:
         return LikelihoodFit(self.design, self.structure, self.stats, opt)
 
     # -- printing ----------------------------------------------------------------------------
-    def summary(self):
-        """Summarise the fit in lme4's layout, with statsmodels' variance-component names beside it."""
-        return LikelihoodSummary(self)
+    def summary(self, ddf: DDF | None = None):
+        """Summarise the fit as lme4 (Satterthwaite t tests for REML, as lmerTest; z for ML; or ``ddf=``)."""
+        return LikelihoodSummary(self, ddf)
 
     def __repr__(self) -> str:
         return (

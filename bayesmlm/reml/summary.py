@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayesmlm.reml.ddf import normalise_ddf
+
 __all__ = ["LikelihoodSummary"]
 
 
@@ -21,18 +23,24 @@ def _table(frame: pd.DataFrame, index: bool = True) -> str:
 class LikelihoodSummary:
     """Summary of a :class:`~bayesmlm.reml.fit.LikelihoodFit`; ``print`` it or read its tables.
 
+    The fixed effects of a REML fit are t tests with Satterthwaite's df (as lmerTest's summary), those
+    of an ML fit Wald z tests (as lme4's); ``ddf=`` chooses (``"satterthwaite"``, ``"kenward-roger"``,
+    ``"asymptotic"``), and the heading says which.
+
     Attributes
     ----------
     fixed_effects : DataFrame
+        ``estimate``, ``se``, ``df``, ``t``, ``p``, ``ci_low``, ``ci_high`` (``df`` infinite for z tests).
     random_effects : DataFrame
         Groups, names, variance, std. dev. and correlations, as lme4 prints them.
     variance_components : Series
         statsmodels' names (``Subject Var``, ``Subject x Days Cov``, ``Scale``).
     """
 
-    def __init__(self, fit):
+    def __init__(self, fit, ddf: str | None = None):
         self.fit = fit
-        self.fixed_effects = fit.fixed_effects
+        self.ddf = normalise_ddf(ddf or ("satterthwaite" if fit.method == "REML" else "asymptotic"))
+        self.fixed_effects = fit.coef_table(self.ddf)
         self.variance_components = fit.variance_components
         self.random_effects = self._random_table()
 
@@ -81,19 +89,7 @@ class LikelihoodSummary:
             "Variance components (statsmodels names):",
             _table(self.variance_components.to_frame("Estimate")),
             "",
-            "Fixed effects (Wald z tests and 95% intervals):",
-            _table(
-                self.fixed_effects.rename(
-                    columns={
-                        "estimate": "Coef.",
-                        "se": "Std.Err.",
-                        "z": "z",
-                        "p": "P>|z|",
-                        "ci_low": "[0.025",
-                        "ci_high": "0.975]",
-                    }
-                )
-            ),
+            *self._fixed_lines(),
             "",
             f"Converged: {'Yes' if fit.converged else 'No'} (largest projected gradient "
             f"{fit.opt.gradient_norm:.1e} after {fit.opt.n_evaluations} evaluations)",
@@ -105,6 +101,28 @@ class LikelihoodSummary:
         if fit.singular:
             lines.append("boundary (singular) fit: see the variance components above")
         return "\n".join(lines)
+
+    def _fixed_lines(self) -> list[str]:
+        if self.ddf == "asymptotic":
+            heading, stat, p = "Fixed effects (Wald z tests and 95% intervals):", "z", "P>|z|"
+            table = self.fixed_effects.drop(columns="df")
+        else:
+            how = (
+                "Satterthwaite's df, as lmerTest"
+                if self.ddf == "satterthwaite"
+                else "Kenward-Roger df and se"
+            )
+            heading, stat, p = f"Fixed effects (t tests with {how}; 95% intervals):", "t", "P>|t|"
+            table = self.fixed_effects
+        names = {
+            "estimate": "Coef.",
+            "se": "Std.Err.",
+            "t": stat,
+            "p": p,
+            "ci_low": "[0.025",
+            "ci_high": "0.975]",
+        }
+        return [heading, _table(table.rename(columns=names))]
 
     def __repr__(self) -> str:
         return str(self)
