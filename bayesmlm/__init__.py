@@ -27,6 +27,7 @@ from bayesmlm.exceptions import (
     MissingValueWarning,
     PriorError,
     RankDeficientWarning,
+    RowsNeededError,
     SamplingWarning,
     SingularFitWarning,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "MissingValueWarning",
     "PriorError",
     "RankDeficientWarning",
+    "RowsNeededError",
     "SamplingWarning",
     "SingularFitWarning",
     "__version__",

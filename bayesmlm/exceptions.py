@@ -21,6 +21,13 @@ class FitError(BayesMLMError, RuntimeError):
     """A fit could not be carried out."""
 
 
+class RowsNeededError(BayesMLMError, RuntimeError):
+    """A feature needs the data's rows, which a model built from a Dask DataFrame or files does not hold.
+
+    Such a model keeps only the statistics reduced on the cluster (see ``docs/dask.md``).
+    """
+
+
 class BayesMLMWarning(UserWarning):
     """Base class of all warnings issued by bayesmlm."""
 

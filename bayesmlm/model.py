@@ -19,6 +19,7 @@ import pandas as pd
 
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts, cross_products
+from bayesmlm.design.dask_input import is_distributed_input
 from bayesmlm.design.evaluate import Design, NaAction, make_design
 from bayesmlm.exceptions import FitError, FormulaError
 from bayesmlm.reml.fit import LikelihoodFit
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from bayesmlm.bayes.priors import Prior
     from bayesmlm.bayes.pymc_model import Parameterization
     from bayesmlm.bayes.sample import Standardised
+    from bayesmlm.design.summary import ReducedStatistics
 
 __all__ = ["Model", "available_samplers"]
 
@@ -60,8 +62,12 @@ class Model:
     ----------
     formula : str
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : DataFrame
-        The data (never modified).
+    data : DataFrame, dask.dataframe.DataFrame, str or PathLike
+        The data (never modified): a pandas DataFrame, or a Dask DataFrame, or a path, directory or
+        glob of Parquet or CSV files (read lazily with Dask). From Dask or files, the statistics are
+        computed where the data are, by the active ``distributed.Client`` if there is one, and the rows
+        never come to this machine: REML/ML and the collapsed posterior work, features that need the
+        rows raise :class:`~bayesmlm.RowsNeededError` (see ``docs/dask.md``).
     priors : dict, optional
         Overrides of the default priors, by class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"``,
         ``"sigma"``) or by name (``"Days"``, ``"sd(Days|Subject)"``, ``"cor(Subject)"``); see
@@ -102,12 +108,25 @@ class Model:
         self.na_action = na_action
         self._user_priors = dict(priors) if priors else {}
         self._parameterization_request = parameterization
-        self.design: Design = make_design(
-            self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
-        )
-        if not self.design.blocks:
+        #: the statistics reduced on the cluster, for a Dask DataFrame or files (else None)
+        self.reduction: ReducedStatistics | None = None
+        if is_distributed_input(data):
+            from bayesmlm.design.summary import summarise_design
+
+            self._require_random_terms(self.spec.random)  # before any pass over the data
+            self.design, self.reduction = summarise_design(
+                self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
+            )
+        else:
+            self.design: Design = make_design(
+                self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
+            )
+        self._require_random_terms(self.design.blocks)
+
+    def _require_random_terms(self, terms) -> None:
+        if not terms:
             raise FormulaError(
-                f"no random-effects terms in '{formula}'; add one such as (1 | group) "
+                f"no random-effects terms in '{self.spec.formula}'; add one such as (1 | group) "
                 "(for a model without random effects use ordinary least squares)"
             )
 
@@ -119,6 +138,8 @@ class Model:
     @cached_property
     def cross_products(self) -> CrossProducts:
         """Sufficient statistics for the REML/ML objective, computed once."""
+        if self.reduction is not None:
+            return self.reduction.cross_products()
         return cross_products(self.design, self.structure)
 
     # -- REML / ML ------------------------------------------------------------------------------
@@ -207,12 +228,13 @@ class Model:
         """What the sampler sees: the response divided by its sd, and its statistics."""
         from bayesmlm.bayes.sample import standardise
 
-        return standardise(self.design, self.structure)
+        return standardise(self.design, self.structure, self.reduction)
 
     def build(self) -> pm.Model:
         """Build the unsampled PyMC model, to inspect or extend (see :mod:`bayesmlm.bayes.pymc_model`)."""
         from bayesmlm.bayes.pymc_model import build_pymc_model
 
+        self.design.require_rows("Model.build() (the full PyMC model holds every row)")
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
@@ -289,8 +311,10 @@ class Model:
             raise ValueError(f"sampler {sampler!r} is not available here; choose from {available_samplers()}")
         cores = cores or min(chains, os.cpu_count() or 1)
         if log_likelihood is None:
-            log_likelihood = self.design.n * draws * chains <= 50_000_000
+            log_likelihood = self.design.holds_rows and self.design.n * draws * chains <= 50_000_000
         collapsed, reason = choose_method(self.structure, method)
+        if not collapsed:
+            self.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
         idata, info = sample_posterior(
             self.design,
             self.structure,

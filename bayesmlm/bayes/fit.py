@@ -232,6 +232,7 @@ class Fit:
 
     def fitted(self, prob: float = 0.95) -> pd.DataFrame:
         """Posterior of the mean response for the fitted rows: mean, sd and HDI per row."""
+        self.design.require_rows("fitted()")
         return interval_table(self._mean_draws(None, True, "population", None), self.model.design.rows, prob)
 
     def predict(
@@ -269,6 +270,8 @@ class Fit:
         """
         if new_levels not in ("population", "error"):
             raise ValueError(f"new_levels must be 'population' or 'error', not {new_levels!r}")
+        if newdata is None:
+            self.design.require_rows("predict() for the fitted rows (predict(newdata) works)")
         draws = self._mean_draws(newdata, include_random, new_levels, seed)
         if kind == "response":
             rng = np.random.default_rng(None if seed is None else seed + 1)
@@ -280,6 +283,7 @@ class Fit:
 
     def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
         """Draw replicated data sets ``y_rep`` (chain, draw, obs); also stored as ``posterior_predictive``."""
+        self.design.require_rows("posterior_predictive() (replicated data sets, one value per row)")
         draws = self.predict(kind="response", return_draws=True, seed=seed)
         n_chain, n_draw = self.posterior.sizes["chain"], self.posterior.sizes["draw"]
         da = xr.DataArray(
@@ -296,6 +300,7 @@ class Fit:
         """PSIS-LOO cross-validation (ArviZ's ``loo``) from the pointwise log-likelihood."""
         import arviz as az
 
+        self.design.require_rows("loo() (the pointwise log-likelihood, one value per row)")
         if "log_likelihood" not in self.idata.children:
             raise FitError("this fit has no log_likelihood group; refit with log_likelihood=True")
         return az.loo(self.idata)
@@ -313,6 +318,7 @@ class Fit:
         -------
         Path
         """
+        self.design.require_rows("save() (a saved fit holds its data, to rebuild the model)")
         return save_fit(self.idata, self.model.to_dict(), self.model.data, self.info, path)
 
     def __repr__(self) -> str:

@@ -25,6 +25,8 @@ from bayesmlm.design.checks import (
     usable_columns,
 )
 from bayesmlm.design.levels import group_labels
+from bayesmlm.design.moments import DesignMoments
+from bayesmlm.design.rows import NoRows, rows_needed
 from bayesmlm.exceptions import (
     DataError,
     DroppedRowsWarning,
@@ -107,6 +109,8 @@ class Design:
         Fixed-effect columns dropped because they were linear combinations of earlier ones.
     data : DataFrame
         A copy of the rows and columns used.
+    moments : DesignMoments, optional
+        The columns' means and sds, carried by a design without rows (see :attr:`holds_rows`).
     """
 
     spec: ModelSpec
@@ -119,6 +123,21 @@ class Design:
     aliased: tuple[str, ...]
     fixed_matrix: Any = field(repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
+    moments: DesignMoments | None = field(default=None, repr=False)
+
+    @property
+    def holds_rows(self) -> bool:
+        """False for a design built from a Dask DataFrame: its rows stay where the data are.
+
+        Its ``y``, ``X``, ``rows``, ``data`` and blocks' ``Z`` and ``codes`` are then
+        :class:`~bayesmlm.design.rows.NoRows`, which raise :class:`~bayesmlm.RowsNeededError` when read.
+        """
+        return not isinstance(self.y, NoRows)
+
+    def require_rows(self, what: str) -> None:
+        """Raise :class:`~bayesmlm.RowsNeededError` saying that ``what`` needs rows, if there are none."""
+        if isinstance(self.y, NoRows):
+            raise rows_needed(what, self.y.source)
 
     @property
     def n(self) -> int:

@@ -118,9 +118,23 @@ def _term_values(structure: RandomStructure, at: dict | None) -> tuple[list[np.n
     return z, used
 
 
-def _mean_row_products(structure: RandomStructure) -> list[np.ndarray]:
-    """Per factor, ``Z_gᵀ Z_g / n`` over the observed rows (for the row-averaged variance)."""
+def _mean_row_products(design: Design, structure: RandomStructure) -> list[np.ndarray]:
+    """Per factor, ``Z_gᵀ Z_g / n`` over the observed rows (for the row-averaged variance).
+
+    A design without rows (from a Dask DataFrame) carries them in its moments.
+    """
+    if design.moments is not None:
+        return [design.moments.z_products[f.group] for f in structure.factors]
     return [f.Z.T @ f.Z / len(f.Z) for f in structure.factors]
+
+
+def _fixed_variance(design: Design, beta: np.ndarray) -> np.ndarray:
+    """Per draw, the variance over the observed rows of the fixed part ``Xβ``."""
+    if not design.p:
+        return np.zeros(len(beta))
+    if design.moments is not None:
+        return np.einsum("si,ij,sj->s", beta, design.moments.x_covariance, beta)
+    return np.var(beta @ np.asarray(design.X).T, axis=1)
 
 
 def icc_draws(
@@ -151,9 +165,10 @@ def icc_draws(
     has_slopes = any(t != "Intercept" for f in structure.factors for t in f.term_names)
     if has_slopes:
         averaged = sum(
-            np.einsum("sij,ji->s", c, m) for c, m in zip(covs, _mean_row_products(structure), strict=True)
+            np.einsum("sij,ji->s", c, m)
+            for c, m in zip(covs, _mean_row_products(design, structure), strict=True)
         )
-        fixed_var = np.var(beta @ np.asarray(design.X).T, axis=1) if design.p else np.zeros_like(sigma2)
+        fixed_var = _fixed_variance(design, beta)
         out["adjusted"] = averaged / (averaged + sigma2)
         out["conditional"] = averaged / (fixed_var + averaged + sigma2)
     return pd.DataFrame(out), (used if has_slopes else {})
@@ -263,9 +278,9 @@ def variance_decomposition(
     covs, sigma2, beta = draws
     parts = {
         f.group: np.einsum("sij,ji->s", c, m)
-        for f, c, m in zip(structure.factors, covs, _mean_row_products(structure), strict=True)
+        for f, c, m in zip(structure.factors, covs, _mean_row_products(design, structure), strict=True)
     }
-    parts["Fixed effects"] = np.var(beta @ np.asarray(design.X).T, axis=1) if design.p else 0 * sigma2
+    parts["Fixed effects"] = _fixed_variance(design, beta)
     parts["Residual"] = sigma2
     values = pd.DataFrame(parts)
     values = values.mask(values < 1e-12 * values.sum(axis=1).to_numpy()[:, None], 0.0)  # rounding noise

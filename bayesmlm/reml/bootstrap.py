@@ -54,8 +54,10 @@ def parametric_bootstrap(
     ParameterDraws
         One row per replicate.
     """
+    if n_boot:
+        design.require_rows("the parametric bootstrap (n_boot > 0; icc(n_boot=0) gives the estimate)")
+        mean = np.asarray(design.X) @ estimate.fixed[0] if design.p else np.zeros(design.n)
     rng = np.random.default_rng(seed)
-    mean = np.asarray(design.X) @ estimate.fixed[0] if design.p else np.zeros(design.n)
     covs = [np.empty((n_boot, f.q, f.q)) for f in structure.factors]
     sigma2 = np.empty(n_boot)
     beta = np.empty((n_boot, design.p))
