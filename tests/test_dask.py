@@ -109,7 +109,7 @@ def fit_both(formula, data, ddf):
 
 def assert_same_reml(ours: bm.LikelihoodFit, ref: bm.LikelihoodFit) -> None:
     assert ours.loglik == pytest.approx(ref.loglik, rel=1e-8)
-    np.testing.assert_allclose(ours.theta, ref.theta, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(ours.theta, ref.theta, rtol=1e-5, atol=1e-7)
     assert ours.design.fixed_names == ref.design.fixed_names
     columns = ["estimate", "se"]  # (p-values of z = 37 are ~1e-297: relative differences mean nothing)
     np.testing.assert_allclose(ours.fixed_effects[columns], ref.fixed_effects[columns], rtol=1e-6)
@@ -118,8 +118,11 @@ def assert_same_reml(ours: bm.LikelihoodFit, ref: bm.LikelihoodFit) -> None:
         ref.info["n_dropped"],
         ref.n_groups,
     )
+    # theta is found to ~1e-6 (the optimum is flat; the log-likelihood agrees to ~1e-13): so are the modes
     for f in ref.structure.factors:
-        pd.testing.assert_frame_equal(ours.random_effects(f.group), ref.random_effects(f.group), rtol=1e-6)
+        a, b = ours.random_effects(f.group), ref.random_effects(f.group)
+        assert list(a.index) == list(b.index) and list(a.columns) == list(b.columns)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b.to_numpy()).max())
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -60,21 +60,26 @@ def _import_dask():
 def dask_frame(data: Any) -> tuple[Any, str]:
     """Return ``data`` as a lazy Dask DataFrame and a description of where it comes from.
 
-    A path may name a Parquet file or directory, a CSV file, or a glob of either (``"data/*.parquet"``);
-    nothing is read but the files' metadata (Parquet) or a first block (CSV, for the column types).
+    A path may name a Parquet file or directory, a CSV file, or a glob of either (``"data/*.parquet"``),
+    on this machine's file system (which the workers must see at the same path) or as a URL that
+    fsspec reads (``"s3://bucket/data/*.parquet"``, with s3fs installed). Nothing is read but the
+    files' metadata (Parquet) or a first block (CSV, for the column types).
     """
     _, dd = _import_dask()
     if not isinstance(data, str | os.PathLike):
         return data, f"a Dask DataFrame of {data.npartitions} partitions"
     text = os.fspath(data)
-    matches = sorted(glob.glob(text)) if glob.has_magic(text) else ([text] if os.path.exists(text) else [])
-    if not matches:
-        raise DataError(f"no file or directory matches {text!r}; give a Parquet or CSV path or glob")
-    first = Path(matches[0])
-    is_parquet = first.is_dir() or first.name.lower().endswith(_PARQUET)
-    if not is_parquet and not first.name.lower().endswith(_CSV):
+    if "://" in text:  # s3://, gs://, abfs://, hdfs://: fsspec finds the files, on the workers too
+        matches, name, is_dir = text, text.rstrip("/").rsplit("/", 1)[-1], text.endswith("/")
+    else:
+        found = sorted(glob.glob(text)) if glob.has_magic(text) else [text] * os.path.exists(text)
+        if not found:
+            raise DataError(f"no file or directory matches {text!r}; give a Parquet or CSV path or glob")
+        matches, name, is_dir = found, Path(found[0]).name, Path(found[0]).is_dir()
+    is_parquet = is_dir or name.lower().endswith(_PARQUET)
+    if not is_parquet and not name.lower().endswith(_CSV):
         raise DataError(
-            f"cannot tell the format of {first.name!r}: name Parquet files *.parquet (or a directory "
+            f"cannot tell the format of {name!r}: name Parquet files *.parquet (or a directory "
             "of them) and CSV files *.csv, or read them yourself with dask.dataframe"
         )
     try:

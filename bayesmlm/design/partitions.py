@@ -198,6 +198,7 @@ class EvaluationPlan:
     fixed: Any  # formulae's fixed-effects matrix (None without fixed effects)
     blocks: tuple[tuple[str, Any], ...]  # per random term: its text and formulae's matrix
     factors: tuple[tuple[tuple[int, ...], CodeLookup, int], ...]  # structure order: blocks, codes, levels
+    shifts: tuple[np.ndarray, tuple[np.ndarray, ...]]  # every partition's sums are about these
 
 
 def _finite(values: np.ndarray, message: str) -> np.ndarray:
@@ -237,4 +238,4 @@ def partition_statistics(partition: pd.DataFrame, plan: EvaluationPlan) -> Parti
         codes = lookup(kept) if n else np.zeros(0, dtype=np.int64)
         columns = Z[block_index[0]] if len(block_index) == 1 else np.column_stack([Z[b] for b in block_index])
         factors.append((codes, columns, m))
-    return partition_sums(y, X, factors)
+    return partition_sums(y, X, factors, plan.shifts)

@@ -123,11 +123,23 @@ def _blocks(spec: ModelSpec, scan, meta, term_matrices, source: str):
     return tuple(blocks), {factor: lookup for factor, (_, lookup) in lookups.items()}
 
 
+def _pilot_shift(values) -> np.ndarray:
+    """Column means of the prototype's design: within the data's range, so near enough the means."""
+    values = np.asarray(np.asarray(values), dtype=float)  # formulae's matrices: no dtype argument
+    values = values.reshape(len(values), -1)
+    finite = np.isfinite(values)
+    total = np.where(finite, values, 0.0).sum(axis=0)
+    return np.where(finite.any(axis=0), total / np.maximum(finite.sum(axis=0), 1), 0.0)
+
+
 def _evaluation_plan(design: Design, structure: RandomStructure, scan, dm, lookups) -> EvaluationPlan:
-    factors = []
+    factors, shift_z = [], []
     for f in structure.factors:
         index = tuple(next(i for i, b in enumerate(design.blocks) if b is s) for s in f.source_blocks)
         factors.append((index, lookups[f.source_blocks[0].term.factor], f.n_levels))
+        shift_z.append(np.concatenate([_pilot_shift(design.blocks[i].expr_matrix) for i in index]))
+    fixed = dm.common if dm.common is not None else np.zeros((1, 0))
+    shift_w = np.concatenate([_pilot_shift(fixed), _pilot_shift(dm.response)])
     return EvaluationPlan(
         used=tuple(sorted(design.spec.variables)),
         p=design.p,
@@ -135,6 +147,7 @@ def _evaluation_plan(design: Design, structure: RandomStructure, scan, dm, looku
         fixed=dm.common,
         blocks=tuple((str(b.term), b.expr_matrix) for b in design.blocks),
         factors=tuple(factors),
+        shifts=(shift_w, tuple(shift_z)),
     )
 
 

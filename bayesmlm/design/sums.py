@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.linalg as sla
 
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.moments import ColumnMoments, DesignMoments
@@ -63,6 +64,7 @@ class PartitionSums:
     level_zw: tuple[np.ndarray, ...]
     pairs: tuple[PairSums, ...]
     y_range: tuple[float, float]
+    fixed_r: np.ndarray  # R of a QR factorisation of the raw X: R'R = X'X, to find aliased columns
 
     @property
     def n(self) -> int:
@@ -80,11 +82,12 @@ def _pair_index(n_factors: int):
     return [(f, h) for f in range(1, n_factors) for h in range(f)]
 
 
-def _centred(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Columns centred at their means (column-major: each column contiguous for bincount), the means."""
+def _centred(values: np.ndarray, shift: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Columns minus ``shift`` (by default their means), column-major for bincount; and the shift."""
     values = np.asarray(values, dtype=float, order="F")
-    shift = values.mean(axis=0) if len(values) else np.zeros(values.shape[1])
-    return values - shift, shift
+    if shift is None:
+        shift = values.mean(axis=0) if len(values) else np.zeros(values.shape[1])
+    return values - shift, np.asarray(shift, dtype=float)
 
 
 def _per_level(codes, counts, left, right, m: int, symmetric: bool) -> np.ndarray:
@@ -108,7 +111,12 @@ def _per_level(codes, counts, left, right, m: int, symmetric: bool) -> np.ndarra
     return out
 
 
-def partition_sums(y: np.ndarray, X: np.ndarray, factors: list[tuple[np.ndarray, np.ndarray, int]]):
+def partition_sums(
+    y: np.ndarray,
+    X: np.ndarray,
+    factors: list[tuple[np.ndarray, np.ndarray, int]],
+    shifts: tuple[np.ndarray, tuple[np.ndarray, ...]] | None = None,
+):
     """Compute the centred sums of one partition's rows.
 
     Parameters
@@ -118,22 +126,26 @@ def partition_sums(y: np.ndarray, X: np.ndarray, factors: list[tuple[np.ndarray,
     factors : list of (codes, Z, levels)
         Per grouping factor, in the structure's order: each row's level (global codes), the
         factor's term columns ``(n, q)`` and its number of levels.
+    shifts : (ndarray, tuple of ndarray), optional
+        The shifts of ``[x, y]`` and of each factor's terms; the partition's means by default. Sums of
+        partitions about the same shifts merge by mere addition; any shift near the means keeps
+        every digit.
 
     Returns
     -------
     PartitionSums
     """
     n, p = np.shape(X)
-    w = np.empty((n, p + 1), order="F")
-    w[:, :p], w[:, p] = X, y
-    w, shift_w = _centred(w)
+    raw = np.empty((n, p + 1), order="F")
+    raw[:, :p], raw[:, p] = X, y
+    w, shift_w = _centred(raw, None if shifts is None else shifts[0])
     gram = np.empty((1 + w.shape[1], 1 + w.shape[1]))
     gram[0, 0] = n
     gram[0, 1:] = gram[1:, 0] = w.sum(axis=0)
     gram[1:, 1:] = w.T @ w
     z_centred, shift_z, level_zz, level_zw = [], [], [], []
-    for codes, Z, m in factors:
-        z, shift = _centred(Z)
+    for k, (codes, Z, m) in enumerate(factors):
+        z, shift = _centred(Z, None if shifts is None else shifts[1][k])
         counts = np.bincount(codes, minlength=m)
         z_centred.append(z)
         shift_z.append(shift)
@@ -153,8 +165,11 @@ def partition_sums(y: np.ndarray, X: np.ndarray, factors: list[tuple[np.ndarray,
         pairs.append(PairSums(unique, np.concatenate([first, values], axis=2)))
     y = np.asarray(y, dtype=float)
     y_range = (float(y.min()), float(y.max())) if len(y) else (np.inf, -np.inf)
+    fixed_r = (  # in place on the raw columns, no longer needed (LAPACK's column-major layout)
+        sla.qr(raw[:, :p], mode="r", overwrite_a=True, check_finite=False)[0] if n and p else np.zeros((0, p))
+    )
     return PartitionSums(
-        shift_w, tuple(shift_z), gram, tuple(level_zz), tuple(level_zw), tuple(pairs), y_range
+        shift_w, tuple(shift_z), gram, tuple(level_zz), tuple(level_zw), tuple(pairs), y_range, fixed_r
     )
 
 
@@ -215,24 +230,36 @@ def merge_sums(a: PartitionSums, b: PartitionSums) -> PartitionSums:
     >>> bool(np.allclose(halves.gram, whole.gram, rtol=1e-12, atol=1e-6))
     True
     """
+    y_range = (min(a.y_range[0], b.y_range[0]), max(a.y_range[1], b.y_range[1]))
     if a.n == 0 or b.n == 0:
-        kept = b if a.n == 0 else a
-        low, high = min(a.y_range[0], b.y_range[0]), max(a.y_range[1], b.y_range[1])
-        return replace(kept, y_range=(low, high))
+        return replace(b if a.n == 0 else a, y_range=y_range)
+    if _same_shifts(a, b):  # the usual case: every partition centred at the same (pilot) shifts
+        return _added(a, b, y_range)
     shift_w = _pooled_shift(a.n, a.shift_w, a.gram[0, 1:], b.n, b.shift_w, b.gram[0, 1:])
     shift_z = tuple(
         _pooled_shift(a.n, sa, za[:, 1:, 0].sum(axis=0), b.n, sb, zb[:, 1:, 0].sum(axis=0))
         for sa, za, sb, zb in zip(a.shift_z, a.level_zz, b.shift_z, b.level_zz, strict=True)
     )
-    a, b = shifted(a, shift_w, shift_z), shifted(b, shift_w, shift_z)
+    return _added(shifted(a, shift_w, shift_z), shifted(b, shift_w, shift_z), y_range)
+
+
+def _same_shifts(a: PartitionSums, b: PartitionSums) -> bool:
+    return np.array_equal(a.shift_w, b.shift_w) and all(
+        np.array_equal(x, y) for x, y in zip(a.shift_z, b.shift_z, strict=True)
+    )
+
+
+def _added(a: PartitionSums, b: PartitionSums, y_range: tuple[float, float]) -> PartitionSums:
+    """Add sums about the same shifts (the R factors by a QR of the two stacked: TSQR)."""
     return PartitionSums(
-        shift_w,
-        shift_z,
+        a.shift_w,
+        a.shift_z,
         a.gram + b.gram,
         tuple(x + y for x, y in zip(a.level_zz, b.level_zz, strict=True)),
         tuple(x + y for x, y in zip(a.level_zw, b.level_zw, strict=True)),
         tuple(_merge_pairs(x, y) for x, y in zip(a.pairs, b.pairs, strict=True)),
-        (min(a.y_range[0], b.y_range[0]), max(a.y_range[1], b.y_range[1])),
+        y_range,
+        np.linalg.qr(np.vstack([a.fixed_r, b.fixed_r]), mode="r"),
     )
 
 
@@ -245,22 +272,18 @@ def select_fixed(s: PartitionSums, kept: list[int]) -> PartitionSums:
         shift_w=s.shift_w[w],
         gram=s.gram[np.ix_(gram_index, gram_index)],
         level_zw=tuple(zw[:, :, w] for zw in s.level_zw),
+        fixed_r=s.fixed_r[:, kept],
     )
 
 
 def fixed_basis(s: PartitionSums) -> np.ndarray:
-    """Return a ``(1+p, p)`` matrix whose columns have the inner products of the raw ``X`` columns.
+    """Return a matrix whose columns have the inner products of the raw ``X`` columns: ``R`` of ``X = QR``.
 
-    ``X = 1 mᵀ + X_c`` with ``1ᵀX_c = 0``, so ``XᵀX = n m mᵀ + X_cᵀX_c``: the rows ``√n mᵀ`` and
-    ``√Λ Vᵀ`` (from ``X_cᵀX_c = V Λ Vᵀ``) reproduce it without forming ``XᵀX`` from raw sums. A
-    least-squares test on these columns finds the same aliased columns as one on the rows.
+    Each partition factors its rows; two ``R`` are merged by factoring them stacked (TSQR), which is as
+    accurate as factoring all rows at once. A least-squares test on ``R``'s columns therefore finds the
+    aliased columns that the same test on the rows finds (``X`` and ``R`` differ by an orthogonal ``Q``).
     """
-    p, n = s.p, s.n
-    total = s.gram[0, 1 : 1 + p]
-    centred = s.gram[1 : 1 + p, 1 : 1 + p] - np.outer(total, total) / n
-    values, vectors = np.linalg.eigh(centred)
-    mean = s.shift_w[:p] + total / n
-    return np.vstack([np.sqrt(n) * mean, np.sqrt(np.maximum(values, 0.0))[:, None] * vectors.T])
+    return s.fixed_r
 
 
 def moments_from(s: PartitionSums, groups: list[str]) -> DesignMoments:
