@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import bayesmlm as bm
-from bayesmlm.design.evaluate import _independent_columns
+from bayesmlm.design.evaluate import independent_columns
 from bayesmlm.design.sums import (
     cross_products_from,
     fixed_basis,
@@ -118,7 +118,7 @@ def test_aliased_columns_are_found_from_the_sums_as_from_the_rows():
     X = np.column_stack([np.ones(n), x1, x2, 2 * x1 - x2 + 1, x2 * 0, rng.normal(size=n)])
     codes = rng.integers(0, 6, n)
     total = partition_sums(rng.normal(size=n), X, [(codes, np.ones((n, 1)), 6)])
-    assert _independent_columns(fixed_basis(total)) == _independent_columns(X) == [0, 1, 2, 5]
+    assert independent_columns(fixed_basis(total)) == independent_columns(X) == [0, 1, 2, 5]
     kept = select_fixed(total, [0, 1, 2, 5])
     np.testing.assert_allclose(
         kept.gram[1:5, 1:5],

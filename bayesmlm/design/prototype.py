@@ -27,7 +27,7 @@ from formulae.terms.call import Call
 from formulae.terms.call_resolver import LazyCall, LazyOperator, LazyVariable
 from formulae.transforms import TRANSFORMS
 
-from bayesmlm.design.evaluate import _evaluate
+from bayesmlm.design.evaluate import evaluate_formula
 from bayesmlm.design.levels import group_labels
 from bayesmlm.design.partitions import CodeLookup, Scan, ScanPlan
 from bayesmlm.exceptions import DataError, FormulaError
@@ -220,8 +220,8 @@ def evaluate_prototype(spec: ModelSpec, scan: Scan, meta: pd.DataFrame, plan: Sc
     allowed = allowed_functions(extra_namespace or {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # log(0) and the like on prototype values
-        dm = _evaluate(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env, allowed)
-        terms = [_evaluate(t.expr, frame, f"random term {t}", env, allowed) for t in spec.random]
+        dm = evaluate_formula(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env, allowed)
+        terms = [evaluate_formula(t.expr, frame, f"random term {t}", env, allowed) for t in spec.random]
     y = np.asarray(np.asarray(dm.response), dtype=float)
     if dm.response.kind != "numeric" or (y.ndim == 2 and y.shape[1] != 1):
         raise DataError(

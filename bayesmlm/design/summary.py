@@ -29,7 +29,7 @@ from bayesmlm.design.checks import check_column_types, check_columns, check_iden
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.dask_input import dask_frame, frame_meta, reduce_partitions, scheduler_description
-from bayesmlm.design.evaluate import Design, NaAction, RandomBlock, _independent_columns
+from bayesmlm.design.evaluate import Design, NaAction, RandomBlock, independent_columns
 from bayesmlm.design.partitions import EvaluationPlan, merge_scans, partition_statistics, scan_partition
 from bayesmlm.design.prototype import evaluate_prototype, factor_levels, scan_plan
 from bayesmlm.design.rows import NoRows
@@ -153,7 +153,7 @@ def _evaluation_plan(design: Design, structure: RandomStructure, scan, dm, looku
 
 def _drop_aliased(design: Design, sums: PartitionSums) -> tuple[PartitionSums, tuple, tuple]:
     names = design.fixed_names
-    kept = _independent_columns(fixed_basis(sums)) if names else []
+    kept = independent_columns(fixed_basis(sums)) if names else []
     aliased = tuple(name for j, name in enumerate(names) if j not in kept)
     if aliased:
         warnings.warn(

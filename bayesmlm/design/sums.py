@@ -91,10 +91,7 @@ def _centred(values: np.ndarray, shift: np.ndarray | None) -> tuple[np.ndarray, 
 
 
 def _per_level(codes, counts, left, right, m: int, symmetric: bool) -> np.ndarray:
-    """``Σ [1, left] [1, right]ᵀ`` within each of ``m`` levels; ``right``'s leading 1 only if ``symmetric``.
-
-    One weighted ``bincount`` per entry; a symmetric product computes its upper triangle only.
-    """
+    """``Σ [1, left] [1, right]ᵀ`` per level (``right``'s 1 and upper triangle only if ``symmetric``)."""
     lead = 1 if symmetric else 0
     out = np.empty((m, 1 + left.shape[1], lead + right.shape[1]))
     if symmetric:
@@ -206,8 +203,7 @@ def shifted(s: PartitionSums, shift_w: np.ndarray, shift_z) -> PartitionSums:
 
 def _pooled_shift(a_n, a_shift, a_total, b_n, b_shift, b_total) -> np.ndarray:
     """Return the pooled mean of two sets of rows, from their shifts and their sums about them."""
-    n = a_n + b_n
-    return (a_n * a_shift + a_total + b_n * b_shift + b_total) / n
+    return (a_n * a_shift + a_total + b_n * b_shift + b_total) / (a_n + b_n)
 
 
 def _merge_pairs(a: PairSums, b: PairSums) -> PairSums:
@@ -279,9 +275,8 @@ def select_fixed(s: PartitionSums, kept: list[int]) -> PartitionSums:
 def fixed_basis(s: PartitionSums) -> np.ndarray:
     """Return a matrix whose columns have the inner products of the raw ``X`` columns: ``R`` of ``X = QR``.
 
-    Each partition factors its rows; two ``R`` are merged by factoring them stacked (TSQR), which is as
-    accurate as factoring all rows at once. A least-squares test on ``R``'s columns therefore finds the
-    aliased columns that the same test on the rows finds (``X`` and ``R`` differ by an orthogonal ``Q``).
+    Each partition factors its rows; two ``R`` are merged by factoring them stacked (TSQR), as accurate
+    as factoring all rows at once, so a test on ``R``'s columns finds the aliased columns it finds on X.
     """
     return s.fixed_r
 
@@ -334,9 +329,7 @@ def cross_products_from(
     z_shift: list[np.ndarray] | None = None,
     z_scale: list[np.ndarray] | None = None,
 ) -> CrossProducts:
-    """Return the cross-products of the columns centred and scaled: ``(X - x_shift) / x_scale``, ...
-
-    That is, of ``(X - x_shift) / x_scale``, ``(Z - z_shift) / z_scale`` and ``(y - y_shift) / y_scale``.
+    """Return the cross-products of (X - x_shift) / x_scale, (Z - z_shift) / z_scale, (y - y_shift) / y_scale.
 
     The defaults give the raw cross-products, those :func:`~bayesmlm.design.crossprod.cross_products`
     computes from rows; ``x_shift`` and ``y_scale`` give those the collapsed sampler uses; any centring
