@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 import warnings
@@ -73,6 +74,7 @@ class PeakMemory:
         self.me = psutil.Process()
         self.workers = {pid: psutil.Process(pid) for pid in workers}
         self.client_peak = 0
+        self.process_peak = 0  # this process alone, without the sampler's chain processes
         self.worker_peak = dict.fromkeys(workers, 0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -93,6 +95,7 @@ class PeakMemory:
         while not self._stop.is_set():
             try:
                 self.client_peak = max(self.client_peak, self._client_rss())
+                self.process_peak = max(self.process_peak, self.me.memory_info().rss)
                 for pid, proc in self.workers.items():
                     self.worker_peak[pid] = max(self.worker_peak[pid], proc.memory_info().rss)
             except Exception:
@@ -154,12 +157,14 @@ def main() -> None:
             out["rows"] = model.reduction.info["rows_read"]
             out["rows_per_s"] = round(out["rows"] / out["statistics_s"])
             out["client_peak_after_statistics_mb"] = round(memory.client_peak / 2**20)
+            print(json.dumps(out), file=sys.stderr, flush=True)  # partial figures, as they come
             start = time.perf_counter()
             reml = model.fit_reml()
             out["reml_s"] = round(time.perf_counter() - start, 2)
             out["reml"] = {k: round(float(v), 4) for k, v in reml.fixed_effects["estimate"].items()}
             out["reml"]["sigma"] = round(reml.sigma, 4)
             out["client_peak_after_reml_mb"] = round(memory.client_peak / 2**20)
+            print(json.dumps(out), file=sys.stderr, flush=True)
             if not args.skip_posterior:
                 start = time.perf_counter()
                 fit = model.fit(
@@ -171,6 +176,7 @@ def main() -> None:
                 out["max_rhat"] = round(float(summary["rhat"].max()), 4)
                 out["posterior_means"] = {k: round(float(v), 4) for k, v in summary["mean"].items()}
         out["client_peak_mb"] = round(memory.client_peak / 2**20)
+        out["client_process_peak_mb"] = round(memory.process_peak / 2**20)
         out["worker_peak_mb"] = [round(v / 2**20) for v in memory.worker_peak.values()]
     out["load_before"] = [round(v, 2) for v in load_before]
     out["load_after"] = [round(v, 2) for v in os.getloadavg()]

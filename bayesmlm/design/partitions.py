@@ -201,8 +201,8 @@ class EvaluationPlan:
     shifts: tuple[np.ndarray, tuple[np.ndarray, ...]]  # every partition's sums are about these
 
 
-def _finite(values: np.ndarray, message: str) -> np.ndarray:
-    if not np.all(np.isfinite(values)):
+def _finite(values: np.ndarray, message: str, *more: np.ndarray) -> np.ndarray:
+    if not all(np.isfinite(v).all() for v in (values, *more)):
         raise DataError(message)
     return values
 
@@ -222,9 +222,10 @@ def partition_statistics(partition: pd.DataFrame, plan: EvaluationPlan) -> Parti
             else np.zeros((n, 0))
         )
         _finite(
-            np.append(y, X.reshape(-1)),
+            y,
             "the response or a fixed-effect column has non-finite values after transformation "
             "(for example log of zero); check the transformations in the formula",
+            X,  # checked apart: no copy of the rows
         )
         Z = [
             _finite(
