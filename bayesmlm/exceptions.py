@@ -29,6 +29,13 @@ class UnknownArgumentError(BayesMLMError, TypeError):
     """A function got a keyword it does not take (``fit(draw=200)``); the message says what was meant."""
 
 
+class RowsNeededError(BayesMLMError, RuntimeError):
+    """A feature needs the data's rows, which a model built from a Dask DataFrame or files does not hold.
+
+    Such a model keeps only the statistics reduced on the cluster (see ``docs/dask.md``).
+    """
+
+
 class BayesMLMWarning(UserWarning):
     """Base class of all warnings issued by bayesmlm."""
 

@@ -9,22 +9,26 @@
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from bayesmlm.arguments import checked, choice, count, probability
-from bayesmlm.bayes.options import available_samplers, check_parameterization_request, checked_sampler_kwargs
+from bayesmlm.arguments import checked, choice
+from bayesmlm.bayes.options import (
+    check_parameterization_blocks,
+    check_parameterization_request,
+    check_priors_request,
+    checked_fit_options,
+)
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts, cross_products
+from bayesmlm.design.dask_input import is_distributed_input
 from bayesmlm.design.evaluate import Design, NaAction, make_design
 from bayesmlm.design.scaling import choose_scaling
-from bayesmlm.exceptions import ArgumentError, FitError, FormulaError, PriorError
+from bayesmlm.exceptions import FitError, FormulaError
 from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.reml.optimize import optimize_theta
 from bayesmlm.spec.formula import ModelSpec, parse_formula
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from bayesmlm.bayes.priors import Prior
     from bayesmlm.bayes.pymc_model import Parameterization
     from bayesmlm.bayes.sample import Standardised
+    from bayesmlm.design.summary import ReducedStatistics
 
 __all__ = ["Model"]
 
@@ -52,8 +57,12 @@ class Model:
     ----------
     formula : str
         lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : DataFrame
-        The data (never modified).
+    data : DataFrame, dask.dataframe.DataFrame, str or PathLike
+        The data (never modified): a pandas DataFrame, or a Dask DataFrame, or a path, directory or
+        glob of Parquet or CSV files (read lazily with Dask). From Dask or files, the statistics are
+        computed where the data are, by the active ``distributed.Client`` if there is one, and the rows
+        never come to this machine: REML/ML and the collapsed posterior work, features that need the
+        rows raise :class:`~bayesmlm.RowsNeededError` (see ``docs/dask.md``).
     priors : dict, optional
         Overrides of the default priors, by class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"``,
         ``"sigma"``) or by name (``"Days"``, ``"sd(Days|Subject)"``, ``"cor(Subject)"``); see
@@ -91,23 +100,32 @@ class Model:
     ):
         choice("na_action", na_action, ("drop", "error"))
         check_parameterization_request(parameterization)
-        if priors is not None and not isinstance(priors, Mapping):
-            raise PriorError(
-                f"priors must be a dict of name or class -> prior, such as {{'sigma': bm.HalfNormal(10)}}, "
-                f"not {type(priors).__name__} {priors!r}"
-            )
+        check_priors_request(priors)
         self.extra_namespace = dict(extra_namespace or {})
         formula_namespace(self.extra_namespace)  # refuses bad names or values before the formula is read
         self.spec: ModelSpec = parse_formula(formula, self.extra_namespace)
         self.na_action = na_action
         self._user_priors = dict(priors) if priors else {}
         self._parameterization_request = parameterization
-        self.design: Design = make_design(
-            self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
-        )
-        if not self.design.blocks:
+        #: the statistics reduced on the cluster, for a Dask DataFrame or files (else None)
+        self.reduction: ReducedStatistics | None = None
+        if is_distributed_input(data):
+            from bayesmlm.design.summary import summarise_design
+
+            self._require_random_terms(self.spec.random)  # before any pass over the data
+            self.design, self.reduction = summarise_design(
+                self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
+            )
+        else:
+            self.design: Design = make_design(
+                self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
+            )
+        self._require_random_terms(self.design.blocks)
+
+    def _require_random_terms(self, terms) -> None:
+        if not terms:
             raise FormulaError(
-                f"no random-effects terms in '{formula}'; add one such as (1 | group) "
+                f"no random-effects terms in '{self.spec.formula}'; add one such as (1 | group) "
                 "(for a model without random effects use ordinary least squares)"
             )
 
@@ -118,7 +136,9 @@ class Model:
 
     @cached_property
     def cross_products(self) -> CrossProducts:
-        """Sufficient statistics of the data's own columns, computed once (on first use)."""
+        """Sufficient statistics for the REML/ML objective, computed once."""
+        if self.reduction is not None:
+            return self.reduction.cross_products()
         return cross_products(self.design, self.structure)
 
     @cached_property
@@ -127,6 +147,8 @@ class Model:
 
         Centred, unit-spread columns: see :mod:`bayesmlm.design.scaling`.
         """
+        if self.reduction is not None:  # reduced on the cluster, about the pilot's column means
+            return self.cross_products
         scaling = choose_scaling(self.design, self.structure)
         return cross_products(self.design, self.structure, scaling=scaling)
 
@@ -191,16 +213,7 @@ class Model:
 
         labels = [label for f in self.structure.factors for label, *_ in f.blocks()]
         request = self._parameterization_request
-        if isinstance(request, dict):
-            unknown = sorted(set(request) - set(labels))
-            if unknown:
-                raise ArgumentError(
-                    f"unknown block(s) {unknown} in parameterization; the blocks are {labels}"
-                )
-        elif request not in ("auto", "centered", "noncentered"):
-            raise ArgumentError(
-                f"parameterization must be 'auto', 'centered', 'noncentered' or a dict, not {request!r}"
-            )
+        check_parameterization_blocks(request, labels)
         if request in ("centered", "noncentered"):
             return dict.fromkeys(labels, request)
         theta = None
@@ -221,12 +234,13 @@ class Model:
         """What the sampler sees: the response divided by its sd, and its statistics."""
         from bayesmlm.bayes.sample import standardise
 
-        return standardise(self.design, self.structure)
+        return standardise(self.design, self.structure, self.reduction)
 
     def build(self) -> pm.Model:
         """Build the unsampled PyMC model, to inspect or extend (see :mod:`bayesmlm.bayes.pymc_model`)."""
         from bayesmlm.bayes.pymc_model import build_pymc_model
 
+        self.design.require_rows("Model.build() (the full PyMC model holds every row)")
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
     @checked
@@ -308,21 +322,14 @@ class Model:
         from bayesmlm.bayes.fit import Fit
         from bayesmlm.bayes.sample import choose_method, sample_posterior
 
-        sampler = sampler or "pymc"
-        if sampler not in available_samplers():
-            raise ArgumentError(
-                f"sampler {sampler!r} is not available here; choose from {available_samplers()}"
-            )
-        draws, tune, chains = count("draws", draws), count("tune", tune, minimum=0), count("chains", chains)
-        cores = min(chains, os.cpu_count() or 1) if cores is None else count("cores", cores)
-        if seed is not None:
-            seed = count("seed", seed, minimum=0)
-        target_accept = probability("target_accept", target_accept)
-        choice("method", method, ("auto", "collapsed", "full"))
-        sampler_kwargs = checked_sampler_kwargs(sampler_kwargs, sampler)
+        sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs = checked_fit_options(
+            sampler, draws, tune, chains, cores, seed, target_accept, method, sampler_kwargs
+        )
         if log_likelihood is None:
-            log_likelihood = self.design.n * draws * chains <= 50_000_000
+            log_likelihood = self.design.holds_rows and self.design.n * draws * chains <= 50_000_000
         collapsed, reason = choose_method(self.structure, method)
+        if not collapsed:
+            self.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
         idata, info = sample_posterior(
             self.design,
             self.structure,

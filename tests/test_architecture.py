@@ -84,7 +84,7 @@ def run(code: str, timeout: int = 300) -> str:
 
 
 def test_import_bayesmlm_loads_no_sampler_and_no_plotting():
-    heavy = ("pymc", "pytensor", "arviz", "matplotlib", "xarray")
+    heavy = ("pymc", "pytensor", "arviz", "matplotlib", "xarray", "dask", "distributed", "pyarrow")
     code = f"import sys, json, bayesmlm; print(json.dumps([m for m in {heavy!r} if m in sys.modules]))"
     assert json.loads(run(code)) == []
 

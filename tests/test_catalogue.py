@@ -35,6 +35,13 @@ def sleep() -> pd.DataFrame:
     return bm.load_dataset("sleepstudy").copy()
 
 
+def sleep_dask(data: pd.DataFrame | None = None):
+    """sleepstudy (or ``data``) as a Dask DataFrame of 3 partitions (Dask's local scheduler)."""
+    import dask.dataframe as dd
+
+    return dd.from_pandas(sleep() if data is None else data, npartitions=3, sort=False)
+
+
 @cache
 def reml_fit() -> bm.LikelihoodFit:
     return bm.Model(F, sleep()).fit_reml()
@@ -788,6 +795,43 @@ CASES: list[Case] = [
         lambda: bayes_fit().predict({"Days": [1]}),
         bm.DataError,
         match="newdata must be a pandas DataFrame",
+    ),
+    # a Dask DataFrame or files
+    Case(
+        "dask-no-files",
+        "A path or glob that matches no file, `Model(F, 'data/*.parquet')`",
+        "says nothing matches and what it can read (Parquet or CSV files, a directory of Parquet files)",
+        lambda: bm.Model(F, "no-such-folder/*.parquet"),
+        bm.DataError,
+        match="no file or directory matches",
+    ),
+    Case(
+        "dask-whole-data-transform",
+        "A transform whose state needs all rows at once, `bs(Days, df=4)`, on a Dask DataFrame",
+        "refused before any pass over the data, saying to compute the column first",
+        lambda: bm.Model("Reaction ~ bs(Days, df=4) + (1 | Subject)", sleep_dask()),
+        bm.FormulaError,
+        match=r"'bs\(Days, df=4\)' needs all rows at once",
+    ),
+    Case(
+        "dask-missing-values",
+        "`NaN` in a predictor of a Dask DataFrame (18 rows, spread over partitions)",
+        "dropped and counted per column exactly as for a pandas frame",
+        lambda: bm.Model(
+            F, sleep_dask(sleep().assign(Days=lambda d: d["Days"].where(d["Days"] != 3)))
+        ).fit_reml(),
+        warns=bm.DroppedRowsWarning,
+        match=r"dropped 18 of 180 rows .*\(Days: 18\)",
+        check=dropped(18),
+    ),
+    Case(
+        "dask-rows-needed",
+        "`fit.residuals()` (or fitted values, LOO, `save`, ...) of a model fitted from a Dask DataFrame",
+        "says the rows stay where the data are, which features need them, that "
+        "`predict(newdata)` works, and to fit a pandas sample for the rest",
+        lambda: bm.Model(F, sleep_dask()).fit_reml().residuals(),
+        bm.RowsNeededError,
+        match="residuals.*needs the data's rows",
     ),
     # saved fits
     Case(

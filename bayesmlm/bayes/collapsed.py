@@ -291,6 +291,8 @@ def add_group_effects(
             coords={f.group: list(f.levels), f"{f.group}_term": list(f.term_names)},
         )
     idata["posterior"] = xr.DataTree(post.assign(new))
+    if not design.holds_rows:  # a design from a Dask DataFrame: no observed rows, no log-likelihood
+        return
     y = np.asarray(design.y)
     obs = {"obs": np.arange(design.n)}
     idata["observed_data"] = xr.DataTree(xr.Dataset({"y": xr.DataArray(y, dims="obs", coords=obs)}))

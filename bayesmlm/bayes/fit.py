@@ -254,6 +254,7 @@ class Fit:
     @checked
     def fitted(self, prob: float = 0.95) -> pd.DataFrame:
         """Posterior of the mean response for the fitted rows: mean, sd and HDI per row."""
+        self.design.require_rows("fitted()")
         return interval_table(self._mean_draws(None, True, "population", None), self.model.design.rows, prob)
 
     @checked
@@ -293,6 +294,8 @@ class Fit:
         choice("new_levels", new_levels, ("population", "error"))
         choice("kind", kind, ("mean", "response"))
         prob = probability("prob", prob)
+        if newdata is None:
+            self.design.require_rows("predict() for the fitted rows (predict(newdata) works)")
         draws = self._mean_draws(newdata, include_random, new_levels, seed)
         if kind == "response":
             rng = np.random.default_rng(None if seed is None else seed + 1)
@@ -305,6 +308,7 @@ class Fit:
     @checked
     def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
         """Draw replicated data sets ``y_rep`` (chain, draw, obs); also stored as ``posterior_predictive``."""
+        self.design.require_rows("posterior_predictive() (replicated data sets, one value per row)")
         draws = self.predict(kind="response", return_draws=True, seed=seed)
         n_chain, n_draw = self.posterior.sizes["chain"], self.posterior.sizes["draw"]
         da = xr.DataArray(
@@ -354,6 +358,8 @@ class Fit:
         """
         from bayesmlm.bayes.compare import loo
 
+        self.design.require_rows("loo() (the pointwise log-likelihood, one value per row)")
+
         return loo(self)
 
     # -- persistence --------------------------------------------------------------------------
@@ -370,6 +376,7 @@ class Fit:
         -------
         Path
         """
+        self.design.require_rows("save() (a saved fit holds its data, to rebuild the model)")
         return save_fit(self.idata, self.model.to_dict(), self.model.data, self.info, path)
 
     def __repr__(self) -> str:

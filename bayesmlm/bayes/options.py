@@ -7,10 +7,11 @@ parameterisation request of a model. PyMC is imported only to read its signature
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
-from bayesmlm.arguments import check_keywords, choice
-from bayesmlm.exceptions import ArgumentError
+from bayesmlm.arguments import check_keywords, choice, count, probability
+from bayesmlm.exceptions import ArgumentError, PriorError
 
 __all__ = ["available_samplers", "check_parameterization_request", "checked_sampler_kwargs"]
 
@@ -68,6 +69,41 @@ def check_parameterization_request(request) -> None:
             choice(f"parameterization[{label!r}]", how, allowed[1:])
     else:
         choice("parameterization", request, allowed)
+
+
+def check_parameterization_blocks(request, labels: list[str]) -> None:
+    """Refuse a per-block parameterisation that names a block the model lacks."""
+    if isinstance(request, Mapping):
+        unknown = sorted(set(request) - set(labels))
+        if unknown:
+            raise ArgumentError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
+
+
+def check_priors_request(priors) -> None:
+    """Refuse priors that are not a mapping (``priors="sigma"``) before anything else is read."""
+    if priors is not None and not isinstance(priors, Mapping):
+        raise PriorError(
+            f"priors must be a dict of name or class -> prior, such as {{'sigma': bm.HalfNormal(10)}}, "
+            f"not {type(priors).__name__} {priors!r}"
+        )
+
+
+def checked_fit_options(sampler, draws, tune, chains, cores, seed, target_accept, method, sampler_kwargs):
+    """Check and normalise the arguments of :meth:`bayesmlm.Model.fit` (see there); ``cores`` defaults.
+
+    Returns ``(sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs)``.
+    """
+    sampler = sampler or "pymc"
+    if sampler not in available_samplers():
+        raise ArgumentError(f"sampler {sampler!r} is not available here; choose from {available_samplers()}")
+    draws, tune, chains = count("draws", draws), count("tune", tune, minimum=0), count("chains", chains)
+    cores = min(chains, os.cpu_count() or 1) if cores is None else count("cores", cores)
+    if seed is not None:
+        seed = count("seed", seed, minimum=0)
+    target_accept = probability("target_accept", target_accept)
+    choice("method", method, ("auto", "collapsed", "full"))
+    sampler_kwargs = checked_sampler_kwargs(sampler_kwargs, sampler)
+    return sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs
 
 
 def available_samplers() -> list[str]:

@@ -63,12 +63,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from bayesmlm.bayes.priors import LKJ, PRIOR_CLASSES, HalfStudentT, Normal, Prior
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.evaluate import Design
+from bayesmlm.design.moments import factor_moments, fixed_moments, response_moments
 from bayesmlm.design.names import cor_names, sd_names
 from bayesmlm.exceptions import PriorError
 
@@ -186,10 +186,6 @@ def _lookup(normalised: dict[str, str], key: str) -> str | None:
     return normalised.get(_normalised(key))
 
 
-def _sd(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
 def default_priors(design: Design, structure: RandomStructure) -> PriorSet:
     """Compute the default, auto-scaled weakly informative priors of a model (see the module docstring).
 
@@ -217,27 +213,29 @@ def default_priors(design: Design, structure: RandomStructure) -> PriorSet:
     >>> ps.sigma
     HalfStudentT(nu=3, sigma=56.33)
     """
-    y = np.asarray(design.y, dtype=float)
-    sd_y = _sd(y)
+    y = response_moments(design)
+    sd_y = float(y.sd[0])
     if not (math.isfinite(sd_y) and sd_y > 0):
         raise PriorError(
-            f"the response '{design.response_name}' is constant over the {len(y)} rows used, so the "
+            f"the response '{design.response_name}' is constant over the {y.n} rows used, so the "
             "default priors (scaled by its standard deviation) cannot be computed"
         )
+    x = fixed_moments(design)
     fixed: dict[str, Prior] = {}
     for j, name in enumerate(design.fixed_names):
         if name == "Intercept":
-            fixed[name] = Normal(float(np.mean(y)), 2.5 * sd_y)
+            fixed[name] = Normal(float(y.mean[0]), 2.5 * sd_y)
         else:
-            sd_x = _sd(design.X[:, j])
+            sd_x = float(x.sd[j])
             fixed[name] = Normal(0.0, 2.5 * sd_y / sd_x if sd_x > 0 else 2.5 * sd_y)
     sd: dict[str, Prior] = {}
     cor: dict[str, Prior] = {}
     for factor, names, cnames in zip(
         structure.factors, sd_names(structure), cor_names(structure), strict=True
     ):
+        z = factor_moments(design, factor)
         for k, (term, name) in enumerate(zip(factor.term_names, names, strict=True)):
-            s_k = 1.0 if term == "Intercept" else _sd(factor.Z[:, k])
+            s_k = 1.0 if term == "Intercept" else float(z.sd[k])
             sd[name] = HalfStudentT(3.0, sd_y / s_k if s_k > 0 else sd_y)
         for name in cnames:
             if name is not None:

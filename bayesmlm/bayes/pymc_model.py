@@ -35,6 +35,7 @@ from bayesmlm.bayes.priors import Prior
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
 from bayesmlm.design.crossprod import per_level_sum
 from bayesmlm.design.evaluate import Design
+from bayesmlm.design.moments import fixed_moments
 from bayesmlm.design.names import parameter_names
 from bayesmlm.exceptions import PriorError
 from bayesmlm.families import gaussian
@@ -234,7 +235,7 @@ def predictor_shift(design: Design) -> np.ndarray:
     """
     if "Intercept" not in design.fixed_names or not design.n:
         return np.zeros(design.p)
-    means = np.asarray(design.X).mean(axis=0)
+    means = fixed_moments(design).mean
     return np.where(np.array([n != "Intercept" for n in design.fixed_names]), means, 0.0)
 
 

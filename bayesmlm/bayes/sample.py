@@ -27,11 +27,12 @@ from bayesmlm.bayes.collapsed import (
     collapsed_plan,
 )
 from bayesmlm.bayes.prior_set import PriorSet
-from bayesmlm.bayes.pymc_model import Parameterization, build_pymc_model
+from bayesmlm.bayes.pymc_model import Parameterization, build_pymc_model, predictor_shift
 from bayesmlm.bayes.workers import bound_context, worker_failures
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
+from bayesmlm.design.moments import ColumnMoments, response_moments
 from bayesmlm.exceptions import ArgumentError, FitError
 
 __all__ = [
@@ -85,8 +86,9 @@ def rescale_idata(idata, factor: float, y: np.ndarray) -> None:
     log-likelihood gains the Jacobian ``-log(factor)``. ``sample_stats`` (``lp``, ``energy``) are left on
     the sampler's scale: they differ by a constant, which no diagnostic depends on.
     """
-    observed = idata["observed_data"].to_dataset()
-    idata["observed_data"] = xr.DataTree(observed.assign(y=observed["y"].copy(data=np.asarray(y))))
+    observed = idata["observed_data"].to_dataset() if "observed_data" in idata.children else {}
+    if "y" in observed:  # a design without rows has no observed response
+        idata["observed_data"] = xr.DataTree(observed.assign(y=observed["y"].copy(data=np.asarray(y))))
     post = idata["posterior"].to_dataset()
     for name in post.data_vars:
         if name.startswith(UNITLESS_PREFIXES):
@@ -147,13 +149,25 @@ class Standardised:
     stats: CrossProducts | None
 
 
-def standardise(design: Design, structure: RandomStructure) -> Standardised:
-    """Divide the response by :func:`response_scale`; compute the collapsed path's statistics if used."""
-    scale = response_scale(design.y)
-    y = np.asarray(design.y) / scale
-    y.setflags(write=False)
-    scaled = dataclasses.replace(design, y=y)
-    stats = centred_cross_products(scaled, structure) if collapsed_plan(structure)[0] else None
+def standardise(design: Design, structure: RandomStructure, reduction=None) -> Standardised:
+    """Divide the response by :func:`response_scale`; compute the collapsed path's statistics if used.
+
+    A design without rows (from a Dask DataFrame) takes the scale from its moments and the statistics
+    from ``reduction`` (:class:`~bayesmlm.design.summary.ReducedStatistics`).
+    """
+    collapsed = collapsed_plan(structure)[0]
+    if reduction is None:
+        scale = response_scale(design.y)
+        y = np.asarray(design.y) / scale
+        y.setflags(write=False)
+        scaled = dataclasses.replace(design, y=y)
+        stats = centred_cross_products(scaled, structure) if collapsed else None
+        return Standardised(scale, scaled, stats)
+    m = response_moments(design)
+    scale = float(m.sd[0])
+    moments = dataclasses.replace(design.moments, y=ColumnMoments(m.n, m.mean / scale, m.sd / scale))
+    scaled = dataclasses.replace(design, moments=moments)
+    stats = reduction.cross_products(predictor_shift(design), scale) if collapsed else None
     return Standardised(scale, scaled, stats)
 
 
@@ -195,6 +209,8 @@ def sample_posterior(
     ``parameterization`` (per block, for the full model) is ignored on the collapsed path. Sampling
     warnings are issued with ``stacklevel`` counted from the caller of this function.
     """
+    if log_likelihood:
+        design.require_rows("log_likelihood=True (the pointwise log-likelihood, for LOO)")
     start = time.perf_counter()
     if progressbar:
         print(

@@ -27,7 +27,9 @@ __all__ = [
     "check_identifiable",
     "check_random_terms",
     "check_reserved_names",
+    "describe_counts",
     "plain_booleans",
+    "unusable_counts",
     "unusable_rows",
     "usable_columns",
 ]
@@ -279,14 +281,24 @@ def unusable_rows(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, s
     Returns the boolean mask and a description such as ``"Days: 18, Subject: 1"`` (columns with none
     left out), for the messages of both fitting and prediction.
     """
+    bad, counts = unusable_counts(data, columns)
+    return bad, describe_counts(counts)
+
+
+def unusable_counts(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows with a missing or infinite value in any of ``columns``, and the count in each column."""
     bad = np.zeros(len(data), dtype=bool)
-    counts = []
+    counts = {}
     for name in columns:
         col = data[name]
         column_bad = np.array(col.isna(), dtype=bool)  # a copy: the result is written below
         if pd.api.types.is_float_dtype(col.dtype):
             column_bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
-        if column_bad.any():
-            counts.append(f"{name}: {int(column_bad.sum())}")
+        counts[name] = int(column_bad.sum())
         bad |= column_bad
-    return bad, ", ".join(counts)
+    return bad, counts
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+    """Describe missing-value counts per column, leaving out columns with none: ``"Days: 18"``."""
+    return ", ".join(f"{name}: {count}" for name, count in counts.items() if count)

@@ -27,6 +27,8 @@ from bayesmlm.design.checks import (
     usable_columns,
 )
 from bayesmlm.design.levels import group_labels
+from bayesmlm.design.moments import DesignMoments
+from bayesmlm.design.rows import NoRows, rows_needed
 from bayesmlm.exceptions import (
     ArgumentError,
     DataError,
@@ -39,7 +41,7 @@ from bayesmlm.spec.expression import ExpressionRefused, allowed_functions, check
 from bayesmlm.spec.formula import ModelSpec, RandomTerm, parse_formula
 from bayesmlm.spec.namespace import formula_environment
 
-__all__ = ["Design", "NaAction", "RandomBlock", "make_design"]
+__all__ = ["Design", "NaAction", "RandomBlock", "evaluate_formula", "independent_columns", "make_design"]
 
 NaAction = Literal["drop", "error"]
 
@@ -110,6 +112,8 @@ class Design:
         Fixed-effect columns dropped because they were linear combinations of earlier ones.
     data : DataFrame
         A copy of the rows and columns used.
+    moments : DesignMoments, optional
+        The columns' means and sds, carried by a design without rows (see :attr:`holds_rows`).
     """
 
     spec: ModelSpec
@@ -122,6 +126,21 @@ class Design:
     aliased: tuple[str, ...]
     fixed_matrix: Any = field(repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
+    moments: DesignMoments | None = field(default=None, repr=False)
+
+    @property
+    def holds_rows(self) -> bool:
+        """False for a design built from a Dask DataFrame: its rows stay where the data are.
+
+        Its ``y``, ``X``, ``rows``, ``data`` and blocks' ``Z`` and ``codes`` are then
+        :class:`~bayesmlm.design.rows.NoRows`, which raise :class:`~bayesmlm.RowsNeededError` when read.
+        """
+        return not isinstance(self.y, NoRows)
+
+    def require_rows(self, what: str) -> None:
+        """Raise :class:`~bayesmlm.RowsNeededError` saying that ``what`` needs rows, if there are none."""
+        if isinstance(self.y, NoRows):
+            raise rows_needed(what, self.y.source)
 
     @property
     def n(self) -> int:
@@ -183,7 +202,7 @@ class Design:
         return list(self.fixed_matrix.as_dataframe().columns)
 
 
-def _evaluate(formula: str, data: pd.DataFrame, what: str, env, allowed: frozenset[str]):
+def evaluate_formula(formula: str, data: pd.DataFrame, what: str, env, allowed: frozenset[str]):
     """Evaluate one formula with formulae, after checking the exact text it will evaluate.
 
     A :class:`ModelSpec` can be built by hand, bypassing :func:`parse_formula`; checking here too
@@ -207,7 +226,7 @@ def _evaluate(formula: str, data: pd.DataFrame, what: str, env, allowed: frozens
         raise FormulaError(f"could not evaluate the {what} '{formula}': {err}") from err
 
 
-def _independent_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+def independent_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
     """Return the columns kept when each column that is a combination of earlier ones is dropped."""
     kept: list[int] = []
     for j in range(X.shape[1]):
@@ -287,7 +306,7 @@ def make_design(
 
     env = formula_environment(extra_namespace)
     allowed = allowed_functions(extra_namespace or {})
-    dm = _evaluate(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env, allowed)
+    dm = evaluate_formula(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env, allowed)
     y_raw = np.asarray(np.asarray(dm.response), dtype=float)
     if dm.response.kind != "numeric" or (y_raw.ndim == 2 and y_raw.shape[1] != 1):
         raise DataError(
@@ -307,7 +326,7 @@ def make_design(
             "the response or a fixed-effect column has non-finite values after transformation "
             "(for example log of zero); check the transformations in the formula"
         )
-    kept = _independent_columns(X_full)
+    kept = independent_columns(X_full)
     aliased = tuple(n for j, n in enumerate(names_full) if j not in kept)
     if aliased:
         warnings.warn(
@@ -321,7 +340,7 @@ def make_design(
 
     blocks = []
     for term in spec.random:
-        tm = _evaluate(term.expr, frame, f"random term {term}", env, allowed)
+        tm = evaluate_formula(term.expr, frame, f"random term {term}", env, allowed)
         if tm.common is None:
             raise FormulaError(f"random term {term} has no columns")
         Z = np.asarray(np.asarray(tm.common), dtype=float)

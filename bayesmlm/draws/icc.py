@@ -128,21 +128,35 @@ def _term_values(structure: RandomStructure, at: dict | None) -> tuple[list[np.n
     return z, used
 
 
-def _mean_row_products(structure: RandomStructure) -> list[np.ndarray]:
-    """Per factor, ``Z_gᵀ Z_g / n`` over the observed rows (for the row-averaged variance)."""
+def _mean_row_products(design: Design, structure: RandomStructure) -> list[np.ndarray]:
+    """Per factor, ``Z_gᵀ Z_g / n`` over the observed rows (for the row-averaged variance).
+
+    A design without rows (from a Dask DataFrame) carries them in its moments.
+    """
+    if design.moments is not None:
+        return [design.moments.z_products[f.group] for f in structure.factors]
     return [f.Z.T @ f.Z / len(f.Z) for f in structure.factors]
 
 
 def fixed_effect_variance(design: Design, beta: np.ndarray) -> np.ndarray:
-    """Return the variance of ``Xβ`` per draw, with R's ``var`` divisor ``n − 1`` (as ``performance``)."""
-    return np.var(beta @ np.asarray(design.X).T, axis=1, ddof=1) if design.p else np.zeros(len(beta))
+    """Return the variance of ``Xβ`` per draw, with R's ``var`` divisor ``n − 1`` (as ``performance``).
+
+    A design without rows (from a Dask DataFrame) carries the predictors' covariance in its moments.
+    """
+    if not design.p:
+        return np.zeros(len(beta))
+    if design.moments is not None:
+        n = design.n
+        return np.einsum("si,ij,sj->s", beta, design.moments.x_covariance, beta) * n / (n - 1)
+    return np.var(beta @ np.asarray(design.X).T, axis=1, ddof=1)
 
 
-def random_effect_variances(structure: RandomStructure, covariances: list[np.ndarray]) -> list[np.ndarray]:
+def random_effect_variances(
+    design: Design, structure: RandomStructure, covariances: list[np.ndarray]
+) -> list[np.ndarray]:
     """Return per factor its random-effect variance averaged over the rows, ``mean_i z_iᵀ Σ_g z_i``."""
-    return [
-        np.einsum("sij,ji->s", c, m) for c, m in zip(covariances, _mean_row_products(structure), strict=True)
-    ]
+    products = _mean_row_products(design, structure)
+    return [np.einsum("sij,ji->s", c, m) for c, m in zip(covariances, products, strict=True)]
 
 
 def icc_draws(
@@ -172,7 +186,7 @@ def icc_draws(
     out = {f.group: v / total_at for f, v in zip(structure.factors, at_point, strict=True)}
     has_slopes = any(t != "Intercept" for f in structure.factors for t in f.term_names)
     if has_slopes:
-        averaged = sum(random_effect_variances(structure, covs))
+        averaged = sum(random_effect_variances(design, structure, covs))
         fixed_var = fixed_effect_variance(design, beta)
         out["adjusted"] = averaged / (averaged + sigma2)
         out["conditional"] = averaged / (fixed_var + averaged + sigma2)
@@ -281,9 +295,8 @@ def variance_decomposition(
         Indexed by component; columns ``variance``, ``share``, ``share_low``, ``share_high``.
     """
     covs, sigma2, beta = draws
-    parts = dict(
-        zip((f.group for f in structure.factors), random_effect_variances(structure, covs), strict=True)
-    )
+    shares = random_effect_variances(design, structure, covs)
+    parts = dict(zip((f.group for f in structure.factors), shares, strict=True))
     parts["Fixed effects"] = fixed_effect_variance(design, beta)
     parts["Residual"] = sigma2
     values = pd.DataFrame(parts)

@@ -41,7 +41,7 @@ def r2_draws(design: Design, structure: RandomStructure, draws: ParameterDraws) 
     """
     covs, sigma2, beta = draws
     fixed = fixed_effect_variance(design, beta)
-    random = sum(random_effect_variances(structure, covs))
+    random = sum(random_effect_variances(design, structure, covs))
     total = fixed + random + sigma2
     return pd.DataFrame({"marginal": fixed / total, "conditional": (fixed + random) / total})
 

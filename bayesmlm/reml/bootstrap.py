@@ -160,6 +160,7 @@ class BootstrapCache:
         reps = self._by_seed.setdefault(seed, _Replicates(seed))
         missing = list(range(len(reps), n))
         if missing:
+            fit.design.require_rows("the parametric bootstrap (n_boot > 0; icc(n_boot=0) gives the estimate)")
             reps.results.extend(_run(_problem(fit), seed, missing, n_jobs, progress))
         return reps.results[:n], seed
 

@@ -31,6 +31,7 @@ def _random_part(est: Estimates, factors_z: list[tuple[FactorTerms, np.ndarray, 
 
 def fitted_values(design: Design, structure: RandomStructure, est: Estimates) -> pd.Series:
     """Fitted values ``Xβ + Zb`` for the rows used, indexed like the data."""
+    design.require_rows("fitted values (and residuals, and predict() without newdata)")
     parts = [(f, f.Z, f.codes) for f in structure.factors]
     values = design.X @ est.beta + _random_part(est, parts)
     return pd.Series(values, index=design.rows, name="fitted")
@@ -46,6 +47,7 @@ def predict_mean(
 ) -> pd.Series:
     """Predict the mean response of ``newdata`` (see :meth:`~bayesmlm.reml.fit.LikelihoodFit.predict`)."""
     if newdata is None:
+        design.require_rows("predict() without newdata (the fitted rows)")
         return (
             fitted_values(design, structure, est)
             if include_random

@@ -68,8 +68,11 @@ class LikelihoodSummary:
         d = fit.design
         crit = "REML criterion at convergence" if fit.method == "REML" else "deviance"
         title = "REML" if fit.method == "REML" else "maximum likelihood"
-        resid = fit.residuals().to_numpy() / fit.sigma
-        quart = np.quantile(resid, [0, 0.25, 0.5, 0.75, 1])
+        if d.holds_rows:
+            resid = fit.residuals().to_numpy() / fit.sigma
+            quartiles = " ".join(f"{v:8.4f}" for v in np.quantile(resid, [0, 0.25, 0.5, 0.75, 1]))
+        else:
+            quartiles = "  (not available: the rows stay where the data are)"
         lines = [
             f"Linear mixed model fit by {title} [bayesmlm]",
             f"Formula: {d.spec.formula}",
@@ -80,7 +83,7 @@ class LikelihoodSummary:
             "",
             "Scaled residuals:",
             "     Min       1Q   Median       3Q      Max",
-            " ".join(f"{v:8.4f}" for v in quart),
+            quartiles,
             "",
             "Random effects:",
             _table(self.random_effects, index=False),

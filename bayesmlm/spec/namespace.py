@@ -50,6 +50,8 @@ class RestrictedModule:
         self._functions = dict(functions)
 
     def __getattr__(self, attr: str):
+        if attr.startswith("__"):  # pickle and copy look these up (formulas cannot: no dunder names)
+            raise AttributeError(attr)
         functions = self.__dict__.get("_functions", {})
         if attr in functions:
             return functions[attr]
