@@ -169,8 +169,12 @@ def with_response(stats: CrossProducts, design: Design, structure: RandomStructu
     Used to refit simulated responses (parametric bootstrap) without recomputing ``Z'Z`` or ``X'X``; the
     new response is put into the same parameterisation as ``stats`` (``stats.scaling``).
     """
-    design_y = replace(design, y=np.asarray(y, dtype=float))
-    X, y_new, Zs = _columns(design_y, structure, stats.scaling)
+    X = np.asarray(design.X, dtype=float)  # ``design`` may be anything with ``X`` (a bootstrap worker's)
+    y_new = np.asarray(y, dtype=float)
+    Zs = [np.asarray(f.Z, dtype=float) for f in structure.factors]
+    if stats.scaling is not None:
+        scaling = stats.scaling
+        X, y_new, Zs = scaling.x(X), scaling.y(y_new), [scaling.z(k, Z) for k, Z in enumerate(Zs)]
     rest = structure.factors[1:]
     zrt = None
     if rest:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from bayesmlm.design.crossprod import CrossProducts, cross_products
 from bayesmlm.exceptions import FitError
 from bayesmlm.reml.anova import type3_contrasts
 from bayesmlm.reml.faces import LikelihoodFaces
@@ -82,10 +83,20 @@ class SmallSample:
         return self._profiles[key]
 
     @cached_property
+    def stats(self) -> CrossProducts:
+        """The fit's cross-products in the user's own columns (the derivatives are taken at the user's θ).
+
+        The fit itself is made in centred, unit-spread columns (:mod:`bayesmlm.design.scaling`); a
+        model reduced from a Dask DataFrame has only its own, unscaled statistics.
+        """
+        fit = self._fit
+        return fit.stats if fit.stats.scaling is None else cross_products(fit.design, fit.structure)
+
+    @cached_property
     def varpar(self) -> VarparCovariance:
         """LmerTest's ``vcov_varpar`` and ``Jac_list`` at this fit's estimates."""
         fit = self._fit
-        return varpar_covariance(fit.structure, fit.stats, fit.theta, fit.sigma, reml=fit.method == "REML")
+        return varpar_covariance(fit.structure, self.stats, fit.theta, fit.sigma, reml=fit.method == "REML")
 
     @cached_property
     def kenward_roger(self) -> KenwardRoger:

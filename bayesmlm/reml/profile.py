@@ -164,7 +164,7 @@ class _MLDeviance:
 
     def __init__(self, fit: LikelihoodFaces):
         self.fit = fit
-        self.parts = _compiled_parts(fit.structure, fit.stats)
+        self.parts = _compiled_parts(fit.structure, fit.small_sample.stats)
         self.n = fit.stats.n
 
     def __call__(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
@@ -278,7 +278,7 @@ def profile(fit: LikelihoodFaces, level: float = 0.95, which=None, grid: int = 0
 
             def zeta(x, par=par, est=est, record=record, start=start):
                 objective = compile_at_theta(
-                    "ML", ml.structure, offset_cross_products(ml.stats, par.index, x)
+                    "ML", ml.structure, offset_cross_products(ml.small_sample.stats, par.index, x)
                 )
 
                 def fun(th):
