@@ -23,7 +23,14 @@ import pytest
 import bayesmlm as bm
 from bayesmlm.reml.objective import compile_at_theta
 from tests.lme4_reference import LME4
-from tests.small_sample_reference import BODYWEIGHT_LME4, CONVERGED, R2, SMALL_SAMPLE, bayesmlm_name
+from tests.small_sample_reference import (
+    BODYWEIGHT_LME4,
+    CONVERGED,
+    R2,
+    R2_CONVERGED,
+    SMALL_SAMPLE,
+    bayesmlm_name,
+)
 
 MODELS = list(SMALL_SAMPLE)
 WITH_ANOVA = [m for m in MODELS if "anova_satterthwaite" in SMALL_SAMPLE[m]]
@@ -162,17 +169,14 @@ def test_profile_intervals_equal_lme4s(model_id):
 def test_r2_and_icc_equal_performance(model_id):
     f = fit(model_id)
     r2, icc = f.r2(), f.icc(n_boot=0)
-    tol = 1e-3 if model_id != "bodyweight" else 1e-2  # lme4's unconverged BodyWeight fit moves σ²_F's share
-    assert rel(r2["marginal"], R2[model_id]["r2_marginal"]) < 1e-3
-    assert rel(r2["conditional"], R2[model_id]["r2_conditional"]) < 1e-3
-    assert (
-        rel(
-            icc["adjusted"] if "adjusted" in icc.summary.index else icc["Subject"],
-            R2[model_id]["icc_adjusted"],
-        )
-        < 1e-3
-    )
+    ref = R2_CONVERGED.get(model_id, R2[model_id])  # BodyWeight: performance on the converged lme4 fit
+    assert rel(r2["marginal"], ref["r2_marginal"]) < 1e-3
+    assert rel(r2["conditional"], ref["r2_conditional"]) < 1e-3
+    adjusted = icc["adjusted"] if "adjusted" in icc.summary.index else icc["Subject"]
+    assert rel(adjusted, ref["icc_adjusted"]) < 1e-3
     conditional = (
         icc["conditional"] if "conditional" in icc.summary.index else icc["Subject"] * (1 - r2["marginal"])
     )
-    assert rel(conditional, R2[model_id]["icc_conditional"]) < tol
+    assert rel(conditional, ref["icc_conditional"]) < 1e-3
+    if model_id in R2_CONVERGED:  # at lme4's default fit the conditional ICC is 0.5% lower
+        assert 3e-3 < rel(conditional, R2[model_id]["icc_conditional"]) < 1e-2
