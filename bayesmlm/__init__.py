@@ -21,6 +21,7 @@ from bayesmlm.exceptions import (
     ConvergenceWarning,
     DataError,
     DroppedRowsWarning,
+    FamilyWarning,
     FewGroupsWarning,
     FitError,
     FormulaError,
@@ -28,6 +29,7 @@ from bayesmlm.exceptions import (
     PriorError,
     RankDeficientWarning,
     SamplingWarning,
+    SeparationWarning,
     SingularFitWarning,
 )
 
@@ -48,7 +50,7 @@ _API: dict[str, str] = {
     "cross_products": "bayesmlm.design.crossprod",
     # the model that chains the stages
     "Model": "bayesmlm.model",
-    "available_samplers": "bayesmlm.model",
+    "available_samplers": "bayesmlm.bayes.sample",
     # 4a. REML / ML
     "optimize_theta": "bayesmlm.reml.optimize",
     "LikelihoodFit": "bayesmlm.reml.fit",
@@ -96,6 +98,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DroppedRowsWarning",
+    "FamilyWarning",
     "FewGroupsWarning",
     "FitError",
     "FormulaError",
@@ -103,6 +106,7 @@ __all__ = [
     "PriorError",
     "RankDeficientWarning",
     "SamplingWarning",
+    "SeparationWarning",
     "SingularFitWarning",
     "__version__",
     *_API,

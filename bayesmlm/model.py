@@ -20,8 +20,13 @@ import pandas as pd
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts, cross_products
 from bayesmlm.design.evaluate import Design, NaAction, make_design
+from bayesmlm.design.response import WEIGHTS_COLUMN
 from bayesmlm.exceptions import FitError, FormulaError
+from bayesmlm.families.base import Family
+from bayesmlm.families.registry import family_for
+from bayesmlm.families.response_checks import warn_if_discrete
 from bayesmlm.reml.fit import LikelihoodFit
+from bayesmlm.reml.glmm_fit import GeneralizedLikelihoodFit, fit_glmm
 from bayesmlm.reml.optimize import optimize_theta
 from bayesmlm.spec.formula import ModelSpec, parse_formula
 from bayesmlm.spec.namespace import formula_namespace
@@ -35,33 +40,29 @@ if TYPE_CHECKING:
     from bayesmlm.bayes.pymc_model import Parameterization
     from bayesmlm.bayes.sample import Standardised
 
-__all__ = ["Model", "available_samplers"]
+__all__ = ["Model"]
 
 Sampler = Literal["pymc", "nutpie"]
 Method = Literal["auto", "collapsed", "full"]
 
 
-def available_samplers() -> list[str]:
-    """NUTS implementations that can be used here (``"pymc"`` always; ``"nutpie"`` when installed)."""
-    out = ["pymc"]
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        out.append("nutpie")
-    return out
-
-
 class Model:
-    """A linear mixed model written as an lme4 formula.
+    """A linear or generalized linear mixed model written as an lme4 formula.
 
     Parameters
     ----------
     formula : str
-        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``; a binomial response as
+        ``cbind(successes, failures)`` or ``p(successes, trials)``, an offset as ``offset(np.log(x))``.
     data : DataFrame
         The data (never modified).
+    family : {"gaussian", "binomial", "bernoulli", "poisson", "negativebinomial"}
+        The response distribution (:mod:`bayesmlm.families`); a 0/1, boolean or two-level response
+        with ``"binomial"`` is Bernoulli, as in glmer.
+    link : str, optional
+        The link (default canonical: logit, log; ``"probit"`` or ``"cloglog"`` for binomial).
+    weights : str or array_like, optional
+        Prior weights (glmer's ``weights``): a column name or one number per row.
     priors : dict, optional
         Overrides of the default priors, by class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"``,
         ``"sigma"``) or by name (``"Days"``, ``"sd(Days|Subject)"``, ``"cor(Subject)"``); see
@@ -91,11 +92,15 @@ class Model:
         self,
         formula: str,
         data: pd.DataFrame,
+        family: str = "gaussian",
+        link: str | None = None,
+        weights=None,
         priors: dict[str, Prior] | None = None,
         na_action: NaAction = "drop",
         parameterization: str | dict[str, Parameterization] = "auto",
         extra_namespace: dict | None = None,
     ):
+        self.family: Family = family_for(family, link)
         self.extra_namespace = dict(extra_namespace or {})
         formula_namespace(self.extra_namespace)  # refuses bad names or values before the formula is read
         self.spec: ModelSpec = parse_formula(formula, self.extra_namespace)
@@ -103,13 +108,18 @@ class Model:
         self._user_priors = dict(priors) if priors else {}
         self._parameterization_request = parameterization
         self.design: Design = make_design(
-            self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
+            self.spec, data, na_action, self.extra_namespace, weights, self.family.generalized
         )
+        self.weights = WEIGHTS_COLUMN if weights is not None and not isinstance(weights, str) else weights
         if not self.design.blocks:
             raise FormulaError(
                 f"no random-effects terms in '{formula}'; add one such as (1 | group) "
                 "(for a model without random effects use ordinary least squares)"
             )
+        if self.family.generalized:
+            self.family.check_response(self.design, stacklevel=2)
+        else:
+            warn_if_discrete(self.design, stacklevel=2)
 
     @cached_property
     def structure(self) -> RandomStructure:
@@ -123,6 +133,11 @@ class Model:
 
     # -- REML / ML ------------------------------------------------------------------------------
     def _fit_likelihood(self, reml: bool, theta0: np.ndarray | None) -> LikelihoodFit:
+        if self.family.generalized and reml:
+            raise FitError(
+                f"REML exists only for the Gaussian family; a {self.family.name} model is fitted by "
+                "maximum likelihood: use fit_ml() (Laplace, or n_agq=k for adaptive quadrature)"
+            )
         opt = optimize_theta(self.structure, self.cross_products, reml=reml, theta0=theta0)
         return LikelihoodFit(self.design, self.structure, self.cross_products, opt)
 
@@ -140,18 +155,27 @@ class Model:
         """
         return self._fit_likelihood(True, theta0)
 
-    def fit_ml(self, theta0: np.ndarray | None = None) -> LikelihoodFit:
-        """Fit by maximum likelihood (lme4's ``REML = FALSE``); needed to compare fixed effects.
+    def fit_ml(
+        self, theta0: np.ndarray | None = None, n_agq: int = 1
+    ) -> LikelihoodFit | GeneralizedLikelihoodFit:
+        """Fit by maximum likelihood (lme4's ``REML = FALSE``; glmer's Laplace or ``nAGQ`` for GLMMs).
 
         Parameters
         ----------
         theta0 : ndarray, optional
             Starting relative covariance parameters.
+        n_agq : int
+            Generalized families: 1 is the Laplace approximation; 2 to 25 adaptive Gauss-Hermite
+            quadrature points (one scalar random effect only; see :mod:`bayesmlm.reml.glmm_fit`).
 
         Returns
         -------
-        LikelihoodFit
+        LikelihoodFit or GeneralizedLikelihoodFit
         """
+        if self.family.generalized:
+            return fit_glmm(self.design, self.structure, self.family, n_agq=n_agq, theta0=theta0)
+        if n_agq != 1:
+            raise ValueError("n_agq is for the generalized families; a Gaussian ML fit is exact")
         return self._fit_likelihood(False, theta0)
 
     # -- Bayesian ---------------------------------------------------------------------------
@@ -165,6 +189,11 @@ class Model:
         """The resolved priors (defaults with the user's overrides)."""
         from bayesmlm.bayes.prior_set import resolve_priors
 
+        if self.family.generalized:
+            from bayesmlm.bayes.glmm_priors import default_glmm_priors
+
+            defaults = default_glmm_priors(self.design, self.structure, self.family)
+            return resolve_priors(self.design, self.structure, self._user_priors, defaults)
         return resolve_priors(self.design, self.structure, self._user_priors)
 
     @property
@@ -174,33 +203,23 @@ class Model:
 
     @cached_property
     def parameterization(self) -> dict[str, Parameterization]:
-        """Centred or non-centred, per random block label."""
-        from bayesmlm.bayes.pymc_model import choose_parameterization
+        """Centred or non-centred, per random block label (see ``choose_parameterization``)."""
+        from bayesmlm.bayes.pymc_model import resolve_parameterization
 
-        labels = [label for f in self.structure.factors for label, *_ in f.blocks()]
-        request = self._parameterization_request
-        if isinstance(request, dict):
-            unknown = sorted(set(request) - set(labels))
-            if unknown:
-                raise ValueError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
-        elif request not in ("auto", "centered", "noncentered"):
-            raise ValueError(
-                f"parameterization must be 'auto', 'centered', 'noncentered' or a dict, not {request!r}"
-            )
-        if request in ("centered", "noncentered"):
-            return dict.fromkeys(labels, request)
-        theta = None
+        return resolve_parameterization(self.structure, self._parameterization_request, self._pilot_estimate)
+
+    def _pilot_estimate(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Return the REML (GLMM: Laplace) theta and IRLS weights that the parameterisation is chosen from."""
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                if self.family.generalized:
+                    fit = self.fit_ml()
+                    return (fit.theta, fit.working_weights) if fit.converged else (None, None)
                 reml = optimize_theta(self.structure, self.cross_products, reml=True)
-            theta = reml.theta if reml.converged else None
-        except Exception:  # the choice falls back to non-centred; sampling does not depend on REML
-            theta = None
-        choice = choose_parameterization(self.structure, theta)
-        if isinstance(request, dict):
-            choice.update(request)
-        return choice
+            return (reml.theta, None) if reml.converged else (None, None)
+        except Exception:  # the choice falls back to non-centred; sampling does not depend on it
+            return None, None
 
     @cached_property
     def _standardised(self) -> Standardised:
@@ -213,6 +232,12 @@ class Model:
         """Build the unsampled PyMC model, to inspect or extend (see :mod:`bayesmlm.bayes.pymc_model`)."""
         from bayesmlm.bayes.pymc_model import build_pymc_model
 
+        if self.family.generalized:
+            from bayesmlm.bayes.glmm_model import build_glmm_model
+
+            return build_glmm_model(
+                self.design, self.structure, self.family, self.prior_set, self.parameterization
+            )
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
@@ -282,7 +307,7 @@ class Model:
         Fit
         """
         from bayesmlm.bayes.fit import Fit
-        from bayesmlm.bayes.sample import choose_method, sample_posterior
+        from bayesmlm.bayes.sample import available_samplers, choose_method, sample_posterior
 
         sampler = sampler or "pymc"
         if sampler not in available_samplers():
@@ -290,26 +315,24 @@ class Model:
         cores = cores or min(chains, os.cpu_count() or 1)
         if log_likelihood is None:
             log_likelihood = self.design.n * draws * chains <= 50_000_000
+        settings = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, sampler=sampler)
+        settings |= dict(target_accept=target_accept, progressbar=progressbar, log_likelihood=log_likelihood)
+        settings |= dict(sampler_kwargs=sampler_kwargs, stacklevel=2)
+        if self.family.generalized:
+            from bayesmlm.bayes.glmm_sample import sample_generalized
+
+            return sample_generalized(self, method, **settings)
         collapsed, reason = choose_method(self.structure, method)
+        parameterization = None if collapsed else self.parameterization
         idata, info = sample_posterior(
             self.design,
             self.structure,
             self.prior_set,
-            None if collapsed else self.parameterization,
+            parameterization,
             self._standardised,
             collapsed=collapsed,
             reason=reason,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            seed=seed,
-            sampler=sampler,
-            target_accept=target_accept,
-            progressbar=progressbar,
-            log_likelihood=log_likelihood,
-            sampler_kwargs=sampler_kwargs,
-            stacklevel=2,
+            **settings,
         )
         return Fit(self, idata, info)
 
@@ -328,6 +351,9 @@ class Model:
             "parameterization": dict(self.parameterization),
             "categories": categories,
             "index_name": self.data.index.name,
+            "family": self.family.name,
+            "link": self.family.link.name,
+            "weights": self.weights,
             "extra_namespace": sorted(self.extra_namespace),  # names only: functions are not saved
         }
 
@@ -358,6 +384,9 @@ class Model:
         return cls(
             settings["formula"],
             data,
+            family=settings.get("family", "gaussian"),
+            link=settings.get("link"),
+            weights=settings.get("weights"),
             priors=priors or None,
             na_action=settings.get("na_action", "drop"),
             parameterization=settings.get("parameterization", "auto"),
@@ -365,4 +394,5 @@ class Model:
         )
 
     def __repr__(self) -> str:
-        return f"<bayesmlm.Model {self.spec}; {self.design.n} observations>"
+        family = f"; {self.family!r}" if self.family.generalized else ""
+        return f"<bayesmlm.Model {self.spec}{family}; {self.design.n} observations>"

@@ -22,6 +22,7 @@ import numpy as np
 
 from bayesmlm.bayes.saved import FORMAT
 from bayesmlm.exceptions import BayesMLMError, FitError
+from bayesmlm.families.registry import FAMILIES
 from bayesmlm.spec.formula import parse_formula
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ _SETTINGS: dict[str, tuple[type, ...]] = {
     "index_name": (str, type(None)),
     "extra_namespace": (list,),
 }
+#: keys added later (a file written before them has the default: a Gaussian model without weights)
+_OPTIONAL: dict[str, tuple[type, ...]] = {"family": (str,), "link": (str,), "weights": (str, type(None))}
 
 
 def _malformed(path: Path, what: str) -> FitError:
@@ -84,7 +87,12 @@ def validated_settings(settings: dict, path: Path) -> dict:
             raise _malformed(path, f"the model settings lack {key!r}")
         if not isinstance(settings[key], types):
             raise _malformed(path, f"the model setting {key!r} has the wrong type")
-    unknown = sorted(set(settings) - set(_SETTINGS))
+    for key, types in _OPTIONAL.items():
+        if key in settings and not isinstance(settings[key], types):
+            raise _malformed(path, f"the model setting {key!r} has the wrong type")
+    if settings.get("family", "gaussian") not in FAMILIES:
+        raise _malformed(path, f"its family {settings['family']!r} is not one of {', '.join(FAMILIES)}")
+    unknown = sorted(set(settings) - set(_SETTINGS) - set(_OPTIONAL))
     if unknown:
         raise _malformed(path, f"the model settings have unknown keys {unknown}")
     if settings["na_action"] not in ("drop", "error"):

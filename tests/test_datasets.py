@@ -11,7 +11,17 @@ import bayesmlm.datasets.catalogue as datasets_module
 from bayesmlm import DataError, list_datasets, load_dataset
 from bayesmlm.datasets.catalogue import _natural_categories
 
-NAMES = ["sleepstudy", "Oxboys", "Dyestuff", "Penicillin", "Pastes", "InstEval"]
+NAMES = [
+    "sleepstudy",
+    "Oxboys",
+    "Dyestuff",
+    "Penicillin",
+    "Pastes",
+    "InstEval",
+    "cbpp",
+    "grouseticks",
+    "VerbAgg",
+]
 
 SHAPES = {
     "sleepstudy": (180, 3),
@@ -20,6 +30,9 @@ SHAPES = {
     "Penicillin": (144, 3),
     "Pastes": (60, 4),
     "InstEval": (73421, 7),
+    "cbpp": (56, 4),
+    "grouseticks": (403, 7),
+    "VerbAgg": (7584, 9),
 }
 
 COLUMNS = {
@@ -29,6 +42,9 @@ COLUMNS = {
     "Penicillin": ["diameter", "plate", "sample"],
     "Pastes": ["strength", "batch", "cask", "sample"],
     "InstEval": ["s", "d", "studage", "lectage", "service", "dept", "y"],
+    "cbpp": ["herd", "incidence", "size", "period"],
+    "grouseticks": ["INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION", "cHEIGHT"],
+    "VerbAgg": ["Anger", "Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"],
 }
 
 # grouping column -> number of levels
@@ -39,6 +55,9 @@ GROUPS = {
     "Penicillin": {"plate": 24, "sample": 6},
     "Pastes": {"batch": 10, "cask": 3, "sample": 30},
     "InstEval": {"s": 2972, "d": 1128, "studage": 4, "lectage": 6, "dept": 14},
+    "cbpp": {"herd": 15, "period": 4},
+    "grouseticks": {"INDEX": 403, "BROOD": 118, "YEAR": 3, "LOCATION": 63},
+    "VerbAgg": {"Gender": 2, "item": 24, "resp": 3, "id": 316, "btype": 3, "situ": 2, "mode": 2},
 }
 
 NUMERIC = {
@@ -48,6 +67,9 @@ NUMERIC = {
     "Penicillin": {"diameter": "float64"},
     "Pastes": {"strength": "float64"},
     "InstEval": {"service": "int64", "y": "int64"},
+    "cbpp": {"incidence": "int64", "size": "int64"},
+    "grouseticks": {"TICKS": "int64", "HEIGHT": "int64", "cHEIGHT": "float64"},
+    "VerbAgg": {"Anger": "int64", "r2": "int64"},
 }
 
 FILES = [
@@ -57,6 +79,9 @@ FILES = [
     "Penicillin.csv",
     "Pastes.csv",
     "InstEval.csv.gz",
+    "cbpp.csv",
+    "grouseticks.csv",
+    "VerbAgg.csv",
 ]
 
 

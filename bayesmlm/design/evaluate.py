@@ -25,6 +25,14 @@ from bayesmlm.design.checks import (
     usable_columns,
 )
 from bayesmlm.design.levels import group_labels
+from bayesmlm.design.response import (
+    checked_weights,
+    offset_columns,
+    predictor_columns,
+    prior_weight_column,
+    refuse_random_offset,
+    response_columns,
+)
 from bayesmlm.exceptions import (
     DataError,
     DroppedRowsWarning,
@@ -41,7 +49,9 @@ __all__ = ["Design", "NaAction", "RandomBlock", "make_design"]
 NaAction = Literal["drop", "error"]
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
+def _readonly(a: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return None
     a = np.ascontiguousarray(a, dtype=float)
     a.setflags(write=False)
     return a
@@ -107,6 +117,13 @@ class Design:
         Fixed-effect columns dropped because they were linear combinations of earlier ones.
     data : DataFrame
         A copy of the rows and columns used.
+    trials, offset, weights : ndarray or None
+        Per row: the trials of a binomial response (``cbind(s, f)``, ``p(s, n)``; ``y`` holds the
+        successes), the summed ``offset(...)`` terms, the prior weights.
+    response_levels : tuple of str or None
+        ``(failure, success)`` of a two-level categorical response (``y`` is 1 for a success).
+    predictors : frozenset of str
+        Columns needed to predict (the formula's columns except those only in the response).
     """
 
     spec: ModelSpec
@@ -119,6 +136,11 @@ class Design:
     aliased: tuple[str, ...]
     fixed_matrix: Any = field(repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
+    trials: np.ndarray | None = field(default=None, repr=False)
+    offset: np.ndarray | None = field(default=None, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
+    response_levels: tuple[str, str] | None = None
+    predictors: frozenset[str] | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -149,6 +171,16 @@ class Design:
         keep = [self.fixed_matrix_names.index(name) for name in self.fixed_names]
         return new[:, keep]
 
+    def offset_for(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Return the offset of new rows (zeros for a model without ``offset(...)``)."""
+        if self.offset is None:
+            return np.zeros(len(newdata))
+        try:
+            new = self.fixed_matrix.evaluate_new_data(newdata)
+        except Exception as err:  # formulae raises many kinds for values it cannot encode
+            raise DataError(f"cannot evaluate the offset on newdata: {err}") from err
+        return offset_columns(new)[0]
+
     def check_newdata(self, newdata: pd.DataFrame) -> np.ndarray:
         """Check new data for prediction; return the mask of rows with a missing value.
 
@@ -158,7 +190,7 @@ class Design:
         """
         if not isinstance(newdata, pd.DataFrame):
             raise DataError(f"newdata must be a pandas DataFrame, not {type(newdata).__name__}")
-        needed = sorted(set(self.spec.variables) - {self.spec.response})
+        needed = sorted(self.predictors or self.spec.variables - {self.spec.response})
         missing = sorted(v for v in needed if v not in newdata.columns)
         if missing:
             raise DataError(f"newdata lacks column(s) {missing} that the model uses")
@@ -226,6 +258,8 @@ def make_design(
     data: pd.DataFrame,
     na_action: NaAction = "drop",
     extra_namespace: dict | None = None,
+    weights=None,
+    generalized: bool = False,
 ) -> Design:
     """Evaluate a model formula on data.
 
@@ -242,6 +276,11 @@ def make_design(
     extra_namespace : dict, optional
         Functions the formula may call besides numpy's element-wise ones and formulae's transforms
         (see :mod:`bayesmlm.spec.namespace`); nothing else is callable from a formula.
+    weights : str or array_like, optional
+        Prior weights: a column name or one number per row.
+    generalized : bool
+        Accept two-column (binomial) and two-level responses, leaving the response checks to the
+        family; otherwise (Gaussian) they are refused.
 
     Returns
     -------
@@ -261,7 +300,8 @@ def make_design(
     if na_action not in ("drop", "error"):
         raise ValueError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     check_columns(spec, data)
-    used = sorted(spec.variables)
+    data, weight_column = prior_weight_column(data, weights, generalized)
+    used = sorted(spec.variables | ({weight_column} if weight_column else set()))
     check_column_types(data, used)
     frame = usable_columns(data, used)
     bad, detail = unusable_rows(frame, used)
@@ -284,20 +324,17 @@ def make_design(
     env = formula_environment(extra_namespace)
     allowed = allowed_functions(extra_namespace or {})
     dm = _evaluate(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env, allowed)
-    y_raw = np.asarray(np.asarray(dm.response), dtype=float)
-    if dm.response.kind != "numeric" or (y_raw.ndim == 2 and y_raw.shape[1] != 1):
-        raise DataError(
-            f"the response '{spec.response}' must be numeric, but it is categorical "
-            f"({y_raw.shape[1] if y_raw.ndim == 2 else 1} level column(s)); convert it to numbers"
-        )
-    y = y_raw.reshape(-1)
+    response = response_columns(dm.response, spec.response, generalized)
+    y = response.y
+    offset, kept_columns = offset_columns(dm.common, generalized)
     if dm.common is None:
         X_full = np.zeros((len(frame), 0))
         names_full: list[str] = []
     else:
-        X_full = np.asarray(np.asarray(dm.common), dtype=float)
-        names_full = list(dm.common.as_dataframe().columns)
-    if not np.all(np.isfinite(y)) or not np.all(np.isfinite(X_full)):
+        X_full = np.asarray(np.asarray(dm.common), dtype=float)[:, kept_columns]
+        names_full = [list(dm.common.as_dataframe().columns)[j] for j in kept_columns]
+    finite = [y, X_full, *(a for a in (response.trials, offset) if a is not None)]
+    if not all(np.all(np.isfinite(a)) for a in finite):
         raise DataError(
             "the response or a fixed-effect column has non-finite values after transformation "
             "(for example log of zero); check the transformations in the formula"
@@ -319,6 +356,7 @@ def make_design(
         tm = _evaluate(term.expr, frame, f"random term {term}", env, allowed)
         if tm.common is None:
             raise FormulaError(f"random term {term} has no columns")
+        refuse_random_offset(tm.common, term)
         Z = np.asarray(np.asarray(tm.common), dtype=float)
         if not np.all(np.isfinite(Z)):
             raise DataError(f"random term {term} has non-finite values after transformation")
@@ -334,7 +372,8 @@ def make_design(
                 expr_matrix=tm.common,
             )
         )
-    check_identifiable(len(y), X.shape[1], y, spec.response, blocks)
+    check_identifiable(len(y), X.shape[1], y, spec.response, blocks, generalized)
+    w = checked_weights(frame[weight_column].to_numpy(dtype=float)) if weight_column else None
     return Design(
         spec=spec,
         y=_readonly(y),
@@ -346,4 +385,9 @@ def make_design(
         aliased=aliased,
         fixed_matrix=dm.common,
         data=frame,
+        trials=_readonly(response.trials),
+        offset=_readonly(offset),
+        weights=_readonly(w),
+        response_levels=response.levels,
+        predictors=predictor_columns(spec, allowed),
     )

@@ -30,7 +30,7 @@ from bayesmlm.reml.bootstrap import parametric_bootstrap
 from bayesmlm.reml.estimates import estimates_at
 from bayesmlm.reml.optimize import BOUNDARY_TOL, OptSummary, optimize_theta
 from bayesmlm.reml.predict import NewLevels, fitted_values, predict_mean
-from bayesmlm.reml.summary import LikelihoodSummary
+from bayesmlm.reml.summary import LikelihoodSummary, varcorr_table
 
 __all__ = ["LikelihoodFit"]
 
@@ -140,22 +140,7 @@ class LikelihoodFit:
         first, then covariances, as lme4), with ``Residual`` last. ``vcov`` holds variances and
         covariances, ``sdcor`` standard deviations and correlations.
         """
-        rows = []
-        for f in self.structure.factors:
-            cov = self.estimates.covariances[f.group]
-            for label, start, size in f.blocks():
-                names = f.term_names[start : start + size]
-                block = cov[start : start + size, start : start + size]
-                sd = np.sqrt(np.diag(block))
-                for i in range(size):
-                    rows.append((label, names[i], None, block[i, i], sd[i]))
-                for j in range(size):
-                    for i in range(j + 1, size):
-                        denom = sd[i] * sd[j]
-                        corr = block[i, j] / denom if denom > 0 else np.nan
-                        rows.append((label, names[j], names[i], block[i, j], corr))
-        rows.append(("Residual", None, None, self._sigma2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        return varcorr_table(self.structure, self.estimates.covariances, self._sigma2)
 
     @property
     def variance_components(self) -> pd.Series:
