@@ -54,7 +54,7 @@ def build_glmm_model(
     ['fixed_centered', 'sd__herd', 'z__herd']
     """
     with pm.Model(coords=model_coords(design, structure)) as model:
-        eta = linear_predictor(design, structure, priors, parameterization)
+        eta = linear_predictor(design, structure, priors, parameterization, nested=True)
         if design.offset is not None:
             eta = eta + pm.Data("offset", np.asarray(design.offset), dims="obs")
         dispersion = None

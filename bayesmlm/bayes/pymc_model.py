@@ -30,6 +30,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayesmlm.bayes.nesting import hierarchical_mean, nested_parents
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.priors import Prior
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
@@ -294,12 +295,15 @@ def linear_predictor(
     structure: RandomStructure,
     priors: PriorSet,
     parameterization: dict[str, Parameterization],
+    nested: bool = False,
 ):
     """Create the fixed and group effects in the current PyMC model; return the linear predictor.
 
     ``Xβ + Σ_g (Z_g * r_g[codes_g]).sum(-1)`` over the observations, with the variables of the
     module docstring (``fixed``, ``sd_g``, ``cor_g``, ``r_g``); :func:`build_pymc_model` adds the
-    Gaussian likelihood to it, :mod:`bayesmlm.bayes.glmm_model` a generalized family's.
+    Gaussian likelihood to it, :mod:`bayesmlm.bayes.glmm_model` a generalized family's. With
+    ``nested``, a centred factor nested in another centred one has its intercepts centred on its
+    parent's (:mod:`bayesmlm.bayes.nesting`).
     """
     sd_name, cor_name = parameter_names(structure)
     X = np.asarray(design.X)
@@ -315,7 +319,9 @@ def linear_predictor(
         f for f in structure.factors if any(parameterization[lb] == "centered" for lb, *_ in f.blocks())
     ]
     anchor = min(centred, key=lambda f: f.n_levels).group if centred else None
-    for f in structure.factors:
+    parents = nested_parents(structure, {f.group for f in centred}) if nested else {}
+    built: dict[str, tuple] = {}
+    for f in sorted(structure.factors, key=lambda f: f.n_levels) if nested else structure.factors:
         codes = pm.Data(f"codes_{f.group}", f.codes.astype("int64"), dims="obs")
         Z = pm.Data(f"Z_{f.group}", np.asarray(f.Z), dims=("obs", term_dim(f.group)))
         effects, sds, cors = [], [], []
@@ -328,6 +334,8 @@ def linear_predictor(
             if f.group != anchor:
                 mask = np.zeros_like(mask)
             fixed_mean = original[index] * mask
+            if nested and how == "centered" and (f.group in parents or f.group == anchor):
+                fixed_mean = hierarchical_mean(f, start, size, fixed_mean, X, original, parents, built)
             r, sd, corr = _block_effects(
                 f, label, start, size, priors, how, (sd_name, cor_name), single, fixed_mean
             )
@@ -347,6 +355,7 @@ def linear_predictor(
         )
         for label, corr in cors:
             pm.Deterministic(f"cor_{label}", corr, dims=(block_dim(label), block_dim(label) + "_"))
+        built[f.group] = (f, r_all)
         mu = mu + pt.sum(Z * r_all[codes], axis=1)
     return mu
 
