@@ -56,7 +56,7 @@ def default_glmm_priors(design: Design, structure: RandomStructure, family: Fami
     ...              family="negativebinomial")
     >>> ps = default_glmm_priors(m.design, m.structure, m.family)
     >>> ps["Intercept"], ps["cHEIGHT"], ps["sd(Intercept|LOCATION)"], ps["shape"]
-    (Normal(mu=0, sigma=2.5), Normal(mu=0, sigma=0.1263), HalfStudentT(nu=3, sigma=2.5), Exponential(lam=1))
+    (Normal(mu=0, sigma=2.5), Normal(mu=0, sigma=0.06953), HalfStudentT(nu=3, sigma=2.5), Exponential(lam=1))
     """
     fixed: dict[str, Prior] = {}
     for j, name in enumerate(design.fixed_names):
