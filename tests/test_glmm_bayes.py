@@ -174,3 +174,43 @@ def test_nesting_detected_and_hierarchical_centring_builds():
     assert constant.tolist() == [True, True, True, True]  # year and height are brood-level
     model = m.build()
     assert {"c__BROOD", "c__LOCATION"} <= {v.name for v in model.free_RVs}
+
+
+def test_compare_estimates_glmm_beside_laplace(cbpp_fit):
+    ml = bm.Model(CBPP, bm.load_dataset("cbpp"), family="binomial").fit_ml()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = bm.compare_estimates(cbpp_fit, ml, n_boot=4, seed=1)
+    assert list(table.index) == ["Intercept", "period[2]", "period[3]", "period[4]", "sd(Intercept|herd)"]
+    np.testing.assert_allclose(table["reml"].iloc[:4], GLMER_CBPP_FIXEF, rtol=2e-3)
+    assert table.loc["sd(Intercept|herd)", "reml"] == pytest.approx(GLMER_CBPP_SD_HERD, rel=1e-2)
+    assert table.loc["Intercept", "reml_interval"] == "Wald"
+    assert (abs(table["median"] - table["reml"]) < 0.25).all()
+
+
+def test_compare_estimates_negative_binomial_has_shape_no_sigma():
+    from bayesmlm.reml_vs_bayes import _named
+
+    m = bm.Model(
+        "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)", bm.load_dataset("grouseticks"), family="negativebinomial"
+    )
+    ml = m.fit_ml()
+    named = _named(ml, ml.population_draws(), "sd")
+    assert "sigma" not in named and "sd(Intercept|LOCATION)" in named
+    assert float(named["sd(Intercept|LOCATION)"][0]) ** 2 == pytest.approx(0.798603042102027, rel=1e-2)
+
+
+def test_plots_accept_glmm_fits(cbpp_fit):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ml = bm.Model(CBPP, bm.load_dataset("cbpp"), family="binomial").fit_ml()
+    for fig in (bm.plot_icc(cbpp_fit), bm.plot_caterpillar(cbpp_fit), bm.plot_shrinkage(cbpp_fit)):
+        assert len(fig.axes) >= 1
+        plt.close(fig)
+    fig = bm.plot_compare(cbpp_fit, ml)
+    labels = " ".join(t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
+    assert "sigma" not in labels
+    plt.close(fig)
