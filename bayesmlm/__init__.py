@@ -85,6 +85,8 @@ _API: dict[str, str] = {
     "plot_groups": "bayesmlm.plots.groups",
     "plot_caterpillar": "bayesmlm.plots.groups",
     "plot_ppc": "bayesmlm.plots.checks",
+    "plot_rootogram": "bayesmlm.plots.discrete",
+    "plot_calibration": "bayesmlm.plots.discrete",
     "plot_icc": "bayesmlm.plots.compare",
     "plot_compare": "bayesmlm.plots.compare",
     # the statsmodels entry point

@@ -210,7 +210,39 @@ def test_plots_accept_glmm_fits(cbpp_fit):
     for fig in (bm.plot_icc(cbpp_fit), bm.plot_caterpillar(cbpp_fit), bm.plot_shrinkage(cbpp_fit)):
         assert len(fig.axes) >= 1
         plt.close(fig)
-    fig = bm.plot_compare(cbpp_fit, ml)
+    fig = bm.plot_compare(cbpp_fit, ml, n_boot=4, seed=1)
     labels = " ".join(t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
     assert "sigma" not in labels
     plt.close(fig)
+
+
+def test_rootogram_frequencies(poisson_fit, cbpp_fit):
+    from bayesmlm.plots.discrete import rootogram_table
+
+    t = rootogram_table(poisson_fit, max_count=15, seed=1)
+    y = poisson_fit.model.design.y
+    assert t["count"].tolist() == list(range(16))
+    assert t["observed"].sum() == len(y) and t["observed"][0] == np.sum(y == 0)
+    assert t["expected"].sum() == pytest.approx(len(y))
+    # a fitted Poisson model predicts the observed frequencies roughly: within 40% of rows in total
+    assert np.abs(t["observed"] - t["expected"]).sum() < 0.4 * len(y)
+    fig = bm.plot_rootogram(poisson_fit, max_count=15, seed=1)
+    assert fig.axes[0].get_xlabel() == "count"
+    with pytest.raises(bm.FitError, match="plot_calibration"):
+        bm.plot_rootogram(cbpp_fit)
+
+
+def test_calibration_bins(cbpp_fit, poisson_fit):
+    from bayesmlm.plots.discrete import calibration_table
+
+    t = calibration_table(cbpp_fit, n_bins=5)
+    data = bm.load_dataset("cbpp")
+    assert t["trials"].sum() == data["size"].sum()
+    assert ((t["predicted"] > 0) & (t["predicted"] < 1)).all()
+    assert (t["low"] <= t["observed"]).all() and (t["observed"] <= t["high"]).all()
+    # calibrated in the large: trial-weighted mean prediction equals the observed rate within 0.02
+    rate = data["incidence"].sum() / data["size"].sum()
+    assert np.sum(t["predicted"] * t["trials"]) / t["trials"].sum() == pytest.approx(rate, abs=0.02)
+    assert len(bm.plot_calibration(cbpp_fit, n_bins=5).axes) == 1
+    with pytest.raises(bm.FitError, match="plot_rootogram"):
+        bm.plot_calibration(poisson_fit)
