@@ -118,7 +118,11 @@ def validated_settings(settings: dict, path: Path) -> dict:
 
 def _expected_shapes(model: Model) -> dict[str, tuple[int, ...]]:
     """Shape of each population-level and group-level posterior variable, per draw."""
-    shapes: dict[str, tuple[int, ...]] = {"fixed": (model.design.p,), "sigma": ()}
+    shapes: dict[str, tuple[int, ...]] = {"fixed": (model.design.p,)}
+    if not model.family.generalized:
+        shapes["sigma"] = ()
+    elif model.family.n_dispersion:
+        shapes[model.family.dispersion_name] = ()
     for f in model.structure.factors:
         shapes[f"sd_{f.group}"] = (f.q,)
         shapes[f"r_{f.group}"] = (f.n_levels, f.q)
@@ -213,4 +217,8 @@ def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
     for key in ("bayesmlm_format", "bayesmlm_model", "bayesmlm_info"):
         idata.attrs.pop(key, None)
     _check_draws(idata, model, path)
+    if model.family.generalized:
+        from bayesmlm.bayes.glmm_fit import GeneralizedFit
+
+        return GeneralizedFit(model, idata, info)
     return Fit(model, idata, info)

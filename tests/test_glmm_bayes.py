@@ -246,3 +246,14 @@ def test_calibration_bins(cbpp_fit, poisson_fit):
     assert len(bm.plot_calibration(cbpp_fit, n_bins=5).axes) == 1
     with pytest.raises(bm.FitError, match="plot_rootogram"):
         bm.plot_calibration(poisson_fit)
+
+
+def test_save_load_round_trip(cbpp_fit, tmp_path):
+    path = cbpp_fit.save(tmp_path / "cbpp.nc")
+    back = bm.load_fit(path)
+    assert type(back).__name__ == "GeneralizedFit" and back.model.family == cbpp_fit.model.family
+    np.testing.assert_allclose(back.summary()["mean"], cbpp_fit.summary()["mean"], rtol=1e-12)
+    np.testing.assert_allclose(
+        back.predict(return_draws=True), cbpp_fit.predict(return_draws=True), rtol=1e-12
+    )
+    assert back.icc().method == cbpp_fit.icc().method
