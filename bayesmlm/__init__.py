@@ -92,6 +92,8 @@ _API: dict[str, str] = {
     # the statsmodels entry point
     "MixedLM": "bayesmlm.statsmodels_api.model",
     "mixedlm": "bayesmlm.statsmodels_api.formula_api",
+    "BinomialBayesMixedGLM": "bayesmlm.statsmodels_api.bayes_glm",
+    "PoissonBayesMixedGLM": "bayesmlm.statsmodels_api.bayes_glm",
 }
 
 __all__ = [
