@@ -387,10 +387,12 @@ CASES: list[Case] = [
     Case(
         "response-boolean",
         "A boolean response",
-        "fits it as 0/1 (a linear probability model)",
+        "fits it as 0/1 (a linear probability model) and warns that `family='binomial'` may be meant",
         lambda: bm.Model(
             "y ~ Days + (1 | Subject)", sleep().assign(y=lambda d: d["Reaction"] > 300)
         ).fit_reml(),
+        warns=bm.FamilyWarning,
+        match="family='binomial' may be meant",
         check=lambda fit: np.testing.assert_array_equal(np.unique(fit.design.y), [0.0, 1.0]),
     ),
     Case(

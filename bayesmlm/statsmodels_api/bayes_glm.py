@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmlm.bayes.priors import Normal
+from bayesmlm.design.names import sd_names
 from bayesmlm.exceptions import FormulaError
 from bayesmlm.model import Model
 
@@ -163,12 +164,8 @@ class BayesMixedGLMResults:
         self.vc_sd = np.concatenate(sds).astype(float)
         self.params = np.concatenate([self.fe_mean, self.vcp_mean])
 
-    def _sd_keys(self, structure) -> list[tuple[str, str]]:
-        return [(f.group, t) for f in structure.factors for t in f.term_names]
-
     def _sd_names(self) -> list[str]:
-        structure = self.model.bayesmlm_model.structure
-        return [f"sd({t}|{g})" for g, t in self._sd_keys(structure)]
+        return [name for names in sd_names(self.model.bayesmlm_model.structure) for name in names]
 
     def predict(self, exog: pd.DataFrame | None = None, linear: bool = False) -> np.ndarray:
         """Predicted mean (probability or rate), or the linear predictor with ``linear=True``.
