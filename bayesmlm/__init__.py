@@ -22,6 +22,7 @@ from bayesmlm.exceptions import (
     ConvergenceWarning,
     DataError,
     DroppedRowsWarning,
+    FamilyWarning,
     FewGroupsWarning,
     FitError,
     FormulaError,
@@ -30,6 +31,7 @@ from bayesmlm.exceptions import (
     RankDeficientWarning,
     RowsNeededError,
     SamplingWarning,
+    SeparationWarning,
     SingularFitWarning,
     UnknownArgumentError,
 )
@@ -95,6 +97,8 @@ _API: dict[str, str] = {
     "plot_groups": "bayesmlm.plots.groups",
     "plot_caterpillar": "bayesmlm.plots.groups",
     "plot_ppc": "bayesmlm.plots.checks",
+    "plot_rootogram": "bayesmlm.plots.discrete",
+    "plot_calibration": "bayesmlm.plots.discrete",
     "plot_icc": "bayesmlm.plots.compare",
     "plot_compare": "bayesmlm.plots.compare",
     "plot_prior_predictive": "bayesmlm.plots.checks",
@@ -105,6 +109,8 @@ _API: dict[str, str] = {
     # the statsmodels entry point
     "MixedLM": "bayesmlm.statsmodels_api.model",
     "mixedlm": "bayesmlm.statsmodels_api.formula_api",
+    "BinomialBayesMixedGLM": "bayesmlm.statsmodels_api.bayes_glm",
+    "PoissonBayesMixedGLM": "bayesmlm.statsmodels_api.bayes_glm",
 }
 
 __all__ = [
@@ -114,6 +120,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "DroppedRowsWarning",
+    "FamilyWarning",
     "FewGroupsWarning",
     "FitError",
     "FormulaError",
@@ -122,6 +129,7 @@ __all__ = [
     "RankDeficientWarning",
     "RowsNeededError",
     "SamplingWarning",
+    "SeparationWarning",
     "SingularFitWarning",
     "UnknownArgumentError",
     "__version__",

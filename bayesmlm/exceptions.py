@@ -70,3 +70,11 @@ class FewGroupsWarning(BayesMLMWarning):
 
 class MissingValueWarning(BayesMLMWarning):
     """Rows of new data have missing values, so their predictions are NaN."""
+
+
+class FamilyWarning(BayesMLMWarning):
+    """The response looks like another family's (0/1 or counts fitted as Gaussian, 0/1 as Poisson)."""
+
+
+class SeparationWarning(BayesMLMWarning):
+    """Complete or quasi-complete separation: some fixed effects have no finite ML estimate."""

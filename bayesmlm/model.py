@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property
 from typing import TYPE_CHECKING, Literal
 
@@ -18,19 +17,25 @@ import pandas as pd
 
 from bayesmlm.arguments import checked, choice
 from bayesmlm.bayes.options import (
-    check_parameterization_blocks,
     check_parameterization_request,
     check_priors_request,
     checked_fit_options,
+    pilot_estimate,
 )
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts, cross_products
-from bayesmlm.design.dask_input import is_distributed_input
+from bayesmlm.design.dask_input import is_distributed_input, refuse_distributed
 from bayesmlm.design.evaluate import Design, NaAction, make_design
+from bayesmlm.design.response import WEIGHTS_COLUMN
 from bayesmlm.design.scaling import choose_scaling
 from bayesmlm.exceptions import FitError, FormulaError
+from bayesmlm.families.base import Family
+from bayesmlm.families.registry import family_for
+from bayesmlm.families.response_checks import warn_if_discrete
 from bayesmlm.reml.fit import LikelihoodFit
+from bayesmlm.reml.glmm_fit import GeneralizedLikelihoodFit, fit_glmm
 from bayesmlm.reml.optimize import optimize_theta
+from bayesmlm.settings import model_arguments, model_settings
 from bayesmlm.spec.formula import ModelSpec, parse_formula
 from bayesmlm.spec.namespace import formula_namespace
 
@@ -51,18 +56,26 @@ Method = Literal["auto", "collapsed", "full"]
 
 
 class Model:
-    """A linear mixed model written as an lme4 formula.
+    """A linear or generalized linear mixed model written as an lme4 formula.
 
     Parameters
     ----------
     formula : str
-        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+        lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``; a binomial response as
+        ``cbind(successes, failures)`` or ``p(successes, trials)``, an offset as ``offset(np.log(x))``.
     data : DataFrame, dask.dataframe.DataFrame, str or PathLike
         The data (never modified): a pandas DataFrame, or a Dask DataFrame, or a path, directory or
         glob of Parquet or CSV files (read lazily with Dask). From Dask or files, the statistics are
         computed where the data are, by the active ``distributed.Client`` if there is one, and the rows
         never come to this machine: REML/ML and the collapsed posterior work, features that need the
-        rows raise :class:`~bayesmlm.RowsNeededError` (see ``docs/dask.md``).
+        rows raise :class:`~bayesmlm.RowsNeededError` (see ``docs/dask.md``; Gaussian family only).
+    family : {"gaussian", "binomial", "bernoulli", "poisson", "negativebinomial"}
+        The response distribution (:mod:`bayesmlm.families`); a 0/1, boolean or two-level response
+        with ``"binomial"`` is Bernoulli, as in glmer.
+    link : str, optional
+        The link (default canonical: logit, log; ``"probit"`` or ``"cloglog"`` for binomial).
+    weights : str or array_like, optional
+        Prior weights (glmer's ``weights``): a column name or one number per row.
     priors : dict, optional
         Overrides of the default priors, by class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"``,
         ``"sigma"``) or by name (``"Days"``, ``"sd(Days|Subject)"``, ``"cor(Subject)"``); see
@@ -93,6 +106,9 @@ class Model:
         self,
         formula: str,
         data: pd.DataFrame,
+        family: str = "gaussian",
+        link: str | None = None,
+        weights=None,
         priors: dict[str, Prior] | None = None,
         na_action: NaAction = "drop",
         parameterization: str | dict[str, Parameterization] = "auto",
@@ -101,6 +117,7 @@ class Model:
         choice("na_action", na_action, ("drop", "error"))
         check_parameterization_request(parameterization)
         check_priors_request(priors)
+        self.family: Family = family_for(family, link)
         self.extra_namespace = dict(extra_namespace or {})
         formula_namespace(self.extra_namespace)  # refuses bad names or values before the formula is read
         self.spec: ModelSpec = parse_formula(formula, self.extra_namespace)
@@ -112,15 +129,21 @@ class Model:
         if is_distributed_input(data):
             from bayesmlm.design.summary import summarise_design
 
+            refuse_distributed(self.family.generalized, weights)
             self._require_random_terms(self.spec.random)  # before any pass over the data
             self.design, self.reduction = summarise_design(
                 self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
             )
         else:
             self.design: Design = make_design(
-                self.spec, data, na_action=na_action, extra_namespace=self.extra_namespace
+                self.spec, data, na_action, self.extra_namespace, weights, self.family.generalized
             )
+        self.weights = WEIGHTS_COLUMN if weights is not None and not isinstance(weights, str) else weights
         self._require_random_terms(self.design.blocks)
+        if self.family.generalized:
+            self.family.check_response(self.design, stacklevel=2)
+        elif self.design.holds_rows:
+            warn_if_discrete(self.design, stacklevel=2)
 
     def _require_random_terms(self, terms) -> None:
         if not terms:
@@ -154,6 +177,11 @@ class Model:
 
     # -- REML / ML ------------------------------------------------------------------------------
     def _fit_likelihood(self, reml: bool, theta0: np.ndarray | None) -> LikelihoodFit:
+        if self.family.generalized and reml:
+            raise FitError(
+                f"REML exists only for the Gaussian family; a {self.family.name} model is fitted by "
+                "maximum likelihood: use fit_ml() (Laplace, or n_agq=k for adaptive quadrature)"
+            )
         stats = self.scaled_cross_products
         opt = optimize_theta(self.structure, stats, reml=reml, theta0=theta0)
         return LikelihoodFit(self.design, self.structure, stats, opt)
@@ -174,18 +202,27 @@ class Model:
         return self._fit_likelihood(True, theta0)
 
     @checked
-    def fit_ml(self, theta0: np.ndarray | None = None) -> LikelihoodFit:
-        """Fit by maximum likelihood (lme4's ``REML = FALSE``); needed to compare fixed effects.
+    def fit_ml(
+        self, theta0: np.ndarray | None = None, n_agq: int = 1
+    ) -> LikelihoodFit | GeneralizedLikelihoodFit:
+        """Fit by maximum likelihood (lme4's ``REML = FALSE``; glmer's Laplace or ``nAGQ`` for GLMMs).
 
         Parameters
         ----------
         theta0 : ndarray, optional
             Starting relative covariance parameters.
+        n_agq : int
+            Generalized families: 1 is the Laplace approximation; 2 to 25 adaptive Gauss-Hermite
+            quadrature points (one scalar random effect only; see :mod:`bayesmlm.reml.glmm_fit`).
 
         Returns
         -------
-        LikelihoodFit
+        LikelihoodFit or GeneralizedLikelihoodFit
         """
+        if self.family.generalized:
+            return fit_glmm(self.design, self.structure, self.family, n_agq=n_agq, theta0=theta0)
+        if n_agq != 1:
+            raise ValueError("n_agq is for the generalized families; a Gaussian ML fit is exact")
         return self._fit_likelihood(False, theta0)
 
     # -- Bayesian ---------------------------------------------------------------------------
@@ -199,6 +236,11 @@ class Model:
         """The resolved priors (defaults with the user's overrides)."""
         from bayesmlm.bayes.prior_set import resolve_priors
 
+        if self.family.generalized:
+            from bayesmlm.bayes.glmm_priors import default_glmm_priors
+
+            defaults = default_glmm_priors(self.design, self.structure, self.family)
+            return resolve_priors(self.design, self.structure, self._user_priors, defaults)
         return resolve_priors(self.design, self.structure, self._user_priors)
 
     @property
@@ -208,26 +250,12 @@ class Model:
 
     @cached_property
     def parameterization(self) -> dict[str, Parameterization]:
-        """Centred or non-centred, per random block label."""
-        from bayesmlm.bayes.pymc_model import choose_parameterization
+        """Centred or non-centred, per random block label (see ``choose_parameterization``)."""
+        from bayesmlm.bayes.pymc_model import resolve_parameterization
 
-        labels = [label for f in self.structure.factors for label, *_ in f.blocks()]
-        request = self._parameterization_request
-        check_parameterization_blocks(request, labels)
-        if request in ("centered", "noncentered"):
-            return dict.fromkeys(labels, request)
-        theta = None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                reml = optimize_theta(self.structure, self.scaled_cross_products, reml=True)
-            theta = reml.theta if reml.converged else None
-        except Exception:  # the choice falls back to non-centred; sampling does not depend on REML
-            theta = None
-        choice = choose_parameterization(self.structure, theta)
-        if isinstance(request, dict):
-            choice.update(request)
-        return choice
+        return resolve_parameterization(
+            self.structure, self._parameterization_request, lambda: pilot_estimate(self)
+        )
 
     @cached_property
     def _standardised(self) -> Standardised:
@@ -241,6 +269,12 @@ class Model:
         from bayesmlm.bayes.pymc_model import build_pymc_model
 
         self.design.require_rows("Model.build() (the full PyMC model holds every row)")
+        if self.family.generalized:
+            from bayesmlm.bayes.glmm_model import build_glmm_model
+
+            return build_glmm_model(
+                self.design, self.structure, self.family, self.prior_set, self.parameterization
+            )
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
     @checked
@@ -327,71 +361,39 @@ class Model:
         )
         if log_likelihood is None:
             log_likelihood = self.design.holds_rows and self.design.n * draws * chains <= 50_000_000
+        settings = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, sampler=sampler)
+        settings |= dict(target_accept=target_accept, progressbar=progressbar, log_likelihood=log_likelihood)
+        settings |= dict(sampler_kwargs=sampler_kwargs, stacklevel=2)
+        if self.family.generalized:
+            from bayesmlm.bayes.glmm_sample import sample_generalized
+
+            return sample_generalized(self, method, **settings)
         collapsed, reason = choose_method(self.structure, method)
         if not collapsed:
             self.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
+        parameterization = None if collapsed else self.parameterization
         idata, info = sample_posterior(
             self.design,
             self.structure,
             self.prior_set,
-            None if collapsed else self.parameterization,
+            parameterization,
             self._standardised,
             collapsed=collapsed,
             reason=reason,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=cores,
-            seed=seed,
-            sampler=sampler,
-            target_accept=target_accept,
-            progressbar=progressbar,
-            log_likelihood=log_likelihood,
-            sampler_kwargs=sampler_kwargs,
-            stacklevel=2,
+            **settings,
         )
         return Fit(self, idata, info)
 
-    # -- persistence helpers --------------------------------------------------------------------
+    # -- persistence helpers (bayesmlm.settings) ----------------------------------------------
     def to_dict(self) -> dict:
         """Return the settings needed to rebuild this model from its data (JSON-serialisable)."""
-        return {
-            "formula": self.spec.formula,
-            "na_action": self.na_action,
-            "priors": {name: [p.family, list(map(list, p.params))] for name, p in self._user_priors.items()},
-            "parameterization": dict(self.parameterization),
-            "extra_namespace": sorted(self.extra_namespace),  # names only: functions are not saved
-        }
+        return model_settings(self)
 
     @classmethod
     def from_dict(cls, settings: dict, data: pd.DataFrame, extra_namespace: dict | None = None) -> Model:
-        """Rebuild a model from :meth:`to_dict` settings and its data (with its own dtypes).
-
-        A model whose formula called user functions (``extra_namespace``) needs them again: functions
-        are never saved (that would mean pickle), only their names.
-        """
-        needed = sorted(set(settings.get("extra_namespace", [])) - set(extra_namespace or {}))
-        if needed:
-            raise FitError(
-                f"the formula '{settings['formula']}' calls your function(s) {needed}, which are not saved "
-                "with the fit; pass them again, e.g. load_fit(path, extra_namespace={"
-                + ", ".join(f"'{n}': ..." for n in needed)
-                + "})"
-            )
-        from bayesmlm.bayes.priors import Prior
-
-        priors = {
-            name: Prior(family, tuple((k, float(v)) for k, v in params))
-            for name, (family, params) in settings.get("priors", {}).items()
-        }
-        return cls(
-            settings["formula"],
-            data,
-            priors=priors or None,
-            na_action=settings.get("na_action", "drop"),
-            parameterization=settings.get("parameterization", "auto"),
-            extra_namespace=extra_namespace,
-        )
+        """Rebuild a model from :meth:`to_dict` settings and its data (see :mod:`bayesmlm.settings`)."""
+        return cls(data=data, extra_namespace=extra_namespace, **model_arguments(settings, extra_namespace))
 
     def __repr__(self) -> str:
-        return f"<bayesmlm.Model {self.spec}; {self.design.n} observations>"
+        family = f"; {self.family!r}" if self.family.generalized else ""
+        return f"<bayesmlm.Model {self.spec}{family}; {self.design.n} observations>"

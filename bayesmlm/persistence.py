@@ -23,6 +23,7 @@ import numpy as np
 from bayesmlm.bayes.frames import decode_frame
 from bayesmlm.bayes.saved import FORMAT
 from bayesmlm.exceptions import BayesMLMError, FitError
+from bayesmlm.families.registry import FAMILIES
 from bayesmlm.spec.formula import parse_formula
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ _SETTINGS: dict[str, tuple[type, ...]] = {
     "parameterization": (dict,),
     "extra_namespace": (list,),
 }
+#: keys added later (a file written before them has the default: a Gaussian model without weights)
+_OPTIONAL: dict[str, tuple[type, ...]] = {"family": (str,), "link": (str,), "weights": (str, type(None))}
 
 
 def _malformed(path: Path, what: str) -> FitError:
@@ -83,7 +86,12 @@ def validated_settings(settings: dict, path: Path) -> dict:
             raise _malformed(path, f"the model settings lack {key!r}")
         if not isinstance(settings[key], types):
             raise _malformed(path, f"the model setting {key!r} has the wrong type")
-    unknown = sorted(set(settings) - set(_SETTINGS))
+    for key, types in _OPTIONAL.items():
+        if key in settings and not isinstance(settings[key], types):
+            raise _malformed(path, f"the model setting {key!r} has the wrong type")
+    if settings.get("family", "gaussian") not in FAMILIES:
+        raise _malformed(path, f"its family {settings['family']!r} is not one of {', '.join(FAMILIES)}")
+    unknown = sorted(set(settings) - set(_SETTINGS) - set(_OPTIONAL))
     if unknown:
         raise _malformed(path, f"the model settings have unknown keys {unknown}")
     if settings["na_action"] not in ("drop", "error"):
@@ -107,7 +115,11 @@ def validated_settings(settings: dict, path: Path) -> dict:
 
 def _expected_shapes(model: Model) -> dict[str, tuple[int, ...]]:
     """Shape of each population-level and group-level posterior variable, per draw."""
-    shapes: dict[str, tuple[int, ...]] = {"fixed": (model.design.p,), "sigma": ()}
+    shapes: dict[str, tuple[int, ...]] = {"fixed": (model.design.p,)}
+    if not model.family.generalized:
+        shapes["sigma"] = ()
+    elif model.family.n_dispersion:
+        shapes[model.family.dispersion_name] = ()
     for f in model.structure.factors:
         shapes[f"sd_{f.group}"] = (f.q,)
         shapes[f"r_{f.group}"] = (f.n_levels, f.q)
@@ -199,4 +211,8 @@ def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
     for key in ("bayesmlm_format", "bayesmlm_model", "bayesmlm_info", "bayesmlm_data_layout"):
         idata.attrs.pop(key, None)
     _check_draws(idata, model, path)
+    if model.family.generalized:
+        from bayesmlm.bayes.glmm_fit import GeneralizedFit
+
+        return GeneralizedFit(model, idata, info)
     return Fit(model, idata, info)

@@ -19,16 +19,19 @@ from bayesmlm.draws.arrays import ParameterDraws, sd_cor_from_covariances
 from bayesmlm.draws.icc import summarise_draws
 from bayesmlm.exceptions import ArgumentError
 from bayesmlm.reml.fit import LikelihoodFit
+from bayesmlm.reml.glmm_results import GeneralizedLikelihoodFit
 
 __all__ = ["compare_estimates"]
 
 
-def _named(fit: LikelihoodFit, draws: ParameterDraws, scale) -> dict[str, np.ndarray]:
+def _named(
+    fit: LikelihoodFit | GeneralizedLikelihoodFit, draws: ParameterDraws, scale
+) -> dict[str, np.ndarray]:
     """brms-named parameters from covariance matrices (one row per replicate)."""
     sds, cors = sd_cor_from_covariances(fit.structure, draws.covariances)
-    return named_parameters(
-        fit.structure, fit.design.fixed_names, draws.fixed, sds, cors, np.sqrt(draws.sigma2), scale
-    )
+    # a generalized fit's sigma2 is the latent residual variance, not a parameter: no sigma row
+    sigma = None if isinstance(fit, GeneralizedLikelihoodFit) else np.sqrt(draws.sigma2)
+    return named_parameters(fit.structure, fit.design.fixed_names, draws.fixed, sds, cors, sigma, scale)
 
 
 def compare_estimates(
@@ -52,8 +55,10 @@ def compare_estimates(
     ----------
     fit : Fit
         The Bayesian fit.
-    reml_fit : LikelihoodFit
-        The REML/ML fit of the same formula and data.
+    reml_fit : LikelihoodFit or GeneralizedLikelihoodFit
+        The REML/ML fit of the same formula and data (a GLMM's Laplace or quadrature ML fit: its
+        parameters are on the link scale, without ``sigma``; a negative binomial's ``shape`` is
+        set beside its ML estimate without a bootstrap interval).
     prob : float
         Probability of the intervals (both kinds).
     scale : {"sd", "var"}
@@ -76,7 +81,7 @@ def compare_estimates(
     ValueError
         If the two fits are of different formulas or data.
     """
-    if not isinstance(fit, Fit) or not isinstance(reml_fit, LikelihoodFit):
+    if not isinstance(fit, Fit) or not isinstance(reml_fit, LikelihoodFit | GeneralizedLikelihoodFit):
         raise TypeError(
             "compare_estimates(fit, reml_fit) takes a Bayesian Fit and a LikelihoodFit, in that order"
         )
@@ -90,6 +95,9 @@ def compare_estimates(
         k: float(np.asarray(v).reshape(-1)[0])
         for k, v in _named(reml_fit, reml_fit.population_draws(), scale).items()
     }
+    dispersion = getattr(reml_fit, "dispersion", None)
+    if dispersion is not None:  # the negative binomial's shape: its ML estimate, not bootstrapped
+        point[reml_fit.family.dispersion_name] = float(dispersion)
     boot = _named(reml_fit, reml_fit.bootstrap_draws(n_boot, seed), scale) if n_boot > 0 else {}
     draws = {k: np.asarray(v).reshape(-1) for k, v in fit.parameter_draws(scale).items()}
     posterior = summarise_draws(pd.DataFrame(draws), None, prob, "hdi")
@@ -106,7 +114,7 @@ def compare_estimates(
             low, high = np.quantile(values, [(1 - prob) / 2, (1 + prob) / 2])
             how = f"parametric bootstrap ({n_boot})"
         else:
-            est, se, low, high, how = point[name], np.nan, np.nan, np.nan, "none"
+            est, se, low, high, how = point.get(name, np.nan), np.nan, np.nan, np.nan, "none"
         rows[name] = {
             "reml": float(est),
             "reml_se": float(se),

@@ -241,6 +241,44 @@ def scaled_bayes_check(fit):
     assert fit.idata["observed_data"]["y"].values.max() == pytest.approx(sleep()["Reaction"].max() * 1e6)
 
 
+# --- generalized models ------------------------------------------------------------------------------
+CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+def cbpp() -> pd.DataFrame:
+    return bm.load_dataset("cbpp").copy()
+
+
+def ticks() -> pd.DataFrame:
+    return bm.load_dataset("grouseticks").copy()
+
+
+def binary_frame() -> pd.DataFrame:
+    """cbpp with a 0/1 outcome per row (any case in the period)."""
+    d = cbpp()
+    return d.assign(any=d["incidence"] > 0)
+
+
+def verbagg_labels() -> pd.DataFrame:
+    """The first 6 VerbAgg items: r2 also as labels 'N'/'Y' (a two-level response)."""
+    d = bm.load_dataset("VerbAgg").iloc[:1896].copy()
+    return d.assign(answer=pd.Categorical(np.where(d["r2"] == 1, "Y", "N")))
+
+
+def separated_frame() -> pd.DataFrame:
+    """A 0/1 response that a covariate predicts perfectly."""
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(10), 8)
+    x = rng.normal(size=g.size)
+    return pd.DataFrame({"y": (x > 0).astype(int), "x": x, "g": g})
+
+
+def bernoulli_check(fit):
+    ref = bm.Model("r2 ~ btype + (1 | id)", verbagg_labels(), family="binomial").fit_ml()
+    assert fit.loglik == pytest.approx(ref.loglik, abs=1e-9)
+    assert fit.design.response_levels == ("N", "Y")
+
+
 # --- the catalogue ---------------------------------------------------------------------------------
 
 CASES: list[Case] = [
@@ -379,10 +417,12 @@ CASES: list[Case] = [
     Case(
         "response-boolean",
         "A boolean response",
-        "fits it as 0/1 (a linear probability model)",
+        "fits it as 0/1 (a linear probability model) and warns that `family='binomial'` may be meant",
         lambda: bm.Model(
             "y ~ Days + (1 | Subject)", sleep().assign(y=lambda d: d["Reaction"] > 300)
         ).fit_reml(),
+        warns=bm.FamilyWarning,
+        match="family='binomial' may be meant",
         check=lambda fit: np.testing.assert_array_equal(np.unique(fit.design.y), [0.0, 1.0]),
     ),
     Case(
@@ -1051,6 +1091,220 @@ CASES: list[Case] = [
         lambda: bm.plot_profile(bayes_fit()),
         TypeError,
         match="not a likelihood profile",
+    ),
+    # generalized models
+    Case(
+        "glmm-unknown-family",
+        "`Model(..., family='gamma')`",
+        "lists the families there are",
+        lambda: bm.Model(CBPP, cbpp(), family="gamma"),
+        ValueError,
+        match="the families are gaussian, binomial, bernoulli, poisson, negativebinomial",
+    ),
+    Case(
+        "glmm-wrong-link",
+        "`family='poisson', link='logit'`",
+        "lists the family's links",
+        lambda: bm.Model("TICKS ~ YEAR + (1 | BROOD)", ticks(), family="poisson", link="logit"),
+        ValueError,
+        match="poisson family has the link",
+    ),
+    Case(
+        "glmm-reml",
+        "`fit_reml()` of a binomial or count model",
+        "there is no REML for these families: use `fit_ml()` (Laplace, or `n_agq=`)",
+        lambda: bm.Model(CBPP, cbpp(), family="binomial").fit_reml(),
+        bm.FitError,
+        match="REML exists only for the Gaussian family",
+    ),
+    Case(
+        "glmm-agq-crossed",
+        "`fit_ml(n_agq=10)` of a model with more than one random effect",
+        "quadrature needs a single scalar random effect; use the Laplace approximation",
+        lambda: bm.Model("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", ticks(), family="poisson").fit_ml(
+            n_agq=10
+        ),
+        bm.FitError,
+        match="needs a single scalar random effect",
+    ),
+    Case(
+        "glmm-agq-too-many",
+        "`fit_ml(n_agq=30)` (or 0, or 2.5)",
+        "asks for a whole number from 1 to 25",
+        lambda: bm.Model(CBPP, cbpp(), family="binomial").fit_ml(n_agq=30),
+        ValueError,
+        match="from 1 \\(Laplace\\) to 25",
+    ),
+    Case(
+        "counts-non-integer",
+        "A Poisson or negative binomial response with non-integer values (2.5 ticks)",
+        "counts must be whole numbers; for a continuous response use the Gaussian family",
+        lambda: bm.Model(
+            "y ~ YEAR + (1 | BROOD)", ticks().assign(y=lambda d: d["TICKS"] + 0.5), family="poisson"
+        ),
+        bm.DataError,
+        match="non-integer counts",
+    ),
+    Case(
+        "counts-negative",
+        "A count response with a negative value",
+        "counts must be >= 0",
+        lambda: bm.Model(
+            "y ~ YEAR + (1 | BROOD)", ticks().assign(y=lambda d: d["TICKS"] - 1), family="negativebinomial"
+        ),
+        bm.DataError,
+        match="negative counts",
+    ),
+    Case(
+        "counts-all-zero",
+        "A count response that is 0 in every row",
+        "the rate has no finite estimate; check the response",
+        lambda: bm.Model("y ~ YEAR + (1 | BROOD)", ticks().assign(y=0), family="poisson"),
+        bm.DataError,
+        match="every count of 'y' is 0",
+    ),
+    Case(
+        "counts-binary",
+        "A 0/1 response given to `family='poisson'`",
+        "fits the count model as asked, and says `family='binomial'` is probably meant",
+        lambda: bm.Model(
+            "y ~ YEAR + (1 | BROOD)",
+            ticks().assign(y=lambda d: (d["TICKS"] > 0).astype(int)),
+            family="poisson",
+        ),
+        warns=bm.FamilyWarning,
+        match="family='binomial' \\(Bernoulli\\) is meant",
+    ),
+    Case(
+        "counts-binomial-response",
+        "A `cbind(s, f)` response given to a count family",
+        "a two-column response is binomial",
+        lambda: bm.Model(CBPP, cbpp(), family="poisson"),
+        bm.DataError,
+        match="is two-column binomial, which the poisson family cannot model",
+    ),
+    Case(
+        "binomial-successes-above-trials",
+        "`cbind(s, f)` with negative failures: more successes than trials (`p(s, n)`: formulae refuses it)",
+        "names a row and what it holds",
+        lambda: bm.Model(CBPP, cbpp().assign(size=lambda d: d["size"] // 4), family="binomial"),
+        bm.DataError,
+        match="more successes than trials",
+    ),
+    Case(
+        "binomial-non-integer",
+        "`cbind(s, f)` with non-integer successes",
+        "successes must be whole numbers",
+        lambda: bm.Model(CBPP, cbpp().assign(incidence=lambda d: d["incidence"] + 0.5), family="binomial"),
+        bm.DataError,
+        match="non-integer successes",
+    ),
+    Case(
+        "binomial-proportion-without-trials",
+        "A binomial response of proportions between 0 and 1 without their trials",
+        "asks for `p(successes, trials)`, `cbind(successes, failures)` or `weights=` the trials",
+        lambda: bm.Model(
+            "r ~ period + (1 | herd)",
+            cbpp().assign(r=lambda d: d["incidence"] / d["size"]),
+            family="binomial",
+        ),
+        bm.DataError,
+        match="without their numbers of trials",
+    ),
+    Case(
+        "binomial-counts-without-trials",
+        "A count (values above 1) given to `family='binomial'` without trials",
+        "says a binomial response is 0/1, a proportion, or two columns",
+        lambda: bm.Model("incidence ~ period + (1 | herd)", cbpp(), family="binomial"),
+        bm.DataError,
+        match="values outside \\[0, 1\\]",
+    ),
+    Case(
+        "binomial-no-successes",
+        "A binomial response that is a failure in every row",
+        "the probability has no finite estimate; for a categorical response the second level is the success",
+        lambda: bm.Model("y ~ period + (1 | herd)", cbpp().assign(y=0), family="binomial"),
+        bm.DataError,
+        match="every observation of 'y' is a failure",
+    ),
+    Case(
+        "binomial-three-levels",
+        "A categorical response of three levels with `family='binomial'`",
+        "a categorical response must have two levels",
+        lambda: bm.Model("resp ~ btype + (1 | id)", bm.load_dataset("VerbAgg").iloc[:600], family="binomial"),
+        bm.DataError,
+        match="must have two levels",
+    ),
+    Case(
+        "binomial-separation",
+        "A 0/1 response that a covariate separates perfectly",
+        "the ML estimates are infinite: names the columns, suggests the Bayesian fit's priors or merging",
+        lambda: bm.Model("y ~ x + (1 | g)", separated_frame(), family="binomial"),
+        warns=bm.SeparationWarning,
+        match="complete or quasi-complete separation: a combination of the fixed effects \\['x'",
+    ),
+    Case(
+        "binomial-two-labels",
+        "A two-level string or categorical response, `family='binomial'`",
+        "Bernoulli, the second level a success (as glmer): the same fit as the 0/1 column",
+        lambda: bm.Model("answer ~ btype + (1 | id)", verbagg_labels(), family="binomial").fit_ml(),
+        check=bernoulli_check,
+    ),
+    Case(
+        "gaussian-of-binary",
+        "A 0/1 response fitted by the default Gaussian family",
+        "fits as asked, warning once (when the model is made) that `family='binomial'` may be meant",
+        lambda: bm.Model("y ~ period + (1 | herd)", binary_frame().assign(y=lambda d: d["any"].astype(int))),
+        warns=bm.FamilyWarning,
+        match="family='binomial' may be meant",
+    ),
+    Case(
+        "gaussian-of-counts",
+        "Small non-negative whole numbers (counts) fitted by the Gaussian family",
+        "fits as asked, warning once that `family='poisson'` (or `'negativebinomial'`) may be meant",
+        lambda: bm.Model("TICKS ~ YEAR + (1 | BROOD)", ticks()),
+        warns=bm.FamilyWarning,
+        match="family='poisson' may be meant",
+    ),
+    Case(
+        "gaussian-two-column",
+        "A `cbind(s, f)` response with the Gaussian family",
+        "a Gaussian model needs one numeric column; use `family='binomial'`",
+        lambda: bm.Model(CBPP, cbpp()),
+        bm.DataError,
+        match="two-column \\(binomial\\): a Gaussian model",
+    ),
+    Case(
+        "gaussian-offset",
+        "`offset(...)` in a Gaussian model",
+        "refused: subtract it from the response instead",
+        lambda: bm.Model("Reaction ~ Days + offset(np.log(Days + 1)) + (1 | Subject)", sleep()),
+        bm.FormulaError,
+        match="subtract it from the response",
+    ),
+    Case(
+        "weights-negative",
+        "Prior weights with a negative value",
+        "weights must be >= 0",
+        lambda: bm.Model(CBPP, cbpp(), family="binomial", weights=np.r_[-1.0, np.ones(55)]),
+        bm.DataError,
+        match="prior weights are negative",
+    ),
+    Case(
+        "weights-length",
+        "`weights=` of the wrong length, or naming no column",
+        "says what it needs: a column name or one number per row",
+        lambda: bm.Model(CBPP, cbpp(), family="binomial", weights=np.ones(10)),
+        bm.DataError,
+        match="one number per row of the data \\(56\\)",
+    ),
+    Case(
+        "weights-gaussian",
+        "`weights=` with the Gaussian family",
+        "not supported yet (lmer's weighted linear mixed model)",
+        lambda: bm.Model(F1, sleep(), weights=np.ones(180)),
+        bm.DataError,
+        match="weighted Gaussian model",
     ),
 ]
 

@@ -11,7 +11,18 @@ import bayesmlm.datasets.catalogue as datasets_module
 from bayesmlm import DataError, list_datasets, load_dataset
 from bayesmlm.datasets.catalogue import _natural_categories
 
-NAMES = ["sleepstudy", "Oxboys", "Dyestuff", "Penicillin", "Pastes", "InstEval", "BodyWeight"]
+NAMES = [
+    "sleepstudy",
+    "Oxboys",
+    "Dyestuff",
+    "Penicillin",
+    "Pastes",
+    "InstEval",
+    "BodyWeight",
+    "cbpp",
+    "grouseticks",
+    "VerbAgg",
+]
 
 SHAPES = {
     "sleepstudy": (180, 3),
@@ -21,6 +32,9 @@ SHAPES = {
     "Pastes": (60, 4),
     "InstEval": (73421, 7),
     "BodyWeight": (176, 4),
+    "cbpp": (56, 4),
+    "grouseticks": (403, 7),
+    "VerbAgg": (7584, 9),
 }
 
 COLUMNS = {
@@ -31,6 +45,9 @@ COLUMNS = {
     "Pastes": ["strength", "batch", "cask", "sample"],
     "InstEval": ["s", "d", "studage", "lectage", "service", "dept", "y"],
     "BodyWeight": ["weight", "Time", "Rat", "Diet"],
+    "cbpp": ["herd", "incidence", "size", "period"],
+    "grouseticks": ["INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION", "cHEIGHT"],
+    "VerbAgg": ["Anger", "Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"],
 }
 
 # grouping column -> number of levels
@@ -42,6 +59,9 @@ GROUPS = {
     "Pastes": {"batch": 10, "cask": 3, "sample": 30},
     "InstEval": {"s": 2972, "d": 1128, "studage": 4, "lectage": 6, "dept": 14},
     "BodyWeight": {"Rat": 16, "Diet": 3},
+    "cbpp": {"herd": 15, "period": 4},
+    "grouseticks": {"INDEX": 403, "BROOD": 118, "YEAR": 3, "LOCATION": 63},
+    "VerbAgg": {"Gender": 2, "item": 24, "resp": 3, "id": 316, "btype": 3, "situ": 2, "mode": 2},
 }
 
 NUMERIC = {
@@ -52,6 +72,9 @@ NUMERIC = {
     "Pastes": {"strength": "float64"},
     "InstEval": {"service": "int64", "y": "int64"},
     "BodyWeight": {"weight": "float64", "Time": "int64"},
+    "cbpp": {"incidence": "int64", "size": "int64"},
+    "grouseticks": {"TICKS": "int64", "HEIGHT": "int64", "cHEIGHT": "float64"},
+    "VerbAgg": {"Anger": "int64", "r2": "int64"},
 }
 
 FILES = [
@@ -62,6 +85,9 @@ FILES = [
     "Pastes.csv",
     "InstEval.csv.gz",
     "BodyWeight.csv",
+    "cbpp.csv",
+    "grouseticks.csv",
+    "VerbAgg.csv",
 ]
 
 

@@ -89,7 +89,7 @@ def test_bad_extra_namespace_is_rejected(data, extra, message):
 
 def test_namespace_holds_only_the_listed_numpy_functions():
     ns = formula_namespace()
-    assert set(ns) == {*NUMPY_FUNCTIONS, "np", "numpy"}
+    assert set(ns) == {*NUMPY_FUNCTIONS, "np", "numpy", "cbind"}
     assert all(ns[name] is getattr(np, name) for name in NUMPY_FUNCTIONS)
 
 

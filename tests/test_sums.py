@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import bayesmlm as bm
-from bayesmlm.design.evaluate import independent_columns
+from bayesmlm.design.evaluation import independent_columns
 from bayesmlm.design.sums import (
     cross_products_from,
     fixed_basis,

@@ -8,6 +8,7 @@ parameterisation request of a model. PyMC is imported only to read its signature
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 from bayesmlm.arguments import check_keywords, choice, count, probability
@@ -71,14 +72,6 @@ def check_parameterization_request(request) -> None:
         choice("parameterization", request, allowed)
 
 
-def check_parameterization_blocks(request, labels: list[str]) -> None:
-    """Refuse a per-block parameterisation that names a block the model lacks."""
-    if isinstance(request, Mapping):
-        unknown = sorted(set(request) - set(labels))
-        if unknown:
-            raise ArgumentError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
-
-
 def check_priors_request(priors) -> None:
     """Refuse priors that are not a mapping (``priors="sigma"``) before anything else is read."""
     if priors is not None and not isinstance(priors, Mapping):
@@ -104,6 +97,23 @@ def checked_fit_options(sampler, draws, tune, chains, cores, seed, target_accept
     choice("method", method, ("auto", "collapsed", "full"))
     sampler_kwargs = checked_sampler_kwargs(sampler_kwargs, sampler)
     return sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs
+
+
+def pilot_estimate(model) -> tuple:
+    """Return the REML (GLMM: Laplace) theta and IRLS weights a ``Model``'s parameterisation is chosen from.
+
+    ``(None, None)`` if that fit fails or does not converge: the choice then falls back to non-centred
+    (sampling itself never depends on the pilot fit).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = model.fit_ml() if model.family.generalized else model.fit_reml()
+    except Exception:
+        return None, None
+    if not fit.converged:
+        return None, None
+    return fit.theta, (fit.working_weights if model.family.generalized else None)
 
 
 def available_samplers() -> list[str]:

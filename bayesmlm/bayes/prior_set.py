@@ -61,7 +61,7 @@ import difflib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -87,10 +87,12 @@ class PriorSet:
         Keyed ``"sd(<term>|<group>)"``, in the order of the factors and their columns.
     cor : dict of str to Prior
         Keyed ``"cor(<group>)"``; LKJ priors of the correlated blocks.
-    sigma : Prior
-        Prior of the residual standard deviation.
+    sigma : Prior or None
+        Prior of the residual standard deviation (None for a generalized family, which has none).
     source : dict of str to str
         ``"default"`` or ``"user"`` for every parameter name.
+    family_params : dict of str to Prior
+        Priors of a family's own parameters (the negative binomial's ``"shape"``); class = name.
 
     Examples
     --------
@@ -104,13 +106,14 @@ class PriorSet:
     fixed: dict[str, Prior]
     sd: dict[str, Prior]
     cor: dict[str, Prior]
-    sigma: Prior
+    sigma: Prior | None
     source: dict[str, str]
+    family_params: dict[str, Prior] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
-        """All parameter names, in the order fixed, sd, cor, sigma."""
-        return [*self.fixed, *self.sd, *self.cor, "sigma"]
+        """All parameter names, in the order fixed, sd, cor, sigma (if any), the family's."""
+        return [*self.fixed, *self.sd, *self.cor, *(["sigma"] if self.sigma else []), *self.family_params]
 
     def scaled(self, factor: float) -> PriorSet:
         """Return the priors of the model for the response divided by ``factor`` (correlations unchanged).
@@ -121,8 +124,9 @@ class PriorSet:
             fixed={n: p.scaled(factor) for n, p in self.fixed.items()},
             sd={n: p.scaled(factor) for n, p in self.sd.items()},
             cor=dict(self.cor),
-            sigma=self.sigma.scaled(factor),
+            sigma=self.sigma.scaled(factor) if self.sigma else None,
             source=dict(self.source),
+            family_params=dict(self.family_params),
         )
 
     def prior_class(self, name: str) -> str:
@@ -133,8 +137,10 @@ class PriorSet:
             return "sd"
         if name in self.cor:
             return "cor"
-        if name == "sigma":
+        if name == "sigma" and self.sigma:
             return "sigma"
+        if name in self.family_params:
+            return name
         raise KeyError(name)
 
     def __getitem__(self, name: str) -> Prior:
@@ -142,9 +148,9 @@ class PriorSet:
         key = _lookup(_normalised_names(self.names), name)
         if key is None:
             raise KeyError(name)
-        if key == "sigma":
+        if key == "sigma" and self.sigma:
             return self.sigma
-        return {**self.fixed, **self.sd, **self.cor}[key]
+        return {**self.fixed, **self.sd, **self.cor, **self.family_params}[key]
 
     def table(self) -> pd.DataFrame:
         """One row per parameter: its class, prior and source (``"default"`` or ``"user"``).
@@ -251,7 +257,7 @@ def _check_kind(name: str, cls: str, prior: object, via: str | None = None) -> N
             f"the prior for {via or repr(name)} must be a bayesmlm prior such as bm.Normal(0, 10), "
             f"not {type(prior).__name__} {prior!r}"
         )
-    if cls in ("sd", "sigma") and not prior.is_positive:
+    if cls in ("sd", "sigma", "shape") and not prior.is_positive:
         allowed = "a positive prior (HalfStudentT, HalfNormal, HalfCauchy, Exponential)"
     elif cls == "cor" and not prior.is_lkj:
         allowed = "an LKJ prior (bm.LKJ(eta))"
@@ -276,7 +282,12 @@ def _unknown_key_message(key: str, names: list[str], classes: list[str]) -> str:
     return msg
 
 
-def resolve_priors(design: Design, structure: RandomStructure, priors: Mapping | None = None) -> PriorSet:
+def resolve_priors(
+    design: Design,
+    structure: RandomStructure,
+    priors: Mapping | None = None,
+    defaults: PriorSet | None = None,
+) -> PriorSet:
     """Return the default priors with the user's overrides applied.
 
     Parameters
@@ -287,6 +298,9 @@ def resolve_priors(design: Design, structure: RandomStructure, priors: Mapping |
         Maps a class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"``, ``"sigma"``) or a parameter name
         (``"Days"``, ``"sd(Days|Subject)"``, ``"cor(Subject)"``) to a :class:`Prior`. A name wins over its
         class whatever the order of the dict; whitespace in names is ignored.
+    defaults : PriorSet, optional
+        The defaults to override (:func:`default_priors` by default; a generalized family's from
+        :func:`bayesmlm.bayes.glmm_priors.default_glmm_priors`).
 
     Returns
     -------
@@ -308,7 +322,7 @@ def resolve_priors(design: Design, structure: RandomStructure, priors: Mapping |
     >>> ps.sd, ps.source["sd(Intercept|Subject)"]
     ({'sd(Intercept|Subject)': HalfNormal(sigma=30), 'sd(Days|Subject)': HalfNormal(sigma=10)}, 'user')
     """
-    defaults = default_priors(design, structure)
+    defaults = default_priors(design, structure) if defaults is None else defaults
     if priors is None:
         return defaults
     if not isinstance(priors, Mapping):
@@ -352,6 +366,7 @@ def resolve_priors(design: Design, structure: RandomStructure, priors: Mapping |
         fixed={n: resolved[n] for n in defaults.fixed},
         sd={n: resolved[n] for n in defaults.sd},
         cor={n: resolved[n] for n in defaults.cor},
-        sigma=resolved["sigma"],
+        sigma=resolved["sigma"] if defaults.sigma else None,
         source=source,
+        family_params={n: resolved[n] for n in defaults.family_params},
     )

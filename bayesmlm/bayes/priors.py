@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 #: The classes a prior can be given for, in the order of :meth:`~bayesmlm.bayes.prior_set.PriorSet.table`.
-PRIOR_CLASSES = ("Intercept", "b", "sd", "cor", "sigma")
+PRIOR_CLASSES = ("Intercept", "b", "sd", "cor", "sigma", "shape")
 
 # family -> (parameter names in order, parameters that must be > 0, is the support positive?)
 _FAMILIES: dict[str, tuple[tuple[str, ...], frozenset[str], bool]] = {

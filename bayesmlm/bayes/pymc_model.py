@@ -30,6 +30,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayesmlm.bayes.nesting import hierarchical_mean, nested_parents
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.priors import Prior
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
@@ -40,7 +41,15 @@ from bayesmlm.design.names import parameter_names
 from bayesmlm.exceptions import PriorError
 from bayesmlm.families import gaussian
 
-__all__ = ["Parameterization", "block_dim", "build_pymc_model", "choose_parameterization", "term_dim"]
+__all__ = [
+    "Parameterization",
+    "block_dim",
+    "build_pymc_model",
+    "choose_parameterization",
+    "linear_predictor",
+    "resolve_parameterization",
+    "term_dim",
+]
 
 Parameterization = Literal["centered", "noncentered"]
 
@@ -59,7 +68,7 @@ def block_dim(label: str) -> str:
 
 
 def choose_parameterization(
-    structure: RandomStructure, theta: np.ndarray | None
+    structure: RandomStructure, theta: np.ndarray | None, row_weights: np.ndarray | None = None
 ) -> dict[str, Parameterization]:
     """Choose centred or non-centred per block from how informative each group's data are.
 
@@ -81,6 +90,10 @@ def choose_parameterization(
     structure : RandomStructure
     theta : ndarray or None
         REML estimate of the relative covariance parameters.
+    row_weights : ndarray, optional
+        A GLMM's IRLS weights at its Laplace estimate: the information of each row about the linear
+        predictor, so that ``Λᵀ Z_jᵀ W_j Z_j Λ`` is the same ratio on the link scale (``Λ`` is then the
+        random effects' Cholesky factor itself, there being no residual sd).
 
     Returns
     -------
@@ -93,7 +106,8 @@ def choose_parameterization(
             for label, *_ in f.blocks():
                 choice[label] = "noncentered"
             continue
-        ztz = per_level_sum(f.codes, f.Z[:, :, None] * f.Z[:, None, :], f.n_levels)
+        Zw = f.Z if row_weights is None else f.Z * np.asarray(row_weights)[:, None]
+        ztz = per_level_sum(f.codes, Zw[:, :, None] * f.Z[:, None, :], f.n_levels)
         lam = f.relative_factor(theta)
         for label, start, size in f.blocks():
             block = slice(start, start + size)
@@ -101,6 +115,30 @@ def choose_parameterization(
             info = np.einsum("ki,gkl,lj->gij", lb, ztz[:, block, block], lb)
             smallest = np.linalg.eigvalsh(info)[:, 0]
             choice[label] = "centered" if np.median(smallest) > CENTRED_RATIO else "noncentered"
+    return choice
+
+
+def resolve_parameterization(structure: RandomStructure, request, pilot) -> dict[str, Parameterization]:
+    """Centred or non-centred per block, from ``Model(..., parameterization=request)``.
+
+    ``request`` is ``"auto"`` (:func:`choose_parameterization` at the estimate ``pilot()`` returns:
+    ``(theta, row_weights)``, or Nones), ``"centered"``, ``"noncentered"``, or a dict from block label
+    to choice (the other blocks chosen automatically).
+    """
+    labels = [label for f in structure.factors for label, *_ in f.blocks()]
+    if isinstance(request, dict):
+        unknown = sorted(set(request) - set(labels))
+        if unknown:
+            raise ValueError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
+    elif request not in ("auto", "centered", "noncentered"):
+        raise ValueError(
+            f"parameterization must be 'auto', 'centered', 'noncentered' or a dict, not {request!r}"
+        )
+    if request in ("centered", "noncentered"):
+        return dict.fromkeys(labels, request)
+    choice = choose_parameterization(structure, *pilot())
+    if isinstance(request, dict):
+        choice.update(request)
     return choice
 
 
@@ -253,6 +291,76 @@ def population_fixed(design: Design, priors: PriorSet, shift: np.ndarray):
     return coef, original
 
 
+def linear_predictor(
+    design: Design,
+    structure: RandomStructure,
+    priors: PriorSet,
+    parameterization: dict[str, Parameterization],
+    nested: bool = False,
+):
+    """Create the fixed and group effects in the current PyMC model; return the linear predictor.
+
+    ``Xβ + Σ_g (Z_g * r_g[codes_g]).sum(-1)`` over the observations, with the variables of the
+    module docstring (``fixed``, ``sd_g``, ``cor_g``, ``r_g``); :func:`build_pymc_model` adds the
+    Gaussian likelihood to it, :mod:`bayesmlm.bayes.glmm_model` a generalized family's. With
+    ``nested``, a centred factor nested in another centred one has its intercepts centred on its
+    parent's (:mod:`bayesmlm.bayes.nesting`).
+    """
+    sd_name, cor_name = parameter_names(structure)
+    X = np.asarray(design.X)
+    shift = predictor_shift(design)
+    X_data = pm.Data("X", X - shift, dims=("obs", "fixed_term"))
+    coef, original = population_fixed(design, priors, shift)
+    mu = pt.dot(X_data, coef)
+    # Only one factor's centred blocks can be centred on the fixed effects: with two (crossed or
+    # nested factors) the fixed intercept enters the likelihood through both and the ridge
+    # between it and the group effects returns. The anchor is the centred factor with the
+    # fewest levels, whose effects are the most confounded with the intercept.
+    centred = [
+        f for f in structure.factors if any(parameterization[lb] == "centered" for lb, *_ in f.blocks())
+    ]
+    anchor = min(centred, key=lambda f: f.n_levels).group if centred else None
+    parents = nested_parents(structure, {f.group for f in centred}) if nested else {}
+    built: dict[str, tuple] = {}
+    for f in sorted(structure.factors, key=lambda f: f.n_levels) if nested else structure.factors:
+        codes = pm.Data(f"codes_{f.group}", f.codes.astype("int64"), dims="obs")
+        Z = pm.Data(f"Z_{f.group}", np.asarray(f.Z), dims=("obs", term_dim(f.group)))
+        effects, sds, cors = [], [], []
+        single = len(f.block_sizes) == 1
+        for label, start, size in f.blocks():
+            how = parameterization[label]
+            index, mask = _fixed_index(
+                design.fixed_names, X, f.Z[:, start : start + size], f.term_names[start : start + size]
+            )
+            if f.group != anchor:
+                mask = np.zeros_like(mask)
+            fixed_mean = original[index] * mask
+            if nested and how == "centered" and (f.group in parents or f.group == anchor):
+                fixed_mean = hierarchical_mean(f, start, size, fixed_mean, X, original, parents, built)
+            r, sd, corr = _block_effects(
+                f, label, start, size, priors, how, (sd_name, cor_name), single, fixed_mean
+            )
+            effects.append(r)
+            sds.append(sd)
+            if corr is not None:
+                cors.append((label, corr))
+        # One Deterministic per factor: with a Deterministic per block as well, PyTensor 3.3's
+        # FAST_RUN rewrites returned the joined (m, q) array for a block's (m, 1) Deterministic.
+        r_all = pm.Deterministic(
+            f"r_{f.group}",
+            effects[0] if single else pt.concatenate(effects, axis=1),
+            dims=(f.group, term_dim(f.group)),
+        )
+        pm.Deterministic(
+            f"sd_{f.group}", pt.concatenate(sds) if len(sds) > 1 else sds[0], dims=term_dim(f.group)
+        )
+        for label, corr in cors:
+            pm.Deterministic(f"cor_{label}", corr, dims=(block_dim(label), block_dim(label) + "_"))
+        built[f.group] = (f, r_all)
+        mu = mu + pt.sum(Z * r_all[codes], axis=1)
+    return mu
+
+
 def build_pymc_model(
     design: Design,
     structure: RandomStructure,
@@ -273,56 +381,8 @@ def build_pymc_model(
     -------
     pymc.Model
     """
-    coords = model_coords(design, structure)
-    sd_name, cor_name = parameter_names(structure)
-    X = np.asarray(design.X)
-    shift = predictor_shift(design)
-
-    with pm.Model(coords=coords) as model:
-        X_data = pm.Data("X", X - shift, dims=("obs", "fixed_term"))
-        coef, original = population_fixed(design, priors, shift)
-        mu = pt.dot(X_data, coef)
-        # Only one factor's centred blocks can be centred on the fixed effects: with two (crossed or
-        # nested factors) the fixed intercept enters the likelihood through both and the ridge
-        # between it and the group effects returns. The anchor is the centred factor with the
-        # fewest levels, whose effects are the most confounded with the intercept.
-        centred = [
-            f for f in structure.factors if any(parameterization[lb] == "centered" for lb, *_ in f.blocks())
-        ]
-        anchor = min(centred, key=lambda f: f.n_levels).group if centred else None
-        for f in structure.factors:
-            codes = pm.Data(f"codes_{f.group}", f.codes.astype("int64"), dims="obs")
-            Z = pm.Data(f"Z_{f.group}", np.asarray(f.Z), dims=("obs", term_dim(f.group)))
-            effects, sds, cors = [], [], []
-            single = len(f.block_sizes) == 1
-            for label, start, size in f.blocks():
-                how = parameterization[label]
-                index, mask = _fixed_index(
-                    design.fixed_names, X, f.Z[:, start : start + size], f.term_names[start : start + size]
-                )
-                if f.group != anchor:
-                    mask = np.zeros_like(mask)
-                fixed_mean = original[index] * mask
-                r, sd, corr = _block_effects(
-                    f, label, start, size, priors, how, (sd_name, cor_name), single, fixed_mean
-                )
-                effects.append(r)
-                sds.append(sd)
-                if corr is not None:
-                    cors.append((label, corr))
-            # One Deterministic per factor: with a Deterministic per block as well, PyTensor 3.3's
-            # FAST_RUN rewrites returned the joined (m, q) array for a block's (m, 1) Deterministic.
-            r_all = pm.Deterministic(
-                f"r_{f.group}",
-                effects[0] if single else pt.concatenate(effects, axis=1),
-                dims=(f.group, term_dim(f.group)),
-            )
-            pm.Deterministic(
-                f"sd_{f.group}", pt.concatenate(sds) if len(sds) > 1 else sds[0], dims=term_dim(f.group)
-            )
-            for label, corr in cors:
-                pm.Deterministic(f"cor_{label}", corr, dims=(block_dim(label), block_dim(label) + "_"))
-            mu = mu + pt.sum(Z * r_all[codes], axis=1)
+    with pm.Model(coords=model_coords(design, structure)) as model:
+        mu = linear_predictor(design, structure, priors, parameterization)
         sigma = priors.sigma.create("sigma")
         y = pm.Data("y_obs", np.asarray(design.y), dims="obs")
         gaussian.likelihood("y", mu, sigma, y)

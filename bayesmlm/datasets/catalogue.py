@@ -14,6 +14,9 @@ Penicillin     Variation in penicillin testing (lme4)
 Pastes         Strength of a chemical paste product (lme4)
 InstEval       University lecture evaluations at ETH Zurich (lme4)
 BodyWeight     Body weights of rats on three diets over 64 days (nlme)
+cbpp           Contagious bovine pleuropneumonia in herds (lme4; binomial)
+grouseticks    Ticks on red grouse chicks (lme4; counts)
+VerbAgg        Verbal aggression questionnaire (lme4; 0/1 responses)
 =============  ==========================================================
 
 Grouping columns (subjects, batches, plates, students, ...) are returned as
@@ -31,55 +34,20 @@ below.
 from __future__ import annotations
 
 import re
-import textwrap
-from dataclasses import dataclass
 from importlib.resources import files
-from typing import Literal
 
 import pandas as pd
 
+from bayesmlm.datasets.entry import DTYPES
+from bayesmlm.datasets.entry import Column as _Column
+from bayesmlm.datasets.entry import Dataset as _Dataset
+from bayesmlm.datasets.generalized import GENERALIZED
 from bayesmlm.exceptions import DataError
 
 __all__ = ["list_datasets", "load_dataset"]
 
-ColumnKind = Literal["group", "float", "int"]
-
-_DTYPES: dict[ColumnKind, str] = {"group": "categorical", "float": "float64", "int": "int64"}
+_DTYPES = DTYPES
 _INTEGER_LABEL = re.compile(r"-?[0-9]+")
-
-
-@dataclass(frozen=True)
-class _Column:
-    """One column of a bundled dataset: name, kind and meaning."""
-
-    name: str
-    kind: ColumnKind
-    doc: str
-
-
-@dataclass(frozen=True)
-class _Dataset:
-    """Registry entry of a bundled dataset."""
-
-    name: str
-    filename: str
-    title: str
-    n_rows: int
-    summary: str
-    columns: tuple[_Column, ...]
-    source: str
-
-    @property
-    def description(self) -> str:
-        """Plain-text documentation: title, summary, one line per column, source."""
-        heading = f"{self.name}: {self.title}"
-        width = max(len(c.name) for c in self.columns)
-        lines = [heading, "-" * len(heading), textwrap.fill(self.summary, width=88), ""]
-        lines.append(f"{self.n_rows} rows, {len(self.columns)} columns:")
-        for col in self.columns:
-            lines.append(f"  {col.name:<{width}}  {_DTYPES[col.kind]:<11}  {col.doc}")
-        lines += ["", textwrap.fill(f"Source: {self.source}", width=88, subsequent_indent="  ")]
-        return "\n".join(lines)
 
 
 _REGISTRY: tuple[_Dataset, ...] = (
@@ -239,6 +207,7 @@ _REGISTRY: tuple[_Dataset, ...] = (
             "(2000). Mixed-Effects Models in S and S-PLUS. Springer."
         ),
     ),
+    *GENERALIZED,
 )
 
 _BY_KEY: dict[str, _Dataset] = {ds.name.casefold(): ds for ds in _REGISTRY}
@@ -274,7 +243,8 @@ def load_dataset(name: str) -> pd.DataFrame:
     ----------
     name : str
         Name of the dataset, case-insensitive: ``"sleepstudy"``, ``"Oxboys"``,
-        ``"Dyestuff"``, ``"Penicillin"``, ``"Pastes"``, ``"InstEval"`` or ``"BodyWeight"``.
+        ``"Dyestuff"``, ``"Penicillin"``, ``"Pastes"``, ``"InstEval"``, ``"BodyWeight"``, ``"cbpp"``,
+        ``"grouseticks"`` or ``"VerbAgg"``.
         See :func:`list_datasets`.
 
     Returns
@@ -342,7 +312,8 @@ def list_datasets() -> pd.DataFrame:
     --------
     >>> from bayesmlm import list_datasets
     >>> list(list_datasets().index)
-    ['sleepstudy', 'Oxboys', 'Dyestuff', 'Penicillin', 'Pastes', 'InstEval', 'BodyWeight']
+    ['sleepstudy', 'Oxboys', 'Dyestuff', 'Penicillin', 'Pastes', 'InstEval', 'BodyWeight', 'cbpp',
+     'grouseticks', 'VerbAgg']
     >>> int(list_datasets().loc["InstEval", "n_rows"])
     73421
     """

@@ -234,14 +234,20 @@ def plain_booleans(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def check_identifiable(design_n: int, p: int, y: np.ndarray, response: str, blocks) -> None:
-    """Raise DataError for models that cannot be estimated; warn when a factor has few levels."""
+def check_identifiable(
+    design_n: int, p: int, y: np.ndarray, response: str, blocks, generalized=False
+) -> None:
+    """Raise DataError for models that cannot be estimated; warn when a factor has few levels.
+
+    A ``generalized`` model (no residual variance) checks its own response (its family's rules) and
+    may have one level per row (an observation-level effect for overdispersion, as glmer allows).
+    """
     if design_n <= p:
         raise DataError(
             f"only {design_n} observation(s) for {p} fixed-effect coefficient(s); a model needs more "
             "observations than fixed effects"
         )
-    if np.ptp(y) == 0:
+    if not generalized and np.ptp(y) == 0:
         raise DataError(
             f"the response '{response}' is constant ({y[0]:g} in all {design_n} rows): there is no "
             "variation to model"
@@ -254,7 +260,7 @@ def check_identifiable(design_n: int, p: int, y: np.ndarray, response: str, bloc
                 "between groups cannot be estimated from one group; drop the term "
                 f"{block.term} or use a factor with more levels"
             )
-        if design_n <= n_effects:
+        if design_n < n_effects + (not generalized):
             per = "one row per level" if block.n_levels == design_n else f"{n_effects} random effects"
             raise DataError(
                 f"random term {block.term} has {per} for {design_n} observations: its variance cannot be "

@@ -21,14 +21,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bayesmlm.exceptions import BayesMLMError, DataError
+from bayesmlm.exceptions import ArgumentError, BayesMLMError, DataError
 
-__all__ = ["dask_frame", "frame_meta", "is_distributed_input", "reduce_partitions", "scheduler_description"]
+__all__ = [
+    "dask_frame",
+    "frame_meta",
+    "is_distributed_input",
+    "reduce_partitions",
+    "refuse_distributed",
+    "scheduler_description",
+]
 
 #: partial results merged per task of the tree reduction
 SPLIT_EVERY = 8
 _PARQUET = (".parquet", ".pq", ".parq")
 _CSV = (".csv", ".csv.gz", ".tsv", ".txt")
+
+
+def refuse_distributed(generalized: bool, weights) -> None:
+    """Refuse a generalized or weighted model from a Dask DataFrame or files (only sums of squares reduce)."""
+    if generalized or weights is not None:
+        raise ArgumentError(
+            "a model from a Dask DataFrame or files is Gaussian and unweighted (its statistics are sums of "
+            "squares); fit generalized or weighted models from a pandas DataFrame"
+        )
 
 
 def is_distributed_input(data: object) -> bool:

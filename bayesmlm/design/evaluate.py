@@ -12,7 +12,6 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import formulae
 import numpy as np
 import pandas as pd
 
@@ -26,8 +25,17 @@ from bayesmlm.design.checks import (
     unusable_rows,
     usable_columns,
 )
+from bayesmlm.design.evaluation import evaluate_formula, independent_columns
 from bayesmlm.design.levels import group_labels
 from bayesmlm.design.moments import DesignMoments
+from bayesmlm.design.response import (
+    checked_weights,
+    offset_columns,
+    predictor_columns,
+    prior_weight_column,
+    refuse_random_offset,
+    response_columns,
+)
 from bayesmlm.design.rows import NoRows, rows_needed
 from bayesmlm.exceptions import (
     ArgumentError,
@@ -37,16 +45,18 @@ from bayesmlm.exceptions import (
     MissingValueWarning,
     RankDeficientWarning,
 )
-from bayesmlm.spec.expression import ExpressionRefused, allowed_functions, check_expression
+from bayesmlm.spec.expression import allowed_functions
 from bayesmlm.spec.formula import ModelSpec, RandomTerm, parse_formula
 from bayesmlm.spec.namespace import formula_environment
 
-__all__ = ["Design", "NaAction", "RandomBlock", "evaluate_formula", "independent_columns", "make_design"]
+__all__ = ["Design", "NaAction", "RandomBlock", "make_design"]
 
 NaAction = Literal["drop", "error"]
 
 
-def _readonly(a: np.ndarray) -> np.ndarray:
+def _readonly(a: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return None
     a = np.ascontiguousarray(a, dtype=float)
     a.setflags(write=False)
     return a
@@ -114,6 +124,13 @@ class Design:
         A copy of the rows and columns used.
     moments : DesignMoments, optional
         The columns' means and sds, carried by a design without rows (see :attr:`holds_rows`).
+    trials, offset, weights : ndarray or None
+        Per row: the trials of a binomial response (``cbind(s, f)``, ``p(s, n)``; ``y`` holds the
+        successes), the summed ``offset(...)`` terms, the prior weights.
+    response_levels : tuple of str or None
+        ``(failure, success)`` of a two-level categorical response (``y`` is 1 for a success).
+    predictors : frozenset of str
+        Columns needed to predict (the formula's columns except those only in the response).
     """
 
     spec: ModelSpec
@@ -126,6 +143,11 @@ class Design:
     aliased: tuple[str, ...]
     fixed_matrix: Any = field(repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
+    trials: np.ndarray | None = field(default=None, repr=False)
+    offset: np.ndarray | None = field(default=None, repr=False)
+    weights: np.ndarray | None = field(default=None, repr=False)
+    response_levels: tuple[str, str] | None = None
+    predictors: frozenset[str] | None = field(default=None, repr=False)
     moments: DesignMoments | None = field(default=None, repr=False)
 
     @property
@@ -171,6 +193,16 @@ class Design:
         keep = [self.fixed_matrix_names.index(name) for name in self.fixed_names]
         return new[:, keep]
 
+    def offset_for(self, newdata: pd.DataFrame) -> np.ndarray:
+        """Return the offset of new rows (zeros for a model without ``offset(...)``)."""
+        if self.offset is None:
+            return np.zeros(len(newdata))
+        try:
+            new = self.fixed_matrix.evaluate_new_data(newdata)
+        except Exception as err:  # formulae raises many kinds for values it cannot encode
+            raise DataError(f"cannot evaluate the offset on newdata: {err}") from err
+        return offset_columns(new)[0]
+
     def check_newdata(self, newdata: pd.DataFrame, include_random: bool = True) -> np.ndarray:
         """Check new data for prediction; return the mask of rows with a missing value.
 
@@ -202,53 +234,13 @@ class Design:
         return list(self.fixed_matrix.as_dataframe().columns)
 
 
-def evaluate_formula(formula: str, data: pd.DataFrame, what: str, env, allowed: frozenset[str]):
-    """Evaluate one formula with formulae, after checking the exact text it will evaluate.
-
-    A :class:`ModelSpec` can be built by hand, bypassing :func:`parse_formula`; checking here too
-    means nothing reaches formulae's evaluation unchecked.
-    """
-    try:
-        check_expression(formula, allowed)
-    except ExpressionRefused as err:
-        raise FormulaError(f"could not evaluate the {what} '{formula}': {err}") from None
-    try:
-        return formulae.design_matrices(formula, data, na_action="error", env=env)
-    except FormulaError:
-        raise
-    except KeyError as err:  # a name that is neither a column nor an allowed function
-        raise FormulaError(
-            f"could not evaluate the {what} '{formula}': {err.args[0]!r} is neither a column of the data "
-            "nor a function formulas may call (numpy's element-wise functions such as np.log, and C, I, "
-            "scale, center, standardize, poly, ...); add your own with extra_namespace={'name': function}"
-        ) from err
-    except Exception as err:  # formulae raises many kinds; all mean "this expression failed"
-        raise FormulaError(f"could not evaluate the {what} '{formula}': {err}") from err
-
-
-def independent_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
-    """Return the columns kept when each column that is a combination of earlier ones is dropped."""
-    kept: list[int] = []
-    for j in range(X.shape[1]):
-        col = X[:, j]
-        norm = np.linalg.norm(col)
-        if norm == 0:
-            continue
-        if kept:
-            coef, *_ = np.linalg.lstsq(X[:, kept], col, rcond=None)
-            resid = np.linalg.norm(col - X[:, kept] @ coef)
-        else:
-            resid = norm
-        if resid > tol * max(norm, 1.0):
-            kept.append(j)
-    return kept
-
-
 def make_design(
     spec: ModelSpec | str,
     data: pd.DataFrame,
     na_action: NaAction = "drop",
     extra_namespace: dict | None = None,
+    weights=None,
+    generalized: bool = False,
 ) -> Design:
     """Evaluate a model formula on data.
 
@@ -265,6 +257,11 @@ def make_design(
     extra_namespace : dict, optional
         Functions the formula may call besides numpy's element-wise ones and formulae's transforms
         (see :mod:`bayesmlm.spec.namespace`); nothing else is callable from a formula.
+    weights : str or array_like, optional
+        Prior weights: a column name or one number per row.
+    generalized : bool
+        Accept two-column (binomial) and two-level responses, leaving the response checks to the
+        family; otherwise (Gaussian) they are refused.
 
     Returns
     -------
@@ -284,7 +281,8 @@ def make_design(
     if na_action not in ("drop", "error"):
         raise ArgumentError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     check_columns(spec, data)
-    used = sorted(spec.variables)
+    data, weight_column = prior_weight_column(data, weights, generalized)
+    used = sorted(spec.variables | ({weight_column} if weight_column else set()))
     check_column_types(data, used)
     frame = usable_columns(data, used)
     bad, detail = unusable_rows(frame, used)
@@ -307,21 +305,18 @@ def make_design(
     env = formula_environment(extra_namespace)
     allowed = allowed_functions(extra_namespace or {})
     dm = evaluate_formula(f"{spec.response} ~ {spec.fixed}", frame, "fixed part", env, allowed)
-    y_raw = np.asarray(np.asarray(dm.response), dtype=float)
-    if dm.response.kind != "numeric" or (y_raw.ndim == 2 and y_raw.shape[1] != 1):
-        raise DataError(
-            f"the response '{spec.response}' must be numeric, but it is categorical "
-            f"({y_raw.shape[1] if y_raw.ndim == 2 else 1} level column(s)); convert it to numbers"
-        )
-    y = y_raw.reshape(-1)
+    response = response_columns(dm.response, spec.response, generalized)
+    y = response.y
+    offset, kept_columns = offset_columns(dm.common, generalized)
     if dm.common is None:
         X_full = np.zeros((len(frame), 0))
         names_full: list[str] = []
     else:
-        X_full = np.asarray(np.asarray(dm.common), dtype=float)
-        names_full = list(dm.common.as_dataframe().columns)
+        X_full = np.asarray(np.asarray(dm.common), dtype=float)[:, kept_columns]
+        names_full = [list(dm.common.as_dataframe().columns)[j] for j in kept_columns]
     check_reserved_names(spec, names_full)
-    if not np.all(np.isfinite(y)) or not np.all(np.isfinite(X_full)):
+    finite = [y, X_full, *(a for a in (response.trials, offset) if a is not None)]
+    if not all(np.all(np.isfinite(a)) for a in finite):
         raise DataError(
             "the response or a fixed-effect column has non-finite values after transformation "
             "(for example log of zero); check the transformations in the formula"
@@ -343,6 +338,7 @@ def make_design(
         tm = evaluate_formula(term.expr, frame, f"random term {term}", env, allowed)
         if tm.common is None:
             raise FormulaError(f"random term {term} has no columns")
+        refuse_random_offset(tm.common, term)
         Z = np.asarray(np.asarray(tm.common), dtype=float)
         if not np.all(np.isfinite(Z)):
             raise DataError(f"random term {term} has non-finite values after transformation")
@@ -359,7 +355,8 @@ def make_design(
             )
         )
     check_random_terms(blocks)
-    check_identifiable(len(y), X.shape[1], y, spec.response, blocks)
+    check_identifiable(len(y), X.shape[1], y, spec.response, blocks, generalized)
+    w = checked_weights(frame[weight_column].to_numpy(dtype=float)) if weight_column else None
     return Design(
         spec=spec,
         y=_readonly(y),
@@ -371,4 +368,9 @@ def make_design(
         aliased=aliased,
         fixed_matrix=dm.common,
         data=frame,
+        trials=_readonly(response.trials),
+        offset=_readonly(offset),
+        weights=_readonly(w),
+        response_levels=response.levels,
+        predictors=predictor_columns(spec, allowed),
     )

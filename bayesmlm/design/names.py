@@ -183,7 +183,8 @@ def named_parameters(
         Group -> random-effect sds, shape (..., q).
     cors : dict
         Block label -> correlation matrices, shape (..., k, k), for blocks of two or more terms.
-    sigma : ndarray, shape (...)
+    sigma : ndarray, shape (...), or None
+        The residual sd (None for a generalized family, which has none: no ``sigma``/``Scale``).
     scale : {"sd", "var"}
 
     Returns
@@ -211,7 +212,8 @@ def named_parameters(
             for j in range(size):
                 for i in range(j + 1, size):
                     out[f"cor({terms[j]},{terms[i]}|{suffix})"] = cors[label][..., i, j]
-    out["sigma"] = sigma
+    if sigma is not None:
+        out["sigma"] = sigma
     if scale == "var":
         for f in structure.factors:
             for label, start, size in f.blocks():
@@ -223,5 +225,6 @@ def named_parameters(
                         cov = cors[label][..., i, j] * by_term[(label, terms[i])] * by_term[(label, terms[j])]
                         first, second = (statsmodels_name(structure, f.group, terms[k]) for k in (j, i))
                         out[f"{first} x {second} Cov"] = cov
-        out["Scale"] = sigma**2
+        if sigma is not None:
+            out["Scale"] = sigma**2
     return out

@@ -27,7 +27,7 @@ from formulae.terms.call import Call
 from formulae.terms.call_resolver import LazyCall, LazyOperator, LazyVariable
 from formulae.transforms import TRANSFORMS
 
-from bayesmlm.design.evaluate import evaluate_formula
+from bayesmlm.design.evaluation import evaluate_formula
 from bayesmlm.design.levels import group_labels
 from bayesmlm.design.partitions import CodeLookup, Scan, ScanPlan
 from bayesmlm.exceptions import DataError, FormulaError

@@ -29,7 +29,8 @@ from bayesmlm.design.checks import check_column_types, check_columns, check_iden
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.dask_input import dask_frame, frame_meta, reduce_partitions, scheduler_description
-from bayesmlm.design.evaluate import Design, NaAction, RandomBlock, independent_columns
+from bayesmlm.design.evaluate import Design, NaAction, RandomBlock
+from bayesmlm.design.evaluation import independent_columns
 from bayesmlm.design.partitions import EvaluationPlan, merge_scans, partition_statistics, scan_partition
 from bayesmlm.design.prototype import evaluate_prototype, factor_levels, scan_plan
 from bayesmlm.design.rows import NoRows

@@ -97,7 +97,7 @@ class ICC:
     @property
     def note(self) -> str:
         """One sentence stating how the ICCs were computed and at which covariate values."""
-        interval = "HDI" if self.method == "posterior" else "percentile interval"
+        interval = "HDI" if self.method.startswith("posterior") else "percentile interval"
         where = ""
         if self.at:
             where = " Per-factor ICCs at " + ", ".join(f"{k} = {v:g}" for k, v in self.at.items()) + "."

@@ -11,8 +11,9 @@ the text differently):
   a name with a dunder part (``__class__``) is refused everywhere;
 - **calls** of the functions in :func:`allowed_functions` only, by their exact name: formulae's
   transforms and encodings (``C``, ``I``, ``scale``, ``center``, ``standardize``, ``poly``, ``bs``,
-  ``Treatment``, ...), numpy's element-wise functions as ``np.<name>``, ``numpy.<name>`` or bare
-  ``<name>``, and the names the user passes in ``extra_namespace``; no other attribute access;
+  ``Treatment``, ...), lme4's binomial response ``cbind(successes, failures)``, numpy's element-wise
+  functions as ``np.<name>``, ``numpy.<name>`` or bare ``<name>``, and the names the user passes in
+  ``extra_namespace``; no other attribute access;
 - **constants**: numbers, ``True``, ``False``, ``None`` and strings; a string only as a function
   argument (``Treatment("b")``) or in a comparison (``I(group == "a")``), never in arithmetic;
 - **operators**: ``+ - * / **`` and the comparisons ``== != < <= > >=``, on numbers bounded in size;
@@ -42,6 +43,7 @@ from formulae.terms.variable import Variable
 from bayesmlm.exceptions import FormulaError
 
 __all__ = [
+    "BINOMIAL_RESPONSE",
     "ENCODINGS",
     "MAX_BASIS",
     "MAX_DEPTH",
@@ -76,6 +78,8 @@ TRANSFORMS = (
     "standardize",
     "tp",
 )
+#: lme4's two-column binomial response, ``cbind(successes, failures)`` (see :mod:`bayesmlm.spec.namespace`)
+BINOMIAL_RESPONSE = "cbind"
 #: formulae's encodings: callable (``Treatment("b")``) and usable by name (``C(x, Sum)``)
 ENCODINGS = ("Sum", "Treatment")
 
@@ -157,7 +161,7 @@ def allowed_functions(extra: Iterable[str] = ()) -> frozenset[str]:
     (True, False)
     """
     numpy = {f"{module}.{name}" for module in ("np", "numpy") for name in NUMPY_FUNCTIONS}
-    return frozenset({*TRANSFORMS, *ENCODINGS, *NUMPY_FUNCTIONS, *numpy, *extra})
+    return frozenset({*TRANSFORMS, *ENCODINGS, BINOMIAL_RESPONSE, *NUMPY_FUNCTIONS, *numpy, *extra})
 
 
 def refuse_long_or_deep(text: str) -> None:

@@ -7,6 +7,7 @@ in a namespace of its own instead:
 
 - formulae's transforms and encodings, always: ``C``, ``I``, ``scale``, ``center``, ``standardize``,
   ``poly``, ``bs``, ``binary``, ``offset`` and the others formulae defines;
+- lme4's binomial response :func:`cbind` ``(successes, failures)``;
 - the element-wise numpy functions in :data:`NUMPY_FUNCTIONS`, as ``np.<name>``, ``numpy.<name>`` or
   the bare ``<name>`` (``np.log(x)``, ``log(x)``);
 - what the user adds with ``extra_namespace={"name": function}``.
@@ -26,9 +27,26 @@ import numpy as np
 from formulae.environment import Environment
 
 from bayesmlm.exceptions import FormulaError
-from bayesmlm.spec.expression import NUMPY_FUNCTIONS
+from bayesmlm.spec.expression import BINOMIAL_RESPONSE, NUMPY_FUNCTIONS
 
-__all__ = ["NUMPY_FUNCTIONS", "RestrictedModule", "formula_environment", "formula_namespace"]
+__all__ = ["NUMPY_FUNCTIONS", "RestrictedModule", "cbind", "formula_environment", "formula_namespace"]
+
+
+def cbind(successes, failures) -> np.ndarray:
+    """lme4's binomial response: the successes and failures of each row as two columns.
+
+    Examples
+    --------
+    >>> cbind(np.array([2, 3]), np.array([12, 9])).tolist()
+    [[2.0, 12.0], [3.0, 9.0]]
+    """
+    columns = []
+    for what, values in (("successes", successes), ("failures", failures)):
+        values = np.asarray(values)
+        if values.ndim != 1 or not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+            raise FormulaError(f"cbind(successes, failures): the {what} must be one numeric column")
+        columns.append(values.astype(float))
+    return np.column_stack(columns)
 
 
 class RestrictedModule:
@@ -85,6 +103,7 @@ def formula_namespace(extra_namespace: Mapping[str, Callable] | None = None) -> 
     functions = {name: getattr(np, name) for name in NUMPY_FUNCTIONS}
     namespace: dict[str, object] = dict(functions)
     namespace["np"] = namespace["numpy"] = RestrictedModule("np", functions)
+    namespace[BINOMIAL_RESPONSE] = cbind
     for name, value in (extra_namespace or {}).items():
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise FormulaError(f"extra_namespace key {name!r} is not a valid name")
