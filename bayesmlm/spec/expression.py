@@ -1,11 +1,9 @@
 """Stage 1, the specification: what a formula expression may contain, checked before any evaluation.
 
-formulae evaluates a formula's function calls itself: a dotted name such as ``np.log`` is resolved by
-looking up ``np`` and then taking attributes, and the arguments are evaluated recursively. Any
-attribute chain was therefore reachable from an allowed function (``I.__globals__...`` reached
-``eval``), so every expression is checked against this grammar first, on the tree formulae's parser
-builds from it (the very tree formulae later evaluates, so the check and the evaluation cannot read
-the text differently):
+formulae evaluates a formula's calls itself (``np.log``: look up ``np``, take the attribute), so any
+attribute chain was reachable from an allowed function (``I.__globals__...`` reached ``eval``). Every
+expression is therefore checked against this grammar first, on the very tree formulae's parser builds
+and later evaluates (the check and the evaluation cannot read the text differently):
 
 - **names**: data columns, plain (``Days``, ``Sepal.Length``) or backticked (```my column```);
   a name with a dunder part (``__class__``) is refused everywhere;
@@ -17,10 +15,8 @@ the text differently):
 - **constants**: numbers, ``True``, ``False``, ``None`` and strings; a string only as a function
   argument (``Treatment("b")``) or in a comparison (``I(group == "a")``), never in arithmetic;
 - **operators**: ``+ - * / **`` and the comparisons ``== != < <= > >=``, on numbers bounded in size;
-- keyword arguments (``poly(x, degree=2)``) with plain names; the encodings ``Treatment`` and ``Sum``
-  may also be passed by name (``C(x, Sum)``);
-- polynomials and splines of at most :data:`MAX_BASIS` columns (``poly(x, 100000)`` would take a
-  minute and gigabytes).
+- keyword arguments with plain names (``poly(x, degree=2)``); the encodings by name (``C(x, Sum)``);
+- polynomials and splines of at most :data:`MAX_BASIS` columns (``poly(x, 100000)``: minutes, GBs).
 
 Nothing else exists in formulae's grammar (it has no subscripts of objects, lambdas, comprehensions,
 f-strings or starred arguments); anything it might add later is refused because the check lists what
