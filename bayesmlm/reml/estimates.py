@@ -17,6 +17,7 @@ from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.linalg.factorize import BlockedFactor, factorize
 from bayesmlm.linalg.system import blocked_system
+from bayesmlm.linalg.threads import single_threaded
 
 __all__ = ["Estimates", "conditional_modes", "estimates_at"]
 
@@ -137,6 +138,7 @@ def _congruence_rest(M: np.ndarray, system, lams) -> np.ndarray:
     return left
 
 
+@single_threaded()
 def estimates_at(
     theta: np.ndarray, structure: RandomStructure, stats: CrossProducts, reml: bool
 ) -> Estimates:

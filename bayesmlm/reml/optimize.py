@@ -29,6 +29,7 @@ from scipy.optimize import minimize
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.linalg.system import blocked_system
+from bayesmlm.linalg.threads import single_threaded
 from bayesmlm.reml.convergence import (
     ConvergenceChecks,
     at_bound,
@@ -194,6 +195,7 @@ def _jittered_starts(structure: RandomStructure, n: int) -> list[np.ndarray]:
     return starts
 
 
+@single_threaded()
 def optimize_theta(
     structure: RandomStructure,
     stats: CrossProducts,
