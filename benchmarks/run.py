@@ -13,6 +13,10 @@ case, so both see the same machine state. Wall time counts from the start of the
 compilation, sampling and diagnostics. NUTS: 4 chains x 1,000 draws after 1,000 tuning steps, 2 cores,
 each tool's default sampler. Minimum bulk ESS is over the fixed effects, group-level sds and
 correlations (bambi has none) and sigma; ESS/s is that minimum over the wall time.
+
+``--reml-speed`` then runs ``benchmarks/reml_speed.py`` (REML beside statsmodels and lme4: the first
+sleepstudy fit, 60 x 40 subjects x items, InstEval), which prints its own table; ``--reml-speed-only``
+runs it alone.
 """
 
 from __future__ import annotations
@@ -87,7 +91,12 @@ def main() -> None:
     parser.add_argument("--bambi-timeout", type=float, default=900)
     parser.add_argument("--bambi-sampler", default="default")
     parser.add_argument("--sampler", default="pymc", help="bayesmlm's sampler")
+    parser.add_argument("--reml-speed", action="store_true", help="also run benchmarks/reml_speed.py")
+    parser.add_argument("--reml-speed-only", action="store_true", help="run benchmarks/reml_speed.py alone")
     args = parser.parse_args()
+    if args.reml_speed_only:
+        subprocess.run([sys.executable, str(HERE / "reml_speed.py")], check=False)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases:
@@ -136,6 +145,9 @@ def main() -> None:
                 f"{name}: bayesmlm/bambi wall time {ours['wall_s'] / theirs['wall_s']:.2f}; "
                 f"ESS/s ratio {ours['ess_per_s'] / theirs['ess_per_s']:.3g}x"
             )
+    if args.reml_speed:
+        sys.stdout.flush()
+        subprocess.run([sys.executable, str(HERE / "reml_speed.py")], check=False)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage 4a, REML/ML: every estimate at a given theta, from the blocked factorisation, in NumPy.
 
-At the optimal ``theta`` the factorisation (:func:`bayesmlm.linalg.blocked.decompose`) gives the
+At the optimal ``theta`` the factorisation (:func:`bayesmlm.linalg.factorize.factorize`) gives the
 profiled ``σ²`` and ``β``, ``vcov(β) = σ² (R_Xᵀ R_X)⁻¹``, and the conditional modes and covariances of
 the random effects; computing them here, once, keeps them exactly consistent with the objective that
 was minimised.
@@ -15,7 +15,9 @@ import scipy.linalg as sla
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
-from bayesmlm.reml.objective import compile_at_theta
+from bayesmlm.linalg.factorize import BlockedFactor, factorize
+from bayesmlm.linalg.system import blocked_system
+from bayesmlm.linalg.threads import single_threaded
 
 __all__ = ["Estimates", "conditional_modes", "estimates_at"]
 
@@ -77,57 +79,66 @@ class Estimates:
         return self.scale * sd, cor
 
 
-def _evaluate_decomposition(theta: np.ndarray, structure: RandomStructure, stats: CrossProducts):
-    values = compile_at_theta("decomposition", structure, stats)(theta)
-    return {k: np.asarray(v) for k, v in values.items()}
-
-
-def _upper_solve_batched(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Solve ``L_gᵀ x_g = b_g`` for every level ``g`` (``L``: (m, q, q) lower, ``b``: (m, q))."""
-    return np.linalg.solve(np.swapaxes(L, 1, 2), b[..., None])[..., 0]
+def _rest_rows(values: np.ndarray, system, lams, transpose: bool) -> np.ndarray:
+    """``Λ_R v`` (or ``Λ_Rᵀ v``) for a vector over the trailing factors' rows."""
+    out = np.array(values, dtype=float)
+    for f, lam in zip(system.rest, lams, strict=True):
+        block = out[f.start : f.stop].reshape(f.levels, f.q)
+        out[f.start : f.stop] = (block @ (lam if transpose else lam.T)).reshape(-1)
+    return out
 
 
 def conditional_modes(
-    dec: dict, structure: RandomStructure, theta: np.ndarray, beta: np.ndarray, sigma2: float
-) -> tuple[dict, dict]:
-    """Conditional modes ``b = Λu`` and conditional covariances ``σ² Λ (LLᵀ)⁻¹ Λᵀ`` per level."""
-    first, rest = structure.factors[0], structure.factors[1:]
-    d1 = dec["c1_y"] - dec["c1_x"] @ beta  # (m1, q1)
-    L1 = dec["L1"]
-    L1_inv = np.linalg.inv(L1)  # (m1, q1, q1)
-    u: dict[str, np.ndarray] = {}
-    inv_blocks: dict[str, np.ndarray] = {}
-    if rest:
-        L_rest = dec["L_rest"]
-        d_rest = dec["cr_y"] - dec["cr_x"] @ beta
-        u_rest = sla.solve_triangular(L_rest, d_rest, lower=True, trans="T")
-        C_t = dec["C_t"]  # (m1, q1, qR)
-        u1 = _upper_solve_batched(L1, d1 - C_t @ u_rest)
-        # diagonal blocks of (L Lᵀ)⁻¹ for the first factor: L1⁻ᵀL1⁻¹ + Wᵀ W, W = L_R⁻¹ C L1⁻¹
-        m1, q1, q_rest = C_t.shape
-        Y = sla.solve_triangular(L_rest, C_t.reshape(m1 * q1, q_rest).T, lower=True)
-        W = np.einsum("rgk,gkl->grl", Y.reshape(q_rest, m1, q1), L1_inv)
-        inv_blocks[first.group] = np.swapaxes(L1_inv, 1, 2) @ L1_inv + np.swapaxes(W, 1, 2) @ W
-        L_rest_inv = sla.solve_triangular(L_rest, np.eye(q_rest), lower=True)
-        start = 0
-        for f in rest:
-            width = f.n_levels * f.q
-            u[f.group] = u_rest[start : start + width].reshape(f.n_levels, f.q)
-            K = L_rest_inv[:, start : start + width].reshape(q_rest, f.n_levels, f.q)
-            inv_blocks[f.group] = np.einsum("rgk,rgl->gkl", K, K)
-            start += width
-    else:
-        u1 = _upper_solve_batched(L1, d1)
-        inv_blocks[first.group] = np.swapaxes(L1_inv, 1, 2) @ L1_inv
-    u[first.group] = u1
-    modes, condvar = {}, {}
-    for f in structure.factors:
-        lam = f.relative_factor(theta)
-        modes[f.group] = u[f.group] @ lam.T
-        condvar[f.group] = sigma2 * (lam @ inv_blocks[f.group] @ lam.T)
-    return modes, condvar
+    factor: BlockedFactor, stats: CrossProducts, beta: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Spherical conditional modes ``u`` and the diagonal blocks of ``(Λᵀ Zᵀ Z Λ + I)⁻¹``, per factor.
+
+    The modes solve ``(Λᵀ Zᵀ Z Λ + I) u = Λᵀ Zᵀ (y − X β)``: the other factors' first, through the
+    trailing block's factor ``L_R``, then each level of the first factor through its ``A_j``. The
+    inverse blocks are ``(L_R L_Rᵀ)⁻¹``'s for the other factors and, for level ``j`` of the first,
+    ``A_j⁻¹ + A_j⁻¹ Λ₁ᵀ G_jᵀ Λ_R (L_R L_Rᵀ)⁻¹ Λ_Rᵀ G_j Λ₁ A_j⁻¹``.
+    Both lists are in ``structure.factors`` order, shapes ``(levels, q)`` and ``(levels, q, q)``.
+    """
+    system, lam1, ainv = factor.system, factor.lam_first, factor.ainv
+    r1 = (stats.zty1 - stats.ztx1 @ beta) @ lam1  # Λ₁ᵀ Z₁ᵀ(y − Xβ) per level, (m1, q1)
+    if not system.rest:
+        return [np.einsum("jab,jb->ja", ainv, r1)], [ainv]
+    n_rest = system.n_rest
+    lower = factor.lower()[:n_rest, :n_rest]
+    r_rest = _rest_rows(stats.zty_rest - stats.ztx_rest @ beta, system, factor.lam_rest, transpose=True)
+    through_first = np.einsum("jab,jb->ja", ainv, r1) @ lam1.T  # Λ₁ A_j⁻¹ r1_j
+    coupled = system.coupling.times(through_first)[:n_rest]
+    rhs = r_rest - _rest_rows(coupled, system, factor.lam_rest, transpose=True)
+    u_rest = sla.cho_solve((lower, True), rhs)
+    back = np.zeros(system.n_trailing)
+    back[:n_rest] = _rest_rows(u_rest, system, factor.lam_rest, transpose=False)
+    u1 = np.einsum("jab,jb->ja", ainv, r1 - system.coupling.transpose_times(back) @ lam1)
+    inv_rest = sla.cho_solve((lower, True), np.eye(n_rest))
+    spread = np.zeros((system.n_trailing, system.n_trailing))
+    spread[:n_rest, :n_rest] = _congruence_rest(inv_rest, system, factor.lam_rest)
+    middle = lam1.T @ system.coupling.inner(spread) @ lam1
+    modes, blocks = [u1], [ainv + ainv @ middle @ ainv]
+    for f in system.rest:
+        modes.append(u_rest[f.start : f.stop].reshape(f.levels, f.q))
+        block = inv_rest[f.start : f.stop, f.start : f.stop].reshape(f.levels, f.q, f.levels, f.q)
+        blocks.append(np.einsum("lalb->lab", block))
+    return modes, blocks
 
 
+def _congruence_rest(M: np.ndarray, system, lams) -> np.ndarray:
+    """``Λ_R M Λ_Rᵀ`` for a symmetric matrix over the trailing factors' rows."""
+    left = np.array(M)
+    for f, lam in zip(system.rest, lams, strict=True):
+        rows = slice(f.start, f.stop)
+        left[rows, :] = (lam @ left[rows, :].reshape(f.levels, f.q, -1)).reshape(-1, left.shape[1])
+    for f, lam in zip(system.rest, lams, strict=True):
+        cols = slice(f.start, f.stop)
+        n = left.shape[0]
+        left[:, cols] = (left[:, cols].reshape(n, f.levels, f.q) @ lam.T).reshape(n, -1)
+    return left
+
+
+@single_threaded()
 def estimates_at(
     theta: np.ndarray, structure: RandomStructure, stats: CrossProducts, reml: bool
 ) -> Estimates:
@@ -149,16 +160,25 @@ def estimates_at(
     scaling = stats.scaling
     if scaling is not None:
         theta = scaling.theta_to_internal(structure, user_theta)
-    dec = _evaluate_decomposition(theta, structure, stats)
-    n, p = stats.n, stats.p
-    sigma2 = float(dec["r2"]) / (n - p if reml else n)
-    beta = dec["beta"]
+    factor = factorize(theta, blocked_system(structure, stats))
+    if factor.L is None:
+        raise FloatingPointError("the mixed-model equations are singular at this theta")
+    n, p, n_rest = stats.n, stats.p, factor.system.n_rest
+    lower = factor.lower()
+    sigma2 = float(lower[-1, -1] ** 2) / (n - p if reml else n)
     if p:
-        rx_inv = sla.solve_triangular(dec["R_X"], np.eye(p), lower=True)
+        R_X = lower[n_rest : n_rest + p, n_rest : n_rest + p]
+        beta = sla.solve_triangular(R_X.T, lower[-1, n_rest : n_rest + p], lower=False)
+        rx_inv = sla.solve_triangular(R_X, np.eye(p), lower=True)
         vcov = sigma2 * (rx_inv.T @ rx_inv)
     else:
-        vcov = np.zeros((0, 0))
-    modes, condvar = conditional_modes(dec, structure, theta, beta, sigma2)
+        beta, vcov = np.zeros(0), np.zeros((0, 0))
+    spherical, inverse_blocks = conditional_modes(factor, stats, beta)
+    modes, condvar = {}, {}
+    for f, u, inv in zip(structure.factors, spherical, inverse_blocks, strict=True):
+        lam = f.relative_factor(theta)
+        modes[f.group] = u @ lam.T
+        condvar[f.group] = sigma2 * (lam @ inv @ lam.T)
     covariances = {f.group: f.covariance(theta, sigma2) for f in structure.factors}
     if scaling is None:
         return Estimates(theta, sigma2, beta, vcov, modes, condvar, covariances)

@@ -1,14 +1,20 @@
-"""Stage 4a, REML/ML: lme4's profiled deviance as a compiled function of theta and the cross-products.
+"""Stage 4a, REML/ML: lme4's profiled deviance and its exact gradient, as a function of theta.
 
-With ``r²`` the penalised residual sum of squares of the blocked factorisation
-(:func:`bayesmlm.linalg.blocked.decompose`), the profiled deviances (``sigma`` and ``beta``
-profiled out) are::
+With the blocked factorisation at theta (:func:`bayesmlm.linalg.factorize.factorize`): ``log|L|²`` its
+log-determinant for the random effects, ``log|R_X|²`` for the fixed effects and ``r²`` the penalised
+residual sum of squares, the profiled deviances (``σ`` and ``β`` profiled out) are::
 
     ML:    log|L|² + n (1 + log(2π r² / n))
     REML:  log|L|² + log|R_X|² + (n − p) (1 + log(2π r² / (n − p)))
 
-:func:`profiled_deviance` is the objective; :func:`compile_at_theta` compiles it (or the whole
-factorisation) once per random-effects structure.
+Both are ``Σ_j log|A_j| + Σ_i ω_i log L_ii²`` plus a constant, with weights ``ω`` of 1 on the other
+factors' rows, 1 (REML) or 0 (ML) on ``R_X``'s and ``n − p`` or ``n`` on ``r``'s, so their gradient is
+:func:`~bayesmlm.linalg.factorize.logdiag_gradient` with those weights. Everything is NumPy and LAPACK:
+a new model structure costs no compilation, and a fresh process none either.
+
+:func:`profiled_deviance` is the objective, :func:`deviance_and_gradient` the pair the optimiser uses,
+and :func:`compile_at_theta` binds either to one data set (its layout, :func:`blocked_system`, is
+analysed once).
 """
 
 from __future__ import annotations
@@ -16,69 +22,47 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytensor
-import pytensor.tensor as pt
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
-from bayesmlm.linalg.blocked import SymbolicStats, decompose, symbolic_stats
+from bayesmlm.exceptions import FitError
+from bayesmlm.linalg.factorize import BlockedFactor, factorize, logdiag_gradient
+from bayesmlm.linalg.system import BlockedSystem, blocked_system
 
-__all__ = ["compile_at_theta", "profiled_deviance"]
-
-_COMPILED: dict[tuple, tuple[list[str], object]] = {}
-
-
-def _graph_outputs(kind: str, theta, structure, sym: SymbolicStats) -> dict[str, pt.TensorVariable]:
-    if kind == "decomposition":
-        dec = decompose(theta, structure, sym)._asdict()
-        return {k: v for k, v in dec.items() if v is not None and not isinstance(v, list)}
-    dev = profiled_deviance(theta, structure, sym, reml=(kind == "REML"))
-    return {"deviance": dev, "gradient": pt.grad(dev, theta)}
+__all__ = ["compile_at_theta", "deviance_and_gradient", "deviance_weights", "profiled_deviance"]
 
 
-def compile_at_theta(kind: str, structure: RandomStructure, stats: CrossProducts):
-    """Compile the objective or the factorisation into a function of theta alone.
+def deviance_weights(system: BlockedSystem, reml: bool) -> np.ndarray:
+    """Return the weights ``ω`` of the trailing rows' ``log L_ii²`` in the deviance (module docstring)."""
+    omega = np.ones(system.n_trailing)
+    omega[system.n_rest : system.n_rest + system.p] = 1.0 if reml else 0.0
+    omega[-1] = system.n - system.p if reml else system.n
+    return omega
 
-    The compiled function takes the cross-products as inputs, so it depends only on the shape of
-    the random-effects structure; it is compiled once per structure and process and reused.
 
-    Parameters
-    ----------
-    kind : {"REML", "ML", "decomposition"}
-        The REML criterion or ML deviance with its gradient, or every :class:`Decomposition` output.
-    structure : RandomStructure
-    stats : CrossProducts
-
-    Returns
-    -------
-    callable
-        ``f(theta)`` returning a dict of output name to value.
-    """
-    key = (kind, tuple(f.block_sizes for f in structure.factors), stats.p > 0)
-    if key not in _COMPILED:
-        theta = pt.vector("theta", dtype="float64")
-        sym, inputs, _ = symbolic_stats(stats, structure)
-        outputs = _graph_outputs(kind, theta, structure, sym)
-        fn = pytensor.function([theta, *inputs], list(outputs.values()), on_unused_input="ignore")
-        _COMPILED[key] = (list(outputs), fn)
-    names, fn = _COMPILED[key]
-    values = symbolic_stats(stats, structure)[2]
-
-    def evaluate(x: np.ndarray) -> dict[str, np.ndarray]:
-        out = fn(np.asarray(x, dtype=np.float64), *values)
-        return dict(zip(names, out, strict=True))
-
-    return evaluate
+def _deviance(factor: BlockedFactor, reml: bool) -> float:
+    system = factor.system
+    if factor.L is None:
+        return math.inf
+    d = factor.log_diagonal
+    dof = system.n - system.p if reml else system.n
+    dev = factor.logdet_first + float(np.sum(d[: system.n_rest]))
+    dev += dof * (1.0 + math.log(2.0 * math.pi / dof))
+    dev += dof * float(d[-1])
+    if reml:
+        dev += float(np.sum(d[system.n_rest : system.n_rest + system.p]))
+    return dev if math.isfinite(dev) else math.inf
 
 
 def profiled_deviance(
-    theta: pt.TensorVariable, structure: RandomStructure, stats: CrossProducts, reml: bool = True
-) -> pt.TensorVariable:
+    theta: np.ndarray, structure: RandomStructure, stats: CrossProducts, reml: bool = True
+) -> float:
     """lme4's profiled deviance (ML) or REML criterion at ``theta``: ``-2 ×`` the (restricted) log-likelihood.
 
     Parameters
     ----------
-    theta : pytensor vector
+    theta : ndarray
+        Relative covariance parameters for the columns ``stats`` was formed in.
     structure : RandomStructure
     stats : CrossProducts
     reml : bool
@@ -86,23 +70,83 @@ def profiled_deviance(
 
     Returns
     -------
-    pytensor scalar
+    float
+        ``inf`` where the system is degenerate (a response fitted exactly).
 
     Examples
     --------
-    >>> import numpy as np, pytensor.tensor as pt, bayesmlm as bm
+    >>> import bayesmlm as bm
     >>> from bayesmlm.design import cross_products, make_design, random_structure
     >>> d = make_design("Yield ~ 1 + (1 | Batch)", bm.load_dataset("Dyestuff"))
     >>> s = random_structure(d)
-    >>> theta = pt.vector("theta")
-    >>> dev = profiled_deviance(theta, s, cross_products(d, s), reml=True)
-    >>> round(float(dev.eval({theta: np.array([0.848327])})), 2)  # lme4's REML criterion: 319.65
+    >>> round(profiled_deviance(np.array([0.848327]), s, cross_products(d, s)), 2)  # lme4: 319.65
     319.65
     """
-    dec = decompose(theta, structure, stats)
-    n, p = stats.n, pt.as_tensor(stats.xtx).shape[0]
-    dof = n - p if reml else n
-    dev = dec.logdet_L + dof * (1.0 + pt.log(2.0 * math.pi * dec.r2 / dof))
-    if reml:
-        dev = dev + dec.logdet_RX
-    return dev
+    return _deviance(factorize(theta, blocked_system(structure, stats)), reml)
+
+
+def deviance_and_gradient(theta: np.ndarray, system: BlockedSystem, reml: bool) -> tuple[float, np.ndarray]:
+    """Return the profiled deviance at ``theta`` and its exact gradient (zeros where it is ``inf``)."""
+    factor = factorize(theta, system)
+    dev = _deviance(factor, reml)
+    if not math.isfinite(dev):
+        return math.inf, np.zeros(system.n_theta)
+    return dev, logdiag_gradient(factor, deviance_weights(system, reml))
+
+
+def decomposition_at(theta: np.ndarray, system: BlockedSystem) -> dict[str, np.ndarray | float]:
+    """Return lme4's pieces at ``theta``: ``log|L|²``, ``log|R_X|²``, the lower ``R_X`` and ``r²``.
+
+    ``R_X R_Xᵀ`` is ``X'V⁻¹X σ²`` (so ``(R_X R_Xᵀ)⁻¹ σ²`` is the fixed effects' covariance); used by
+    Satterthwaite's df (:mod:`bayesmlm.reml.satterthwaite`).
+    """
+    factor = factorize(theta, system)
+    if factor.L is None:
+        raise FitError("the mixed-model equations are degenerate at this theta (a response fitted exactly)")
+    d, rest, p = factor.log_diagonal, system.n_rest, system.p
+    return {
+        "logdet_L": factor.logdet_first + float(np.sum(d[:rest])),
+        "logdet_RX": float(np.sum(d[rest : rest + p])),
+        "R_X": np.tril(factor.L[rest : rest + p, rest : rest + p]),
+        "r2": float(np.exp(d[-1])),
+    }
+
+
+def compile_at_theta(kind: str, structure: RandomStructure, stats: CrossProducts):
+    """Bind the REML criterion or ML deviance, with its gradient, to one data set: a function of theta.
+
+    The data's layout (:func:`~bayesmlm.linalg.system.blocked_system`, which decides the dense or sparse
+    coupling of crossed factors) is analysed once here; nothing is compiled, whatever the structure.
+
+    Parameters
+    ----------
+    kind : {"REML", "ML", "decomposition"}
+    structure : RandomStructure
+    stats : CrossProducts
+
+    Returns
+    -------
+    callable
+        ``f(theta)`` returning ``{"deviance": float, "gradient": ndarray}``.
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> from bayesmlm.design import cross_products, make_design, random_structure
+    >>> d = make_design("Yield ~ 1 + (1 | Batch)", bm.load_dataset("Dyestuff"))
+    >>> s = random_structure(d)
+    >>> out = compile_at_theta("REML", s, cross_products(d, s))(np.array([0.848327]))
+    >>> round(out["deviance"], 2), abs(float(out["gradient"][0])) < 1e-3  # at lme4's optimum
+    (319.65, True)
+    """
+    if kind not in ("REML", "ML", "decomposition"):
+        raise ValueError(f"kind must be 'REML', 'ML' or 'decomposition', not {kind!r}")
+    system, reml = blocked_system(structure, stats), kind == "REML"
+    if kind == "decomposition":
+        return lambda theta: decomposition_at(np.asarray(theta, dtype=float), system)
+
+    def evaluate(theta: np.ndarray) -> dict[str, np.ndarray | float]:
+        dev, grad = deviance_and_gradient(np.asarray(theta, dtype=float), system, reml)
+        return {"deviance": dev, "gradient": grad}
+
+    return evaluate

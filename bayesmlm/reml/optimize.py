@@ -1,6 +1,7 @@
 """Stage 4a, REML/ML: minimise the profiled deviance over theta, honestly, and record how it went.
 
-The deviance and its gradient come from one compiled function of theta. It is minimised in the
+The deviance and its exact gradient come from :func:`~bayesmlm.reml.objective.deviance_and_gradient`
+(NumPy and LAPACK on the data's blocked layout, analysed once; nothing is compiled). It is minimised in the
 internal parameterisation of the statistics (``stats.scaling``, :mod:`bayesmlm.design.scaling`:
 centred, unit-spread columns), where the optimum does not depend on the origin or the units of a
 covariate, and from its identity start (random effects as spread as the residuals). Each local search
@@ -27,6 +28,8 @@ from scipy.optimize import minimize
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
+from bayesmlm.linalg.system import blocked_system
+from bayesmlm.linalg.threads import single_threaded
 from bayesmlm.reml.convergence import (
     ConvergenceChecks,
     at_bound,
@@ -34,7 +37,7 @@ from bayesmlm.reml.convergence import (
     hessian_by_differences,
     probe_bounds,
 )
-from bayesmlm.reml.objective import compile_at_theta
+from bayesmlm.reml.objective import deviance_and_gradient
 
 __all__ = ["BOUNDARY_TOL", "OptSummary", "optimize_theta"]
 
@@ -59,7 +62,7 @@ class OptSummary:
     objective : float
         Final deviance (ML) or REML criterion, for the user's data.
     n_evaluations : int
-        Objective-and-gradient evaluations, all starts together.
+        Objective-and-gradient evaluations, all starts together (each distinct point once).
     n_newton : int
         Newton polishing steps of the best start.
     gradient_norm : float
@@ -69,7 +72,9 @@ class OptSummary:
     message : str
         The optimiser's message and what the checks found.
     seconds : float
-        Wall time, including compilation.
+        Wall time, including the layout analysis.
+    setup_seconds : float
+        Of which laying out the equations (:func:`~bayesmlm.linalg.system.blocked_system`).
     starts : tuple of dict
         Every start: ``label``, ``theta`` (internal, where it began), ``objective`` reached, ``on_bound``.
     checks : ConvergenceChecks
@@ -86,10 +91,35 @@ class OptSummary:
     converged: bool
     message: str
     seconds: float
-    compile_seconds: float = field(default=0.0)
+    setup_seconds: float = field(default=0.0)
     theta_internal: np.ndarray | None = None
     starts: tuple[dict, ...] = ()
     checks: ConvergenceChecks | None = None
+
+
+class _Evaluations:
+    """The deviance and its gradient as the optimiser calls them, remembering the latest points.
+
+    L-BFGS-B's last point is evaluated again after it stops, and the Newton polish and the convergence
+    checks difference the gradient at the same points; each is computed once.
+    """
+
+    def __init__(self, system, reml: bool, keep: int = 64):
+        self.system, self.reml, self.keep = system, reml, keep
+        self.count = 0
+        self._seen: dict[bytes, tuple[float, np.ndarray]] = {}
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        x = np.asarray(x, dtype=float)
+        key = x.tobytes()
+        hit = self._seen.get(key)
+        if hit is None:
+            self.count += 1
+            hit = deviance_and_gradient(x, self.system, self.reml)
+            if len(self._seen) >= self.keep:
+                self._seen.pop(next(iter(self._seen)))
+            self._seen[key] = hit
+        return hit[0], hit[1].copy()
 
 
 @dataclass
@@ -165,6 +195,7 @@ def _jittered_starts(structure: RandomStructure, n: int) -> list[np.ndarray]:
     return starts
 
 
+@single_threaded()
 def optimize_theta(
     structure: RandomStructure,
     stats: CrossProducts,
@@ -208,8 +239,8 @@ def optimize_theta(
     (319.654, True)
     """
     start = time.perf_counter()
-    objective = compile_at_theta("REML" if reml else "ML", structure, stats)
-    compiled = time.perf_counter()
+    system = blocked_system(structure, stats)
+    laid_out = time.perf_counter()
     scaling = stats.scaling
     lower = structure.theta_lower_bounds()
     if theta0 is None:
@@ -217,17 +248,7 @@ def optimize_theta(
     else:
         x0 = np.asarray(theta0, dtype=float)
         x0 = scaling.theta_to_internal(structure, x0) if scaling is not None else x0
-    n_eval = 0
-
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        nonlocal n_eval
-        n_eval += 1
-        out = objective(x)
-        f, g = out["deviance"], out["gradient"]
-        if not np.isfinite(f):
-            return np.inf, np.zeros_like(x)
-        return float(f), np.asarray(g, dtype=float)
-
+    fun = _Evaluations(system, reml)
     runs = [("start", x0, _local_search(fun, x0, lower, max_iter))]
     best = runs[0][2]
     first_checks = check_convergence(fun, best.x, best.f, best.g, lower, grad_tol)
@@ -266,13 +287,13 @@ def optimize_theta(
         theta_initial=to_user(x0),
         theta=to_user(best.x),
         objective=float(dev),
-        n_evaluations=n_eval,
+        n_evaluations=fun.count,
         n_newton=best.n_newton,
         gradient_norm=checks.gradient,
         converged=checks.passed,
         message=message,
         seconds=time.perf_counter() - start,
-        compile_seconds=compiled - start,
+        setup_seconds=laid_out - start,
         theta_internal=best.x,
         starts=record,
         checks=checks,
