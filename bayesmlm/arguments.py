@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 from bayesmlm.exceptions import ArgumentError, UnknownArgumentError
 
-__all__ = ["check_keywords", "checked", "choice", "count", "probability"]
+__all__ = ["check_keywords", "checked", "checked_methods", "choice", "count", "probability"]
 
 #: what a keyword from another tool probably means here
 HINTS = {
@@ -99,6 +99,20 @@ def checked(func: Callable) -> Callable:
         return func(*args, **kwargs)
 
     return wrapper
+
+
+def checked_methods(cls: type) -> type:
+    """Decorate a class so that each public method (not ``**kwargs`` ones) refuses unknown keywords.
+
+    The same as :func:`checked` on every method whose name does not start with ``_``.
+    """
+    for name, value in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.isfunction(value) or hasattr(value, "__wrapped__"):
+            continue
+        if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(value).parameters.values()):
+            continue
+        setattr(cls, name, checked(value))
+    return cls
 
 
 def count(name: str, value: object, minimum: int = 1) -> int:

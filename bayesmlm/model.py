@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from bayesmlm.arguments import checked, choice
+from bayesmlm.arguments import checked, checked_methods, choice
 from bayesmlm.bayes.options import (
     check_parameterization_request,
     check_priors_request,
@@ -28,7 +28,7 @@ from bayesmlm.design.dask_input import is_distributed_input, refuse_distributed
 from bayesmlm.design.evaluate import Design, NaAction, make_design
 from bayesmlm.design.response import WEIGHTS_COLUMN
 from bayesmlm.design.scaling import choose_scaling
-from bayesmlm.exceptions import FitError, FormulaError
+from bayesmlm.exceptions import ArgumentError, FitError, FormulaError
 from bayesmlm.families.base import Family
 from bayesmlm.families.registry import family_for
 from bayesmlm.families.response_checks import warn_if_discrete
@@ -55,6 +55,7 @@ Sampler = Literal["pymc", "nutpie"]
 Method = Literal["auto", "collapsed", "full"]
 
 
+@checked_methods
 class Model:
     """A linear or generalized linear mixed model written as an lme4 formula.
 
@@ -186,7 +187,6 @@ class Model:
         opt = optimize_theta(self.structure, stats, reml=reml, theta0=theta0)
         return LikelihoodFit(self.design, self.structure, stats, opt)
 
-    @checked
     def fit_reml(self, theta0: np.ndarray | None = None) -> LikelihoodFit:
         """Fit by restricted maximum likelihood (lme4's default, ``REML = TRUE``).
 
@@ -201,7 +201,6 @@ class Model:
         """
         return self._fit_likelihood(True, theta0)
 
-    @checked
     def fit_ml(
         self, theta0: np.ndarray | None = None, n_agq: int = 1
     ) -> LikelihoodFit | GeneralizedLikelihoodFit:
@@ -222,7 +221,7 @@ class Model:
         if self.family.generalized:
             return fit_glmm(self.design, self.structure, self.family, n_agq=n_agq, theta0=theta0)
         if n_agq != 1:
-            raise ValueError("n_agq is for the generalized families; a Gaussian ML fit is exact")
+            raise ArgumentError("n_agq is for the generalized families; a Gaussian ML fit is exact")
         return self._fit_likelihood(False, theta0)
 
     # -- Bayesian ---------------------------------------------------------------------------
@@ -277,7 +276,6 @@ class Model:
             )
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
-    @checked
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
         """Draws from the prior and the prior predictive distribution (an ArviZ DataTree).
 
@@ -297,7 +295,6 @@ class Model:
         with self.build(), sampling_flags():
             return pm.sample_prior_predictive(draws=draws, random_seed=seed)
 
-    @checked
     def fit(
         self,
         draws: int = 1000,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bayesmlm.arguments import checked
 from bayesmlm.bayes.frames import decode_frame
 from bayesmlm.bayes.saved import FORMAT
 from bayesmlm.exceptions import BayesMLMError, FitError
@@ -152,6 +153,7 @@ def _check_draws(idata, model: Model, path: Path) -> None:
                 raise _malformed(path, f"its {group} does not have one value per observation")
 
 
+@checked
 def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
     """Load a fit saved with :meth:`Fit.save`, checking everything in the file first.
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bayesmlm.arguments import checked
 from bayesmlm.bayes.fit import Fit
 from bayesmlm.design.names import named_parameters
 from bayesmlm.draws.arrays import ParameterDraws, sd_cor_from_covariances
@@ -34,6 +35,7 @@ def _named(
     return named_parameters(fit.structure, fit.design.fixed_names, draws.fixed, sds, cors, sigma, scale)
 
 
+@checked
 def compare_estimates(
     fit: Fit,
     reml_fit: LikelihoodFit,

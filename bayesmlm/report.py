@@ -18,7 +18,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from bayesmlm.arguments import checked
 from bayesmlm.bayes.fit import Fit
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.reml.fit import LikelihoodFit
 
 __all__ = ["Report", "report"]
@@ -181,6 +183,7 @@ def _html(table: pd.DataFrame, caption: str) -> str:
     )
 
 
+@checked
 def report(
     fits,
     format: Format = "markdown",
@@ -222,18 +225,18 @@ def report(
     | `Intercept` | 251.405 | [238.029, 264.781] | 17.0 | < 0.001 |
     """
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+        raise ArgumentError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
     if isinstance(fits, Fit | LikelihoodFit):
         fits = [fits]
     items = list(fits.items()) if isinstance(fits, Mapping) else [(None, f) for f in fits]
     if not items:
-        raise ValueError("report needs at least one fit")
+        raise ArgumentError("report needs at least one fit")
     parts, notes, formula = [], [], None
     for label, fit in items:
         if not isinstance(fit, Fit | LikelihoodFit):
             raise TypeError(f"report takes Bayesian Fits and LikelihoodFits, not {type(fit).__name__}")
         if formula is not None and fit.design.spec.formula != formula:
-            raise ValueError(
+            raise ArgumentError(
                 f"the fits are of different models ('{formula}' and '{fit.design.spec.formula}'); "
                 "report one model's fits together, or make one report per model"
             )

@@ -521,3 +521,43 @@ def test_the_demo_says_what_it_does_before_loading_the_heavy_libraries(tmp_path)
     assert "HEAVY-IMPORT" in lines, "the demo never reached the sampler's libraries"
     assert lines.index("HEAVY-IMPORT") > 0
     print(f"demo first line and stop at the heavy import: {elapsed:.2f} s")
+
+
+def _public_callables():
+    import inspect
+
+    from bayesmlm import _API
+
+    for name in _API:
+        obj = getattr(bm, name)
+        if inspect.isclass(obj):
+            if issubclass(obj, BaseException):
+                continue
+            for attr, value in vars(obj).items():
+                if (
+                    attr.startswith("_")
+                    or not callable(value)
+                    or isinstance(value, staticmethod | classmethod)
+                ):
+                    continue
+                if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(value).parameters.values()):
+                    yield f"{name}.{attr}", value, (None,)
+        elif callable(obj):
+            if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(obj).parameters.values()):
+                yield name, obj, ()
+
+
+PUBLIC = list(_public_callables())
+
+
+def test_the_public_api_is_probed_in_full():
+    names = {label for label, *_ in PUBLIC}
+    assert len(PUBLIC) >= 100, len(PUBLIC)
+    assert {"Model.fit", "Fit.predict", "LikelihoodFit.coef_table", "plot_ppc", "load_fit"} <= names
+
+
+@pytest.mark.parametrize("label, func, args", PUBLIC, ids=[label for label, *_ in PUBLIC])
+def test_every_public_callable_refuses_an_unknown_keyword_by_name(label, func, args):
+    """A mistyped keyword is an UnknownArgumentError naming it, before anything runs (no silent pass)."""
+    with pytest.raises(bm.UnknownArgumentError, match="unknown argument 'definitely_not_an_argument'"):
+        func(*args, definitely_not_an_argument=1)

@@ -31,6 +31,7 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 
+from bayesmlm.arguments import checked
 from bayesmlm.bayes.posterior import covariance_draws, stacked_draws
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.pymc_model import block_covariance, model_coords, population_fixed, predictor_shift
@@ -128,6 +129,7 @@ def _intercept_for_stats(coef, design: Design, stats: CrossProducts):
     return pt.set_subtensor(coef[k], coef[k] - stats.response_shift)
 
 
+@checked
 def build_collapsed_model(
     design: Design, structure: RandomStructure, priors: PriorSet, stats: CrossProducts | None = None
 ) -> pm.Model:

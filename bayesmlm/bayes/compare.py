@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from bayesmlm.arguments import choice
+from bayesmlm.arguments import checked, choice
 from bayesmlm.exceptions import ArgumentError, DataError, FitError, SamplingWarning
 
 __all__ = ["compare", "loo"]
@@ -60,6 +60,7 @@ def _label(fit) -> str:
     )
 
 
+@checked
 def compare(fits, ic: str = "loo"):
     """Compare Bayesian fits by PSIS-LOO (ArviZ's ``compare``), unrounded.
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmlm.arguments import checked, choice, probability
+from bayesmlm.arguments import checked_methods, choice, probability
 from bayesmlm.bayes.diagnostics import diagnostics_table
 from bayesmlm.bayes.posterior import covariance_draws, flat_draws, stacked_draws, summarise_parameters
 from bayesmlm.bayes.predict import NewLevels, mean_draws
@@ -33,6 +33,7 @@ from bayesmlm.draws.summary import Table, interval_table
 __all__ = ["Fit"]
 
 
+@checked_methods
 class Fit:
     """A Bayesian fit of a linear mixed model (from :meth:`bayesmlm.Model.fit`).
 
@@ -71,7 +72,6 @@ class Fit:
         names = pd.Index(self.design.fixed_names, name="term")
         return pd.Series(self._stacked("fixed").mean(axis=0), index=names)
 
-    @checked
     def coefficients(self, group: str | None = None) -> pd.DataFrame:
         """Posterior means of the group-specific coefficients (fixed effect + group effect), per level.
 
@@ -136,7 +136,6 @@ class Fit:
             scale,
         )
 
-    @checked
     def summary(self, prob: float = 0.95, scale: Literal["sd", "var"] = "sd") -> pd.DataFrame:
         """Posterior summary of the population-level parameters, rows named as brms names them.
 
@@ -168,7 +167,6 @@ class Fit:
         return Table(self.summary()[["rhat", "ess_bulk", "ess_tail", "mcse_mean"]])
 
     # -- variance shares ------------------------------------------------------------------------
-    @checked
     def icc(self, at: dict | None = None, prob: float = 0.95) -> ICC:
         """Posterior distribution of the intraclass correlations.
 
@@ -200,13 +198,11 @@ class Fit:
         """
         return r2_from_draws(self.design, self.structure, self.population_draws(), None, prob)
 
-    @checked
     def variance_decomposition(self, prob: float = 0.95) -> pd.DataFrame:
         """Each variance component's share of the total variance (see :mod:`bayesmlm.draws.icc`)."""
         return variance_decomposition(self.design, self.structure, self.population_draws(), prob)
 
     # -- group effects ------------------------------------------------------------------------
-    @checked
     def random_effects(self, group: str | None = None, prob: float = 0.95) -> pd.DataFrame:
         """Each level's deviations and group-specific coefficients (fixed + random).
 
@@ -251,13 +247,11 @@ class Fit:
             self.posterior, self.design, self.structure, newdata, include_random, new_levels, seed
         )
 
-    @checked
     def fitted(self, prob: float = 0.95) -> pd.DataFrame:
         """Posterior of the mean response for the fitted rows: mean, sd and HDI per row."""
         self.design.require_rows("fitted()")
         return interval_table(self._mean_draws(None, True, "population", None), self.model.design.rows, prob)
 
-    @checked
     def predict(
         self,
         newdata: pd.DataFrame | None = None,
@@ -305,7 +299,6 @@ class Fit:
         index = self.model.design.rows if newdata is None else newdata.index
         return interval_table(draws, index, prob)
 
-    @checked
     def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
         """Draw replicated data sets ``y_rep`` (chain, draw, obs); also stored as ``posterior_predictive``."""
         self.design.require_rows("posterior_predictive() (replicated data sets, one value per row)")
@@ -363,7 +356,6 @@ class Fit:
         return loo(self)
 
     # -- persistence --------------------------------------------------------------------------
-    @checked
     def save(self, path: str | Path) -> Path:
         """Save the fit (ArviZ netCDF with the data and settings needed to rebuild the model; no pickle).
 

@@ -24,7 +24,7 @@ from bayesmlm.design.names import named_parameters
 from bayesmlm.draws.arrays import ParameterDraws
 from bayesmlm.draws.icc import ICC, icc_from_draws
 from bayesmlm.draws.summary import interval_table
-from bayesmlm.exceptions import DataError
+from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.families.base import Family
 
 __all__ = ["GeneralizedFit"]
@@ -150,9 +150,9 @@ class GeneralizedFit(Fit):
         DataFrame or ndarray
         """
         if new_levels not in ("population", "error"):
-            raise ValueError(f"new_levels must be 'population' or 'error', not {new_levels!r}")
+            raise ArgumentError(f"new_levels must be 'population' or 'error', not {new_levels!r}")
         if scale not in ("response", "link") or kind not in ("mean", "response"):
-            raise ValueError(
+            raise ArgumentError(
                 f"kind must be 'mean' or 'response' and scale 'response' or 'link', not {kind!r}, {scale!r}"
             )
         draws = self._eta_draws(newdata, include_random, new_levels, seed)

@@ -22,7 +22,7 @@ from bayesmlm.bayes.checks import warn_sampling
 from bayesmlm.bayes.glmm_fit import GeneralizedFit
 from bayesmlm.bayes.predict import mean_draws
 from bayesmlm.bayes.sample import _interrupted, _raise_if_interrupted, sampling_flags
-from bayesmlm.exceptions import FitError
+from bayesmlm.exceptions import ArgumentError, FitError
 
 __all__ = ["pointwise_loglik", "sample_generalized"]
 
@@ -64,7 +64,7 @@ def sample_generalized(
     ``method`` must be ``"auto"`` or ``"full"``: the collapsed path needs a Gaussian response.
     """
     if method not in ("auto", "collapsed", "full"):
-        raise ValueError(f"method must be 'auto', 'collapsed' or 'full', not {method!r}")
+        raise ArgumentError(f"method must be 'auto', 'collapsed' or 'full', not {method!r}")
     if method == "collapsed":
         raise FitError(
             f"the collapsed path integrates the group effects out exactly, which only a Gaussian response "

@@ -11,7 +11,7 @@ import os
 import warnings
 from collections.abc import Mapping
 
-from bayesmlm.arguments import check_keywords, choice, count, probability
+from bayesmlm.arguments import check_keywords, checked, choice, count, probability
 from bayesmlm.exceptions import ArgumentError, PriorError
 
 __all__ = ["available_samplers", "check_parameterization_request", "checked_sampler_kwargs"]
@@ -116,6 +116,7 @@ def pilot_estimate(model) -> tuple:
     return fit.theta, (fit.working_weights if model.family.generalized else None)
 
 
+@checked
 def available_samplers() -> list[str]:
     """NUTS implementations that can be used here (``"pymc"`` always; ``"nutpie"`` when installed)."""
     out = ["pymc"]

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from bayesmlm.arguments import checked
 from bayesmlm.bayes.priors import LKJ, PRIOR_CLASSES, HalfStudentT, Normal, Prior
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.evaluate import Design
@@ -115,6 +116,7 @@ class PriorSet:
         """All parameter names, in the order fixed, sd, cor, sigma (if any), the family's."""
         return [*self.fixed, *self.sd, *self.cor, *(["sigma"] if self.sigma else []), *self.family_params]
 
+    @checked
     def scaled(self, factor: float) -> PriorSet:
         """Return the priors of the model for the response divided by ``factor`` (correlations unchanged).
 
@@ -129,6 +131,7 @@ class PriorSet:
             family_params=dict(self.family_params),
         )
 
+    @checked
     def prior_class(self, name: str) -> str:
         """Return the class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"`` or ``"sigma"``) of a parameter."""
         if name in self.fixed:
@@ -152,6 +155,7 @@ class PriorSet:
             return self.sigma
         return {**self.fixed, **self.sd, **self.cor, **self.family_params}[key]
 
+    @checked
     def table(self) -> pd.DataFrame:
         """One row per parameter: its class, prior and source (``"default"`` or ``"user"``).
 
@@ -282,6 +286,7 @@ def _unknown_key_message(key: str, names: list[str], classes: list[str]) -> str:
     return msg
 
 
+@checked
 def resolve_priors(
     design: Design,
     structure: RandomStructure,

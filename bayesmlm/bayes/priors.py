@@ -13,6 +13,7 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bayesmlm.arguments import checked
 from bayesmlm.exceptions import PriorError
 
 __all__ = [
@@ -138,6 +139,7 @@ class Prior:
                 "instead of creating a distribution from it"
             )
 
+    @checked
     def dist(self, shape=None):
         """Return the unregistered PyMC distribution (``pm.<family>.dist``).
 
@@ -160,6 +162,7 @@ class Prior:
         self._not_for_lkj()
         return getattr(pm, self.family).dist(**self.kwargs, shape=shape)
 
+    @checked
     def create(self, name: str, dims=None, shape=None):
         """Create the variable ``name`` with this prior in the current ``pm.Model`` context.
 
@@ -186,6 +189,7 @@ class Prior:
         self._not_for_lkj()
         return getattr(pm, self.family)(name, **self.kwargs, dims=dims, shape=shape)
 
+    @checked
     def scaled(self, factor: float) -> Prior:
         """Return the prior of ``x / factor`` when ``x`` has this prior (an LKJ prior is unchanged).
 
@@ -211,6 +215,7 @@ class Prior:
     __repr__ = __str__
 
 
+@checked
 def Normal(mu: float = 0.0, sigma: float = 1.0) -> Prior:
     """Build a normal prior with mean ``mu`` and standard deviation ``sigma``.
 
@@ -222,6 +227,7 @@ def Normal(mu: float = 0.0, sigma: float = 1.0) -> Prior:
     return Prior("Normal", (("mu", mu), ("sigma", sigma)))
 
 
+@checked
 def StudentT(nu: float, mu: float = 0.0, sigma: float = 1.0) -> Prior:
     """Build a Student-t prior with ``nu`` degrees of freedom, location ``mu`` and scale ``sigma``.
 
@@ -233,6 +239,7 @@ def StudentT(nu: float, mu: float = 0.0, sigma: float = 1.0) -> Prior:
     return Prior("StudentT", (("nu", nu), ("mu", mu), ("sigma", sigma)))
 
 
+@checked
 def HalfNormal(sigma: float = 1.0) -> Prior:
     """Build a half-normal prior (positive) with scale ``sigma``.
 
@@ -244,6 +251,7 @@ def HalfNormal(sigma: float = 1.0) -> Prior:
     return Prior("HalfNormal", (("sigma", sigma),))
 
 
+@checked
 def HalfStudentT(nu: float = 3.0, sigma: float = 1.0) -> Prior:
     """Build a half-Student-t prior (positive) with ``nu`` degrees of freedom and scale ``sigma``.
 
@@ -255,6 +263,7 @@ def HalfStudentT(nu: float = 3.0, sigma: float = 1.0) -> Prior:
     return Prior("HalfStudentT", (("nu", nu), ("sigma", sigma)))
 
 
+@checked
 def HalfCauchy(beta: float = 1.0) -> Prior:
     """Build a half-Cauchy prior (positive) with scale ``beta``.
 
@@ -266,6 +275,7 @@ def HalfCauchy(beta: float = 1.0) -> Prior:
     return Prior("HalfCauchy", (("beta", beta),))
 
 
+@checked
 def Exponential(lam: float = 1.0) -> Prior:
     """Build an exponential prior (positive) with rate ``lam`` (mean ``1/lam``).
 
@@ -277,6 +287,7 @@ def Exponential(lam: float = 1.0) -> Prior:
     return Prior("Exponential", (("lam", lam),))
 
 
+@checked
 def LKJ(eta: float = 1.0) -> Prior:
     """Build an LKJ prior on a correlation matrix (``eta = 1`` uniform; larger favours small correlations).
 

@@ -30,6 +30,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayesmlm.arguments import checked
 from bayesmlm.bayes.nesting import hierarchical_mean, nested_parents
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.priors import Prior
@@ -38,7 +39,7 @@ from bayesmlm.design.crossprod import per_level_sum
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.moments import fixed_moments
 from bayesmlm.design.names import parameter_names
-from bayesmlm.exceptions import PriorError
+from bayesmlm.exceptions import ArgumentError, PriorError
 from bayesmlm.families import gaussian
 
 __all__ = [
@@ -129,9 +130,9 @@ def resolve_parameterization(structure: RandomStructure, request, pilot) -> dict
     if isinstance(request, dict):
         unknown = sorted(set(request) - set(labels))
         if unknown:
-            raise ValueError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
+            raise ArgumentError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
     elif request not in ("auto", "centered", "noncentered"):
-        raise ValueError(
+        raise ArgumentError(
             f"parameterization must be 'auto', 'centered', 'noncentered' or a dict, not {request!r}"
         )
     if request in ("centered", "noncentered"):
@@ -361,6 +362,7 @@ def linear_predictor(
     return mu
 
 
+@checked
 def build_pymc_model(
     design: Design,
     structure: RandomStructure,

@@ -19,6 +19,7 @@ import pytensor
 import xarray as xr
 
 from bayesmlm._version import package_versions
+from bayesmlm.arguments import checked
 from bayesmlm.bayes.checks import warn_sampling
 from bayesmlm.bayes.collapsed import (
     add_group_effects,
@@ -183,6 +184,7 @@ def choose_method(structure: RandomStructure, method: str) -> tuple[bool, str]:
     return possible if method == "auto" else True, reason
 
 
+@checked
 def sample_posterior(
     design: Design,
     structure: RandomStructure,

@@ -29,11 +29,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from bayesmlm.arguments import checked
 from bayesmlm.bayes.posterior import stacked_draws
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.priors import Prior
 from bayesmlm.design.names import parameter_names
-from bayesmlm.exceptions import FitError
+from bayesmlm.exceptions import ArgumentError, FitError
 from bayesmlm.families.gaussian import marginal_loglik
 from bayesmlm.linalg.blocked import symbolic_stats
 
@@ -169,10 +170,11 @@ class PriorSensitivity:
         """The parameters with a diagnosis."""
         return self.summary[self.summary["diagnosis"] != ""]
 
+    @checked
     def weights(self, component: str, alpha: float) -> tuple[np.ndarray, float]:
         """Return the importance weights, and k̂, of the posterior with ``component`` raised to ``alpha``."""
         if component not in ("prior", "likelihood"):
-            raise ValueError(f"component must be 'prior' or 'likelihood', not {component!r}")
+            raise ArgumentError(f"component must be 'prior' or 'likelihood', not {component!r}")
         return _psis(self.log_prior if component == "prior" else self.log_likelihood, alpha)
 
     def __repr__(self) -> str:

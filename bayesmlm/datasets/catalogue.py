@@ -38,6 +38,7 @@ from importlib.resources import files
 
 import pandas as pd
 
+from bayesmlm.arguments import checked
 from bayesmlm.datasets.entry import DTYPES
 from bayesmlm.datasets.entry import Column as _Column
 from bayesmlm.datasets.entry import Dataset as _Dataset
@@ -236,6 +237,7 @@ def _lookup(name: str) -> _Dataset:
         ) from None
 
 
+@checked
 def load_dataset(name: str) -> pd.DataFrame:
     """Load a dataset bundled with bayesmlm.
 
@@ -296,6 +298,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     return df
 
 
+@checked
 def list_datasets() -> pd.DataFrame:
     """List the datasets bundled with bayesmlm.
 

@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from bayesmlm.arguments import checked
 from bayesmlm.design.evaluate import Design, RandomBlock
 from bayesmlm.design.levels import level_keys
 from bayesmlm.exceptions import ArgumentError
@@ -189,6 +190,7 @@ class RandomStructure:
         raise ArgumentError(f"unknown grouping factor {group!r}; the model has {groups}")
 
 
+@checked
 def random_structure(design: Design) -> RandomStructure:
     """Group a design's random blocks by factor, in lme4's order (decreasing number of levels).
 

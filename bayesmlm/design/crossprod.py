@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.sparse as sp
 
+from bayesmlm.arguments import checked
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.scaling import Scaling
@@ -83,6 +84,7 @@ def per_level_sum(codes: np.ndarray, values: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
+@checked
 def cross_products(
     design: Design,
     structure: RandomStructure,

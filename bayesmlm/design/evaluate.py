@@ -15,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from bayesmlm.arguments import checked
 from bayesmlm.design.checks import (
     check_column_types,
     check_columns,
@@ -159,6 +160,7 @@ class Design:
         """
         return not isinstance(self.y, NoRows)
 
+    @checked
     def require_rows(self, what: str) -> None:
         """Raise :class:`~bayesmlm.RowsNeededError` saying that ``what`` needs rows, if there are none."""
         if isinstance(self.y, NoRows):
@@ -179,6 +181,7 @@ class Design:
         """Number of fixed-effect columns."""
         return self.X.shape[1]
 
+    @checked
     def fixed_design(self, newdata: pd.DataFrame) -> np.ndarray:
         """Evaluate the fixed-effects columns on new data (stateful transforms keep their fit)."""
         if self.fixed_matrix is None:  # no fixed effects: "y ~ 0 + (1 | g)"
@@ -193,6 +196,7 @@ class Design:
         keep = [self.fixed_matrix_names.index(name) for name in self.fixed_names]
         return new[:, keep]
 
+    @checked
     def offset_for(self, newdata: pd.DataFrame) -> np.ndarray:
         """Return the offset of new rows (zeros for a model without ``offset(...)``)."""
         if self.offset is None:
@@ -203,6 +207,7 @@ class Design:
             raise DataError(f"cannot evaluate the offset on newdata: {err}") from err
         return offset_columns(new)[0]
 
+    @checked
     def check_newdata(self, newdata: pd.DataFrame, include_random: bool = True) -> np.ndarray:
         """Check new data for prediction; return the mask of rows with a missing value.
 
@@ -234,6 +239,7 @@ class Design:
         return list(self.fixed_matrix.as_dataframe().columns)
 
 
+@checked
 def make_design(
     spec: ModelSpec | str,
     data: pd.DataFrame,

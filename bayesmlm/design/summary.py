@@ -42,7 +42,7 @@ from bayesmlm.design.sums import (
     moments_from,
     select_fixed,
 )
-from bayesmlm.exceptions import DataError, DroppedRowsWarning, RankDeficientWarning
+from bayesmlm.exceptions import ArgumentError, DataError, DroppedRowsWarning, RankDeficientWarning
 from bayesmlm.spec.formula import ModelSpec
 
 __all__ = ["ReducedStatistics", "summarise_design"]
@@ -189,7 +189,7 @@ def summarise_design(
     statistics : ReducedStatistics
     """
     if na_action not in ("drop", "error"):
-        raise ValueError(f"na_action must be 'drop' or 'error', not {na_action!r}")
+        raise ArgumentError(f"na_action must be 'drop' or 'error', not {na_action!r}")
     frame, source = dask_frame(data)
     meta = frame_meta(frame)
     check_columns(spec, meta)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bayesmlm.arguments import checked
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.evaluate import Design
 from bayesmlm.draws.arrays import ParameterDraws
@@ -56,6 +57,7 @@ __all__ = [
 BANDS = ((0.05, "negligible"), (0.15, "moderate"), (0.25, "substantial"), (np.inf, "very strong"))
 
 
+@checked
 def interpret_icc(value: float) -> str:
     """Band of an ICC: negligible (< 0.05), moderate (< 0.15), substantial (< 0.25), very strong.
 

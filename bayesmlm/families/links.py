@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from bayesmlm.exceptions import ArgumentError
+
 __all__ = ["LINKS", "Link", "link_named"]
 
 _EPS = np.finfo(float).eps
@@ -121,5 +123,5 @@ def link_named(name: str) -> Link:
     'probit'
     """
     if not isinstance(name, str) or name not in LINKS:
-        raise ValueError(f"unknown link {name!r}; the links are {', '.join(LINKS)}")
+        raise ArgumentError(f"unknown link {name!r}; the links are {', '.join(LINKS)}")
     return LINKS[name]

@@ -8,6 +8,7 @@ names it (its fits take their own path: :mod:`bayesmlm.reml.optimize`, :mod:`bay
 
 from __future__ import annotations
 
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.families.base import Family
 from bayesmlm.families.binomial import Binomial
 from bayesmlm.families.links import link_named
@@ -54,12 +55,12 @@ def family_for(family: str, link: str | None = None) -> Family:
     (binomial(link=probit), poisson(link=log), False)
     """
     if not isinstance(family, str):
-        raise ValueError(f"family must be a name such as 'binomial', not {type(family).__name__}")
+        raise ArgumentError(f"family must be a name such as 'binomial', not {type(family).__name__}")
     key = _ALIASES.get(family.lower(), family.lower())
     if key not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; the families are {', '.join(FAMILIES)}")
+        raise ArgumentError(f"unknown family {family!r}; the families are {', '.join(FAMILIES)}")
     cls, links = FAMILIES[key]
     link = links[0] if link is None else link
     if link not in links:
-        raise ValueError(f"the {key} family has the link(s) {', '.join(links)}, not {link!r}")
+        raise ArgumentError(f"the {key} family has the link(s) {', '.join(links)}, not {link!r}")
     return cls(link_named(link))

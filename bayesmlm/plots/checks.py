@@ -7,6 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
+from bayesmlm.arguments import checked
 from bayesmlm.exceptions import ArgumentError
 from bayesmlm.plots._common import (
     several_axes,
@@ -43,6 +44,7 @@ def new_groups(design, factor) -> pd.DataFrame:
     return frame
 
 
+@checked
 def plot_ppc(
     fit,
     n_draws: int = 50,
@@ -153,6 +155,7 @@ def plot_ppc(
     return fig
 
 
+@checked
 def plot_prior_predictive(
     fit, n_draws: int = 50, draws: int = 500, seed: int | None = None, ax=None
 ) -> Figure:

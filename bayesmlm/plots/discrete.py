@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from bayesmlm.arguments import checked
 from bayesmlm.exceptions import FitError
 from bayesmlm.plots._common import one_axes
 
@@ -62,6 +63,7 @@ def rootogram_table(fit, max_count: int | None = None, seed: int | None = None) 
     }
 
 
+@checked
 def plot_rootogram(fit, max_count: int | None = None, seed: int | None = None, ax=None) -> Figure:
     """Hanging rootogram of a count model's posterior predictive distribution.
 
@@ -136,6 +138,7 @@ def calibration_table(fit, n_bins: int = 10) -> dict[str, np.ndarray]:
     }
 
 
+@checked
 def plot_calibration(fit, n_bins: int = 10, ax=None) -> Figure:
     """Binned calibration plot of a binary or binomial model (observed vs predicted probability).
 

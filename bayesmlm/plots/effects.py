@@ -14,7 +14,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
+from bayesmlm.arguments import checked
 from bayesmlm.draws.summary import hdi
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.plots._common import FitFaces, group_frame, one_axes, reference_frame, x_variable
 
 __all__ = ["conditional_effects", "plot_conditional_effects"]
@@ -32,6 +34,7 @@ def _by_values(data: pd.DataFrame, by: str) -> list:
     return [m - s, m, m + s]  # brms: the mean and mean ± sd
 
 
+@checked
 def conditional_effects(fit: FitFaces, x: str, by: str | None = None, prob: float = 0.95, n_points: int = 50):
     """Compute the table behind :func:`plot_conditional_effects`: x, by, estimate, low, high.
 
@@ -46,7 +49,7 @@ def conditional_effects(fit: FitFaces, x: str, by: str | None = None, prob: floa
     design = fit.design
     data = design.data
     if by is not None and by not in data.columns:
-        raise ValueError(
+        raise ArgumentError(
             f"by={by!r} is not a column of the model's data; the columns are {list(data.columns)}"
         )
     x = x_variable(design, fit.structure, fit.structure.factors[0], x)
@@ -75,6 +78,7 @@ def conditional_effects(fit: FitFaces, x: str, by: str | None = None, prob: floa
     return table if by is not None else table.drop(columns="by")
 
 
+@checked
 def plot_conditional_effects(
     fit: FitFaces,
     x: str,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from bayesmlm.arguments import checked
 from bayesmlm.draws.summary import hdi
 from bayesmlm.exceptions import ArgumentError
 from bayesmlm.plots._common import (
@@ -23,6 +24,7 @@ from bayesmlm.plots._common import (
 __all__ = ["plot_caterpillar", "plot_groups"]
 
 
+@checked
 def plot_groups(
     fit: FitFaces,
     group: str | None = None,
@@ -105,6 +107,7 @@ def plot_groups(
     return fig
 
 
+@checked
 def plot_caterpillar(
     fit: FitFaces, group: str | None = None, term: str = "Intercept", prob: float = 0.95, ax=None
 ) -> Figure:

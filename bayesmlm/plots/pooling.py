@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
+from bayesmlm.arguments import checked
 from bayesmlm.plots._common import (
     CHI2_95_2D,
     FitFaces,
@@ -32,6 +33,7 @@ from bayesmlm.plots._common import (
 __all__ = ["complete_pooling_coefficients", "no_pooling_coefficients", "plot_pooling", "plot_shrinkage"]
 
 
+@checked
 def complete_pooling_coefficients(fit: FitFaces) -> pd.Series:
     """Ordinary least-squares coefficients of the fixed-effects columns through all rows (complete pooling).
 
@@ -61,6 +63,7 @@ def complete_pooling_coefficients(fit: FitFaces) -> pd.Series:
     return pd.Series(beta, index=names, name="estimate")
 
 
+@checked
 def no_pooling_coefficients(fit: FitFaces, group: str | None = None) -> pd.DataFrame:
     """Per-group least-squares coefficients of the group's random terms (no pooling).
 
@@ -104,6 +107,7 @@ def no_pooling_coefficients(fit: FitFaces, group: str | None = None) -> pd.DataF
     return pd.DataFrame(out, index=pd.Index(factor.levels, name=factor.group), columns=names)
 
 
+@checked
 def plot_shrinkage(fit: FitFaces, group: str | None = None, ax=None) -> Figure:
     """No pooling vs partial pooling vs complete pooling of the group-specific coefficients.
 
@@ -209,6 +213,7 @@ def plot_shrinkage(fit: FitFaces, group: str | None = None, ax=None) -> Figure:
     return fig
 
 
+@checked
 def plot_pooling(fit: FitFaces, group: str | None = None, x: str | None = None, ax=None) -> Figure:
     """Complete, no and partial pooling side by side: the regression lines of each over the data.
 

@@ -14,6 +14,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
+from bayesmlm.arguments import checked
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.plots._common import given_axes, panel_grid
 
 __all__ = ["plot_profile"]
@@ -21,6 +23,7 @@ __all__ = ["plot_profile"]
 LEVELS = (0.5, 0.8, 0.9, 0.95, 0.99)
 
 
+@checked
 def plot_profile(fit, level: float = 0.95, which=None, grid: int = 6, ncols: int = 3, ax=None) -> Figure:
     """Zeta plots of the profiled deviance, one panel per parameter.
 
@@ -63,7 +66,7 @@ def plot_profile(fit, level: float = 0.95, which=None, grid: int = 6, ncols: int
     names = list(prof.points) if which is None else list(which)
     unknown = sorted(set(names) - set(prof.points))
     if unknown:
-        raise ValueError(f"no profile for {unknown}; the profiled parameters are {list(prof.points)}")
+        raise ArgumentError(f"no profile for {unknown}; the profiled parameters are {list(prof.points)}")
     if ax is None:
         fig, axes = panel_grid(len(names), min(ncols, len(names)), lambda r, c: (3.4 * c, 2.8 * r + 0.3))
     else:

@@ -12,6 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats as sps
 
+from bayesmlm.arguments import checked
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.plots._common import given_axes
 
 __all__ = ["plot_prior_sensitivity"]
@@ -23,6 +25,7 @@ def _density(values: np.ndarray, weights: np.ndarray | None, grid: np.ndarray) -
     return sps.gaussian_kde(values, weights=weights)(grid)
 
 
+@checked
 def plot_prior_sensitivity(fit, params=None, alphas=ALPHAS, ax=None) -> Figure:
     """Plot the posterior of each population parameter with the prior and the likelihood power-scaled.
 
@@ -56,7 +59,9 @@ def plot_prior_sensitivity(fit, params=None, alphas=ALPHAS, ax=None) -> Figure:
     names = list(result.summary.index) if params is None else list(params)
     unknown = sorted(set(names) - set(result.summary.index))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; the parameters are {list(result.summary.index)}")
+        raise ArgumentError(
+            f"unknown parameter(s) {unknown}; the parameters are {list(result.summary.index)}"
+        )
     if ax is None:
         fig, grid_axes = plt.subplots(
             len(names), 2, figsize=(8.0, 2.2 * len(names) + 0.4), squeeze=False, layout="constrained"

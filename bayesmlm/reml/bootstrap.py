@@ -30,10 +30,12 @@ from multiprocessing import get_context
 import numpy as np
 import pandas as pd
 
+from bayesmlm.arguments import checked
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts, with_response
 from bayesmlm.design.names import named_parameters
 from bayesmlm.draws.arrays import ParameterDraws, sd_cor_from_covariances
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.reml.estimates import estimates_at
 from bayesmlm.reml.faces import LikelihoodFaces
 from bayesmlm.reml.optimize import OptSummary, optimize_theta
@@ -155,7 +157,7 @@ class BootstrapCache:
     def replicates(self, fit: LikelihoodFaces, n: int, seed: int | None, n_jobs: int | None, progress):
         """Return the first ``n`` refits for ``seed`` (the fit's own if None), refitting only missing ones."""
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
-            raise ValueError(f"the number of bootstrap replicates must be a whole number >= 0, not {n!r}")
+            raise ArgumentError(f"the number of bootstrap replicates must be a whole number >= 0, not {n!r}")
         seed = self.default_seed if seed is None else int(seed)
         reps = self._by_seed.setdefault(seed, _Replicates(seed))
         missing = list(range(len(reps), n))
@@ -239,13 +241,15 @@ class BootstrapResult:
         """Bootstrap standard errors."""
         return self.t.std(ddof=1)
 
+    @checked
     def confint(self, level: float = 0.95) -> pd.DataFrame:
         """Percentile intervals: ``lower``, ``upper`` per statistic."""
         if not 0 < level < 1:
-            raise ValueError(f"level must lie in (0, 1), not {level}")
+            raise ArgumentError(f"level must lie in (0, 1), not {level}")
         q = self.t.quantile([(1 - level) / 2, (1 + level) / 2])
         return pd.DataFrame({"lower": q.iloc[0], "upper": q.iloc[1]})
 
+    @checked
     def summary(self, level: float = 0.95) -> pd.DataFrame:
         """Estimate, bootstrap mean, bias, se and percentile interval per statistic."""
         table = pd.DataFrame({"estimate": self.t0, "mean": self.t.mean(), "se": self.se})
@@ -270,6 +274,7 @@ def _as_series(value, names: list[str] | None = None) -> pd.Series:
     )
 
 
+@checked
 def bootstrap(
     fit: LikelihoodFaces,
     statistic=None,

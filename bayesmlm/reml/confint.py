@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.reml.bootstrap import bootstrap
 from bayesmlm.reml.derivatives import value_jacobian_hessian
 from bayesmlm.reml.faces import LikelihoodFaces
@@ -61,9 +62,9 @@ def confidence_intervals(
         ``estimate`` is the fit's own (REML or ML) estimate; ``attrs["method"]`` says how it was made.
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        raise ArgumentError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), not {level}")
+        raise ArgumentError(f"level must lie in (0, 1), not {level}")
     est = _estimates(fit)
     if method == "profile":
         table = fit.small_sample.profile(level).intervals

@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bayesmlm.design.crossprod import CrossProducts, cross_products
-from bayesmlm.exceptions import FitError
+from bayesmlm.exceptions import ArgumentError, FitError
 from bayesmlm.reml.anova import type3_contrasts
 from bayesmlm.reml.faces import LikelihoodFaces
 from bayesmlm.reml.kenward_roger import KenwardRoger, kenward_roger, kr_test
@@ -52,11 +52,11 @@ def normalise_ddf(ddf: str) -> str:
     ('kenward-roger', 'kenward-roger', 'satterthwaite')
     """
     if not isinstance(ddf, str):
-        raise ValueError(f"ddf must be one of {', '.join(DDF_METHODS)}, not {ddf!r}")
+        raise ArgumentError(f"ddf must be one of {', '.join(DDF_METHODS)}, not {ddf!r}")
     key = ddf.strip().lower().replace("_", "-").replace(" ", "-")
     key = _ALIASES.get(key.replace("-", ""), key)
     if key not in DDF_METHODS:
-        raise ValueError(f"ddf must be one of {', '.join(DDF_METHODS)} (or 'kr'), not {ddf!r}")
+        raise ArgumentError(f"ddf must be one of {', '.join(DDF_METHODS)} (or 'kr'), not {ddf!r}")
     return key
 
 
@@ -116,23 +116,25 @@ def _contrast_matrix(fit: LikelihoodFaces, L) -> np.ndarray:
     if isinstance(L, dict):
         unknown = sorted(set(L) - set(names))
         if unknown:
-            raise ValueError(f"the contrast names {unknown}, which are not fixed effects; they are {names}")
+            raise ArgumentError(
+                f"the contrast names {unknown}, which are not fixed effects; they are {names}"
+            )
         L = np.array([[float(L.get(n, 0.0)) for n in names]])
     elif isinstance(L, pd.DataFrame | pd.Series):
         frame = L.to_frame().T if isinstance(L, pd.Series) else L
         unknown = sorted(set(map(str, frame.columns)) - set(names))
         if unknown:
-            raise ValueError(
+            raise ArgumentError(
                 f"the contrast has columns {unknown}, which are not fixed effects; they are {names}"
             )
         L = frame.reindex(columns=names, fill_value=0.0).to_numpy(dtype=float)
     L = np.atleast_2d(np.asarray(L, dtype=float))
     if L.ndim != 2 or L.shape[1] != len(names):
-        raise ValueError(
+        raise ArgumentError(
             f"a contrast needs one weight per fixed effect ({len(names)}: {names}); got shape {L.shape}"
         )
     if not np.all(np.isfinite(L)) or not np.any(L):
-        raise ValueError("a contrast must be finite and not all zero")
+        raise ArgumentError("a contrast must be finite and not all zero")
     return L
 
 
@@ -183,7 +185,7 @@ def coef_table(fit: LikelihoodFaces, ddf: DDF = "satterthwaite", level: float = 
         Indexed by term; ``estimate``, ``se``, ``df``, ``t``, ``p``, ``ci_low``, ``ci_high``.
     """
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), not {level}")
+        raise ArgumentError(f"level must lie in (0, 1), not {level}")
     ddf = normalise_ddf(ddf)
     names = pd.Index(fit.design.fixed_names, name="term")
     return _t_rows(fit, np.eye(len(names)), ddf, level, names)
@@ -240,7 +242,7 @@ def anova_table(fit: LikelihoodFaces, ddf: DDF = "satterthwaite", type: int | st
         Indexed by term; ``F``, ``num_df``, ``den_df``, ``p``.
     """
     if str(type).upper() not in ("3", "III"):
-        raise ValueError(f"only type III tests are implemented (type=3), not type={type!r}")
+        raise ArgumentError(f"only type III tests are implemented (type=3), not type={type!r}")
     rows = {term: contrast_test(fit, L, ddf) for term, L in type3_contrasts(fit.design).items() if len(L)}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["F", "num_df", "den_df", "p"])
     table.index.name = "term"

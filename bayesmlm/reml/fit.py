@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from bayesmlm.arguments import checked
+from bayesmlm.arguments import checked_methods
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
@@ -41,6 +41,7 @@ from bayesmlm.reml.varcorr import statsmodels_components, varcorr_frame
 __all__ = ["LikelihoodFit"]
 
 
+@checked_methods
 class LikelihoodFit:
     """A linear mixed model fitted by REML or maximum likelihood, as lme4's ``lmer`` does.
 
@@ -199,7 +200,6 @@ class LikelihoodFit:
         """Variances and covariances under statsmodels' names (``Subject Var``, ``Subject x Days Cov``)."""
         return statsmodels_components(self.structure, self.varcorr)
 
-    @checked
     def icc(self, at: dict | None = None, prob: float = 0.95, n_boot: int = 200, seed: int | None = None):
         """Intraclass correlations: point estimates with parametric-bootstrap intervals.
 
@@ -326,7 +326,6 @@ class LikelihoodFit:
         return False
 
     # -- random effects ----------------------------------------------------------------------
-    @checked
     def random_effects(self, group: str | None = None, conditional_sd: bool = False) -> pd.DataFrame:
         """Conditional modes of one factor's random effects, one row per level (lme4's ``ranef``).
 
@@ -339,7 +338,6 @@ class LikelihoodFit:
         """Conditional covariance matrices of the random effects, shape ``(levels, q, q)``."""
         return self._condvar[self.structure.factor(group).group].copy()
 
-    @checked
     def coefficients(self, group: str | None = None) -> pd.DataFrame:
         """Group-specific coefficients: fixed effect plus conditional mode (lme4's ``coef``)."""
         return coefficients_frame(self.random_effects(group), self.fixed_effects["estimate"])
@@ -353,7 +351,6 @@ class LikelihoodFit:
         """Response minus fitted values."""
         return pd.Series(self.design.y - self.fitted().to_numpy(), index=self.design.rows, name="residual")
 
-    @checked
     def predict(
         self,
         newdata: pd.DataFrame | None = None,
@@ -378,7 +375,6 @@ class LikelihoodFit:
         """
         return predict_mean(self.design, self.structure, self.estimates, newdata, include_random, new_levels)
 
-    @checked
     def refit(self, reml: bool) -> LikelihoodFit:
         """Fit the same model by REML (``reml=True``) or ML, starting from this fit's theta."""
         if (self.method == "REML") == reml:

@@ -15,7 +15,7 @@ import numpy as np
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.evaluate import Design
-from bayesmlm.exceptions import FitError
+from bayesmlm.exceptions import ArgumentError, FitError
 from bayesmlm.families.base import Family
 from bayesmlm.reml.glmm_optimize import GLMMOptSummary
 from bayesmlm.reml.laplace import MAX_AGQ, Standardisation
@@ -85,7 +85,7 @@ def glmm_terms(
 def check_agq(n_agq, structure: RandomStructure) -> int:
     """Refuse a number of quadrature points outside 1..25, or quadrature for a model it cannot serve."""
     if isinstance(n_agq, bool) or not isinstance(n_agq, int | np.integer) or not 1 <= n_agq <= MAX_AGQ:
-        raise ValueError(f"n_agq must be a whole number from 1 (Laplace) to {MAX_AGQ}, not {n_agq!r}")
+        raise ArgumentError(f"n_agq must be a whole number from 1 (Laplace) to {MAX_AGQ}, not {n_agq!r}")
     factors = structure.factors
     if n_agq > 1 and (len(factors) != 1 or factors[0].q != 1):
         terms = ", ".join(str(b.term) for f in factors for b in f.source_blocks)

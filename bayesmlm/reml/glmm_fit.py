@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.evaluate import Design
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.families.base import Family
 from bayesmlm.reml.glmm_estimates import check_agq, estimates_at_optimum, glmm_terms
 from bayesmlm.reml.glmm_optimize import optimize_glmm
@@ -65,7 +66,7 @@ def fit_glmm(
     """
     n_agq = check_agq(n_agq, structure)
     if theta0 is not None and np.shape(theta0) != (structure.n_theta,):
-        raise ValueError(f"theta0 must have {structure.n_theta} entries, not shape {np.shape(theta0)}")
+        raise ArgumentError(f"theta0 must have {structure.n_theta} entries, not shape {np.shape(theta0)}")
     terms, scaling = glmm_terms(design, structure, family)
     nb = family.n_dispersion > 0
     # the systems are small: BLAS threads only contend (7x slower on a busy 2-core machine)

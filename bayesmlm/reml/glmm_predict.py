@@ -15,6 +15,7 @@ import pandas as pd
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.evaluate import Design
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.families.base import Family
 from bayesmlm.reml.predict import NewLevels, predict_mean
 
@@ -36,7 +37,7 @@ def predict_glmm(
 ) -> pd.Series:
     """Predict the linear predictor or the mean response of ``newdata`` (the fitted rows if None)."""
     if scale not in ("response", "link"):
-        raise ValueError(f"scale must be 'response' or 'link', not {scale!r}")
+        raise ArgumentError(f"scale must be 'response' or 'link', not {scale!r}")
     eta = predict_mean(design, structure, estimates, newdata, include_random, new_levels)
     if newdata is None:
         offset = 0.0 if design.offset is None else np.asarray(design.offset)
@@ -66,5 +67,5 @@ def residuals_of(design: Design, family: Family, estimates, kind: Residual) -> p
     elif kind == "working":
         values = raw / family.link.mu_eta(eta)
     else:
-        raise ValueError(f"kind must be 'response', 'pearson', 'deviance' or 'working', not {kind!r}")
+        raise ArgumentError(f"kind must be 'response', 'pearson', 'deviance' or 'working', not {kind!r}")
     return pd.Series(values, index=design.rows, name="residual")

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from bayesmlm.arguments import checked
 from bayesmlm.exceptions import BayesMLMError
 from bayesmlm.reml.fit import LikelihoodFit
 
@@ -66,6 +67,7 @@ def _chi2_sf(x: float, df: int) -> float:
     return float(sps.chi2.sf(x, df))
 
 
+@checked
 def lrt(smaller: LikelihoodFit, larger: LikelihoodFit) -> LRTResult:
     """Likelihood-ratio test of a smaller model against a larger one that contains it.
 

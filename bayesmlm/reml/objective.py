@@ -25,7 +25,7 @@ import numpy as np
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
-from bayesmlm.exceptions import FitError
+from bayesmlm.exceptions import ArgumentError, FitError
 from bayesmlm.linalg.factorize import BlockedFactor, factorize, logdiag_gradient
 from bayesmlm.linalg.system import BlockedSystem, blocked_system
 
@@ -140,7 +140,7 @@ def compile_at_theta(kind: str, structure: RandomStructure, stats: CrossProducts
     (319.65, True)
     """
     if kind not in ("REML", "ML", "decomposition"):
-        raise ValueError(f"kind must be 'REML', 'ML' or 'decomposition', not {kind!r}")
+        raise ArgumentError(f"kind must be 'REML', 'ML' or 'decomposition', not {kind!r}")
     system, reml = blocked_system(structure, stats), kind == "REML"
     if kind == "decomposition":
         return lambda theta: decomposition_at(np.asarray(theta, dtype=float), system)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import minimize
 
+from bayesmlm.arguments import checked
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.linalg.system import blocked_system
@@ -195,6 +196,7 @@ def _jittered_starts(structure: RandomStructure, n: int) -> list[np.ndarray]:
     return starts
 
 
+@checked
 @single_threaded()
 def optimize_theta(
     structure: RandomStructure,

@@ -25,9 +25,10 @@ import pandas as pd
 from scipy import stats as sps
 from scipy.optimize import brentq, minimize
 
+from bayesmlm.arguments import checked
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.names import named_parameters
-from bayesmlm.exceptions import BayesMLMWarning
+from bayesmlm.exceptions import ArgumentError, BayesMLMWarning
 from bayesmlm.reml.faces import LikelihoodFaces
 from bayesmlm.reml.objective import compile_at_theta
 
@@ -233,6 +234,7 @@ def _search(zeta, est: float, direction: int, target: float, scale: float, bound
     return np.nan
 
 
+@checked
 def profile(fit: LikelihoodFaces, level: float = 0.95, which=None, grid: int = 0) -> Profile:
     """Profile the ML deviance for each parameter and find the ``level`` interval, as lme4's ``profile``.
 
@@ -251,7 +253,7 @@ def profile(fit: LikelihoodFaces, level: float = 0.95, which=None, grid: int = 0
     Profile
     """
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), not {level}")
+        raise ArgumentError(f"level must lie in (0, 1), not {level}")
     with warnings.catch_warnings():  # the fit's own warnings were given when it was made
         warnings.simplefilter("ignore", BayesMLMWarning)
         ml = fit.refit(reml=False)
@@ -263,7 +265,7 @@ def profile(fit: LikelihoodFaces, level: float = 0.95, which=None, grid: int = 0
     names = [p.name for p in params]
     unknown = sorted(set(which or []) - set(names))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {unknown}; the parameters are {names}")
+        raise ArgumentError(f"unknown parameter(s) {unknown}; the parameters are {names}")
     chosen = [p for p in params if which is None or p.name in which]
     se = ml.fixed_effects["se"].to_numpy()
     theta_bounds = [(lo if np.isfinite(lo) else None, None) for lo in ml.structure.theta_lower_bounds()]

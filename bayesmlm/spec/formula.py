@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import formulae
 from formulae.terms import Intercept
 
+from bayesmlm.arguments import checked
 from bayesmlm.exceptions import FormulaError
 from bayesmlm.spec.expression import (
     ExpressionRefused,
@@ -106,6 +107,7 @@ class ModelSpec:
     fixed_variables: frozenset[str] | None = field(default=None, compare=False)
     random_variables: frozenset[str] | None = field(default=None, compare=False)
 
+    @checked
     def needed_for_prediction(self, include_random: bool = True) -> frozenset[str]:
         """Return the columns new data must have to predict (not the response's).
 
@@ -269,6 +271,7 @@ def _random_terms(src: Source, s: int, e: int) -> tuple[list[RandomTerm], set[st
     return [RandomTerm(x, f) for x in exprs for f in factors], _variables(src, desc).union(*factors)
 
 
+@checked
 def parse_formula(formula: str, functions: Iterable[str] = ()) -> ModelSpec:
     """Parse an lme4 model formula.
 
