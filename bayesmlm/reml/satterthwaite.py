@@ -113,7 +113,7 @@ def varpar_covariance(
     --------
     >>> import bayesmlm as bm
     >>> fit = bm.Model("Yield ~ 1 + (1 | Batch)", bm.load_dataset("Dyestuff")).fit_reml()
-    >>> vc = varpar_covariance(fit.structure, fit.stats, fit.theta, fit.sigma, reml=True)
+    >>> vc = varpar_covariance(fit.structure, fit.small_sample.stats, fit.theta, fit.sigma, reml=True)
     >>> vc.hessian.shape, vc.jacobian.shape, vc.at_minimum
     ((2, 2), (2, 1, 1), True)
     """
@@ -143,7 +143,7 @@ def satterthwaite_df(vc: VarparCovariance, vcov_beta: np.ndarray, contrasts: np.
     --------
     >>> import bayesmlm as bm
     >>> fit = bm.Model("Yield ~ 1 + (1 | Batch)", bm.load_dataset("Dyestuff")).fit_reml()
-    >>> vc = varpar_covariance(fit.structure, fit.stats, fit.theta, fit.sigma, reml=True)
+    >>> vc = varpar_covariance(fit.structure, fit.small_sample.stats, fit.theta, fit.sigma, reml=True)
     >>> satterthwaite_df(vc, fit.vcov.to_numpy(), np.eye(1)).round(4)  # lmerTest: 5.0000
     array([5.])
     """
