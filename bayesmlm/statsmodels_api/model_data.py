@@ -1,0 +1,128 @@
+"""The statsmodels entry point, model plumbing: ``model.data`` and the arrays, as statsmodels has them.
+
+Tools written around statsmodels read a model's ``data`` (``xnames``, ``ynames``, ``param_names``,
+``exog_re_names``, ``exog_re_names_full``, ``frame``, ``row_labels``) and its arrays (``endog``,
+``exog``, ``exog_re``, ``groups``, ``group_labels``, ``row_indices``). :class:`MixedLMData` and
+:class:`ModelArrays` give them from the lme4 design that bayesmlm fits, for the rows actually used.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmlm.design.levels import level_keys
+from bayesmlm.statsmodels_api.translate import group_values
+
+__all__ = ["MixedLMData", "ModelArrays"]
+
+
+class MixedLMData:
+    """statsmodels' ``model.data`` of a :class:`~bayesmlm.MixedLM`: names and the data used.
+
+    Attributes
+    ----------
+    xnames : list of str
+        The fixed effects' names (``model.exog_names``).
+    ynames : str
+        The response's name (``model.endog_names``).
+    param_names : list of str
+        All parameters' names, as ``params`` is labelled.
+    exog_re_names : list of str
+        The correlated random effects' names (``cov_re``'s labels).
+    exog_re_names_full : list of str
+        Their covariance parameters' names (``bse_re``'s labels without variance components).
+    endog, exog : ndarray
+        The response and the fixed-effects design of the rows used.
+    orig_endog, orig_exog : Series/DataFrame or ndarray
+        The same, labelled (pandas) when the model was built from a formula or pandas objects.
+    row_labels : Index or None
+        The used rows' index labels (None for a model built from arrays, as statsmodels).
+    frame : DataFrame or None
+        A formula model's data (None for the array interface, where statsmodels has no frame).
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> data = bm.load_dataset("sleepstudy")
+    >>> md = bm.mixedlm("Reaction ~ Days", data, groups="Subject", re_formula="~Days")
+    >>> md.data.xnames, md.data.ynames, md.data.exog_re_names
+    (['Intercept', 'Days'], 'Reaction', ['Subject', 'Days'])
+    >>> md.data.exog_re_names_full
+    ['Subject Var', 'Subject x Days Cov', 'Days Var']
+    """
+
+    def __init__(self, model: Any):
+        self.xnames = list(model.exog_names)
+        self.ynames = str(model.endog_names)
+        self.param_names = list(model.param_names)
+        self.exog_re_names = list(model.exog_re_names)
+        self.exog_re_names_full = list(model.exog_re_names_full)
+        self.endog = model.endog
+        self.exog = model.exog
+        rows = model.bayesmlm_model.design.rows
+        self.row_labels = rows if model.uses_pandas else None
+        self.frame = model._frame.loc[rows] if model._from_formula else None
+        if model.uses_pandas:
+            self.orig_endog = pd.Series(self.endog, index=rows, name=self.ynames)
+            self.orig_exog = pd.DataFrame(self.exog, index=rows, columns=self.xnames)
+        else:
+            self.orig_endog, self.orig_exog = self.endog, self.exog
+
+    def __repr__(self) -> str:
+        return f"<bayesmlm MixedLMData: {self.ynames} ~ {self.xnames}; {len(self.endog)} rows>"
+
+
+class ModelArrays:
+    """statsmodels' arrays of a ``MixedLM`` (a mixin over the model's lme4 design)."""
+
+    bayesmlm_model: Any
+    _fixed_internal: list[str]
+    _re_internal: list[str]
+    _default_blocks: tuple[str, ...]
+
+    @cached_property
+    def endog(self) -> np.ndarray:
+        """The response of the rows used, shape ``(nobs,)``."""
+        return np.array(self.bayesmlm_model.design.y, dtype=float)
+
+    @cached_property
+    def exog(self) -> np.ndarray:
+        """The fixed-effects design, shape ``(nobs, k_fe)``, columns in ``exog_names`` order.
+
+        A column the design dropped as aliased (a linear combination of others) is absent here,
+        while statsmodels keeps it.
+        """
+        design = self.bayesmlm_model.design
+        position = {name: j for j, name in enumerate(design.fixed_names)}
+        cols = [position[name] for name in self._fixed_internal if name in position]
+        return np.array(design.X[:, cols], dtype=float)
+
+    @cached_property
+    def exog_re(self) -> np.ndarray:
+        """The correlated random effects' design, shape ``(nobs, k_re)`` (``(nobs, 0)`` for none)."""
+        design = self.bayesmlm_model.design
+        if not self._re_internal:
+            return np.zeros((design.n, 0))
+        return np.array(design.blocks[0].Z, dtype=float)
+
+    @cached_property
+    def groups(self) -> np.ndarray | pd.Series:
+        """The group of each row used: the Series given to ``MixedLM(...)``, else an ndarray."""
+        design = self.bayesmlm_model.design
+        if isinstance(self._groups_given, pd.Series):
+            return self._groups_given.iloc[self._frame.index.get_indexer(design.rows)]
+        return np.asarray(design.data[self.group_col])
+
+    @cached_property
+    def row_indices(self) -> dict[Any, list[int]]:
+        """Each group value (as in :attr:`group_labels`) -> the positions of its rows, as statsmodels."""
+        data = self.bayesmlm_model.design.data
+        to_value, ordered = group_values(data, self.group_col)
+        out: dict[Any, list[int]] = {value: [] for value in ordered}
+        for i, label in enumerate(level_keys(data, (self.group_col,))):
+            out[to_value[label]].append(i)
+        return out
