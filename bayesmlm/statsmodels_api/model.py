@@ -128,7 +128,7 @@ class MixedLM(ModelArrays):
             )
         self._setup(missing=missing, **array_inputs(endog, exog, groups, exog_re))
         self.uses_pandas = uses_pandas(endog, exog)
-        self._groups_given = groups
+        self._groups_given, self._given = groups, (endog, exog)
 
     @classmethod
     def from_formula(

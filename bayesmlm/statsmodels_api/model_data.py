@@ -37,8 +37,9 @@ class MixedLMData:
         Their covariance parameters' names (``bse_re``'s labels without variance components).
     endog, exog : ndarray
         The response and the fixed-effects design of the rows used.
-    orig_endog, orig_exog : Series/DataFrame or ndarray
-        The same, labelled (pandas) when the model was built from a formula or pandas objects.
+    orig_endog, orig_exog : DataFrame, Series or ndarray
+        A formula model's response and design as data frames; for the array interface the objects
+        given (the arrays of the rows used if rows were dropped).
     row_labels : Index or None
         The used rows' index labels (None for a model built from arrays, as statsmodels).
     frame : DataFrame or None
@@ -66,10 +67,13 @@ class MixedLMData:
         rows = model.bayesmlm_model.design.rows
         self.row_labels = rows if model.uses_pandas else None
         self.frame = model._frame.loc[rows] if model._from_formula else None
-        if model.uses_pandas:
-            self.orig_endog = pd.Series(self.endog, index=rows, name=self.ynames)
+        given = getattr(model, "_given", None)  # (endog, exog) given to MixedLM(...)
+        if model._from_formula:  # statsmodels: one-column frames of the formula's matrices
+            self.orig_endog = pd.DataFrame({self.ynames: self.endog}, index=rows)
             self.orig_exog = pd.DataFrame(self.exog, index=rows, columns=self.xnames)
-        else:
+        elif given is not None and len(rows) == len(model._frame):
+            self.orig_endog, self.orig_exog = given
+        else:  # rows were dropped: the arrays of the rows used
             self.orig_endog, self.orig_exog = self.endog, self.exog
 
     def __repr__(self) -> str:

@@ -1,0 +1,210 @@
+"""statsmodels parity of the MixedLM entry point: types follow the input, and the model's plumbing.
+
+Each case builds the same model with statsmodels 0.15 and with bayesmlm and compares, attribute by
+attribute, the type, the shape and the labels (an ndarray from arrays in; a Series/DataFrame with
+statsmodels' labels from a formula or pandas in), then the numbers where statsmodels' optimum is
+lme4's (random-intercept fits: to 1e-5; random slopes: statsmodels stops within 1e-3 of the optimum).
+statsmodels is optional: the module is skipped without it.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayesmlm as bm
+from bayesmlm import MixedLM
+
+sm = pytest.importorskip("statsmodels.api")
+
+ATTRIBUTES = [
+    "params",
+    "fe_params",
+    "bse",
+    "bse_fe",
+    "bse_re",
+    "tvalues",
+    "pvalues",
+    "cov_re",
+    "cov_re_unscaled",
+    "vcomp",
+    "fittedvalues",
+    "resid",
+]
+METHODS = ["cov_params", "conf_int"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return bm.load_dataset("sleepstudy")
+
+
+def _inputs(data, case):
+    """(args, kwargs) for MixedLM, and whether it is a formula model."""
+    y, days = data["Reaction"].to_numpy(), data["Days"].to_numpy(dtype=float)
+    X = np.column_stack([np.ones(len(y)), days])
+    g = data["Subject"].to_numpy()
+    Xd = pd.DataFrame(X, columns=["const", "Days"])
+    return {
+        "arrays": ((y, X, g), {"exog_re": X}),
+        "arrays_default_re": ((y, X, g), {}),
+        "series_endog": ((data["Reaction"], X, g), {}),
+        "frames": ((data["Reaction"], Xd, data["Subject"]), {"exog_re": Xd}),
+        "frame_exog": ((y, Xd, g), {"exog_re": Xd[["Days"]]}),
+    }[case]
+
+
+CASES = ["arrays", "arrays_default_re", "series_endog", "frames", "frame_exog"]
+FORMULAS = {
+    "formula": dict(formula="Reaction ~ Days", groups="Subject", re_formula="~Days"),
+    "formula_default": dict(formula="Reaction ~ Days", groups="Subject"),
+    "formula_vc": dict(
+        formula="Reaction ~ Days", groups="Subject", re_formula="0", vc_formula={"Days": "0 + Days"}
+    ),
+}
+
+
+def _pair(data, case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence and boundary warnings
+        if case in FORMULAS:
+            kw = dict(FORMULAS[case])
+            formula = kw.pop("formula")
+            ref_model = sm.MixedLM.from_formula(formula, data, **kw)
+            ours_model = MixedLM.from_formula(formula, data, **kw)
+        else:
+            args, kw = _inputs(data, case)
+            ref_model = sm.MixedLM(*args, **kw)
+            ours_model = MixedLM(*args, **kw)
+        return ref_model, ref_model.fit(), ours_model, ours_model.fit()
+
+
+@pytest.fixture(scope="module")
+def pairs(data):
+    return {case: _pair(data, case) for case in CASES + list(FORMULAS)}
+
+
+def _same_kind(ours, ref, what):
+    assert type(ours) is type(ref), f"{what}: {type(ours).__name__}, statsmodels {type(ref).__name__}"
+    assert np.shape(ours) == np.shape(ref), f"{what}: shape {np.shape(ours)} vs {np.shape(ref)}"
+    if isinstance(ref, pd.Series | pd.DataFrame):
+        assert list(ours.index) == list(ref.index), f"{what}: index"
+    if isinstance(ref, pd.DataFrame):
+        assert list(ours.columns) == list(ref.columns), f"{what}: columns"
+
+
+@pytest.mark.parametrize("case", CASES + list(FORMULAS))
+def test_result_types_shapes_and_labels_follow_the_input(pairs, case):
+    _, ref, _, ours = pairs[case]
+    for name in ATTRIBUTES:
+        try:
+            expected = getattr(ref, name)
+        except ValueError:  # statsmodels 0.15 cannot label bse_re when there are only components
+            assert (name, case) == ("bse_re", "formula_vc")
+            assert list(ours.bse_re.index) == ["Days Var"] and np.isnan(ours.bse_re.iloc[0])
+            continue
+        _same_kind(getattr(ours, name), expected, name)
+    for name in METHODS:
+        _same_kind(getattr(ours, name)(), getattr(ref, name)(), f"{name}()")
+    assert list(ours.random_effects) == list(ref.random_effects)
+    for key, effects in ref.random_effects.items():
+        _same_kind(ours.random_effects[key], effects, f"random_effects[{key!r}]")
+    _same_kind(ours.predict(), ref.predict(), "predict()")
+
+
+@pytest.mark.parametrize("case", ["arrays_default_re", "series_endog", "formula_default"])
+def test_random_intercept_numbers_equal_statsmodels(pairs, case):
+    _, ref, _, ours = pairs[case]
+    k = ref.k_fe
+    np.testing.assert_allclose(np.asarray(ours.fe_params), np.asarray(ref.fe_params), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ours.bse_fe), np.asarray(ref.bse_fe), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours.cov_re), np.asarray(ref.cov_re), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours.params), np.asarray(ref.params), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(ours.cov_params())[:k, :k], np.asarray(ref.cov_params())[:k, :k], rtol=1e-5
+    )
+    np.testing.assert_allclose(np.asarray(ours.conf_int())[:k], np.asarray(ref.conf_int())[:k], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ours.tvalues)[:k], np.asarray(ref.tvalues)[:k], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(ours.fittedvalues), np.asarray(ref.fittedvalues), rtol=1e-7)
+    np.testing.assert_allclose(np.asarray(ours.resid), np.asarray(ref.resid), atol=1e-4)
+    assert ours.scale == pytest.approx(ref.scale, rel=1e-5)
+    assert ours.llf == pytest.approx(ref.llf, abs=1e-6)
+    for key, effects in ref.random_effects.items():
+        np.testing.assert_allclose(ours.random_effects[key].to_numpy(), effects.to_numpy(), atol=1e-4)
+
+
+def test_random_slope_numbers_are_lme4s_and_near_statsmodels(pairs):
+    _, ref, _, ours = pairs["arrays"]
+    # lme4 1.1-31, lmer(Reaction ~ Days + (Days | Subject), sleepstudy) (REML)
+    np.testing.assert_allclose(ours.fe_params, [251.405105, 10.467286], rtol=1e-6)
+    np.testing.assert_allclose(ours.cov_re, [[612.090, 9.604], [9.604, 35.072]], rtol=1e-3)
+    assert ours.llf >= ref.llf - 1e-8  # statsmodels' optimum is no higher than lme4's
+    np.testing.assert_allclose(ours.cov_re, ref.cov_re, rtol=2e-3)
+    np.testing.assert_allclose(ours.fe_params, ref.fe_params, rtol=1e-5)
+
+
+def test_array_results_slice_like_statsmodels(pairs):
+    ours = pairs["arrays"][3]
+    k = ours.k_fe
+    block = ours.cov_params()[0:k, 0:k]  # the issue's example: positional slicing of an ndarray
+    np.testing.assert_allclose(np.sqrt(np.diag(block)), ours.bse_fe, rtol=1e-12)
+    np.testing.assert_allclose(ours.conf_int()[:k, 0], ours.fe_params - 1.959964 * ours.bse_fe, rtol=1e-6)
+    assert ours.conf_int(alpha=0.1)[1, 0] > ours.conf_int()[1, 0]
+    ours.params[0] = -1.0  # a returned array is a copy: writing to it changes nothing
+    ours.cov_re[0, 0] = -1.0
+    assert ours.params[0] == pytest.approx(251.405105, rel=1e-6)
+    assert ours.cov_re[0, 0] > 0
+
+
+@pytest.mark.parametrize("case", CASES + list(FORMULAS))
+def test_model_plumbing_equals_statsmodels(pairs, case):
+    ref_model, _, ours_model, _ = pairs[case]
+    for name in ["xnames", "ynames", "param_names", "exog_re_names", "exog_re_names_full"]:
+        assert getattr(ours_model.data, name) == getattr(ref_model.data, name), name
+    for name in ["endog", "exog", "exog_re"]:
+        ours, ref = getattr(ours_model, name), getattr(ref_model, name)
+        _same_kind(ours, ref, name)
+        np.testing.assert_allclose(ours, ref, rtol=0, atol=0, err_msg=name)
+    _same_kind(ours_model.groups, ref_model.groups, "groups")
+    assert list(np.asarray(ours_model.groups)) == list(np.asarray(ref_model.groups))
+    assert ours_model.group_labels == ref_model.group_labels
+    assert ours_model.row_indices == ref_model.row_indices
+    assert type(ours_model.data.row_labels) is type(ref_model.data.row_labels)
+    assert type(ours_model.data.orig_exog) is type(ref_model.data.orig_exog)
+    assert type(ours_model.data.orig_endog) is type(ref_model.data.orig_endog)
+    if case in FORMULAS:
+        pd.testing.assert_frame_equal(ours_model.data.frame, ref_model.data.frame)
+    for name in ["nobs", "n_groups", "k_fe", "k_re", "k_re2", "k_vc", "exog_names", "endog_names"]:
+        assert getattr(ours_model, name) == getattr(ref_model, name), name
+
+
+def test_plumbing_under_missing_drop_and_shuffled_rows(data):
+    """Rows dropped for a missing value and shuffled rows: the arrays are those of the rows used.
+
+    statsmodels' reference is the model on the rows kept, its own ``missing="drop"`` being broken
+    for the array interface.
+    """
+    y = data["Reaction"].to_numpy().copy()
+    y[[3, 50]] = np.nan
+    X = np.column_stack([np.ones(len(y)), data["Days"].to_numpy(dtype=float)])
+    g = data["Subject"].astype(int).to_numpy()  # integer groups stay integers
+    order = np.random.default_rng(3).permutation(len(y))
+    y, X, g = y[order], X[order], g[order]
+    keep = ~np.isnan(y)  # statsmodels 0.15's own missing="drop" fails on arrays (IndexError in fit)
+    ref = sm.MixedLM(y[keep], X[keep], g[keep])
+    with pytest.warns(bm.DroppedRowsWarning, match="dropped 2 of 180 rows"):  # statsmodels is silent
+        ours = MixedLM(y, X, g, missing="drop")
+    assert ours.nobs == ref.nobs == 178
+    np.testing.assert_array_equal(ours.endog, ref.endog)
+    np.testing.assert_array_equal(ours.exog, ref.exog)
+    np.testing.assert_array_equal(ours.exog_re, ref.exog_re)
+    assert ours.group_labels == ref.group_labels and isinstance(ours.group_labels[0], int)
+    assert ours.row_indices == ref.row_indices
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref_fit = ref.fit()
+    fit = ours.fit()
+    assert isinstance(fit.fe_params, np.ndarray)
+    np.testing.assert_allclose(fit.fe_params, ref_fit.fe_params, rtol=1e-6)
+    assert fit.llf == pytest.approx(ref_fit.llf, abs=1e-6)
