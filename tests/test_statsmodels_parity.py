@@ -175,8 +175,15 @@ def test_model_plumbing_equals_statsmodels(pairs, case):
     assert type(ours_model.data.orig_endog) is type(ref_model.data.orig_endog)
     if case in FORMULAS:
         pd.testing.assert_frame_equal(ours_model.data.frame, ref_model.data.frame)
-    for name in ["nobs", "n_groups", "k_fe", "k_re", "k_re2", "k_vc", "exog_names", "endog_names"]:
+    for name in ["nobs", "n_totobs", "n_groups", "k_fe", "k_re", "k_re2", "k_vc", "k_params", "k_constant"]:
         assert getattr(ours_model, name) == getattr(ref_model, name), name
+    assert (ours_model.exog_names, ours_model.endog_names) == (ref_model.exog_names, ref_model.endog_names)
+    for name in ["endog_li", "exog_li", "exog_re_li"]:
+        ours, ref = getattr(ours_model, name), getattr(ref_model, name)
+        assert len(ours) == len(ref) == ref_model.n_groups, name
+        for a, b in zip(ours, ref, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert ours_model.group_list(None) is None
 
 
 def test_plumbing_under_missing_drop_and_shuffled_rows(data):

@@ -87,6 +87,9 @@ class ModelArrays:
     _fixed_internal: list[str]
     _re_internal: list[str]
     _default_blocks: tuple[str, ...]
+    k_fe: int
+    k_re2: int
+    nobs: int
 
     @cached_property
     def endog(self) -> np.ndarray:
@@ -130,3 +133,60 @@ class ModelArrays:
         for i, label in enumerate(level_keys(data, (self.group_col,))):
             out[to_value[label]].append(i)
         return out
+
+    def group_list(self, array: Any) -> list[np.ndarray] | None:
+        """Split ``array`` (one value or row per observation used) into one array per group.
+
+        Parameters
+        ----------
+        array : array_like or None
+            ``nobs`` values, or an ``(nobs, k)`` matrix.
+
+        Returns
+        -------
+        list of ndarray or None
+            One per group, in :attr:`group_labels` order (None for None, as statsmodels).
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> data = bm.load_dataset("sleepstudy")
+        >>> md = bm.mixedlm("Reaction ~ Days", data, groups="Subject")
+        >>> [a.shape for a in md.group_list(md.exog)][:2]
+        [(10, 2), (10, 2)]
+        """
+        if array is None:
+            return None
+        values = np.asarray(array)
+        return [np.array(values[rows]) for rows in self.row_indices.values()]
+
+    @property
+    def endog_li(self) -> list[np.ndarray]:
+        """:attr:`endog` split by group (statsmodels' ``endog_li``)."""
+        return self.group_list(self.endog)
+
+    @property
+    def exog_li(self) -> list[np.ndarray]:
+        """:attr:`exog` split by group."""
+        return self.group_list(self.exog)
+
+    @property
+    def exog_re_li(self) -> list[np.ndarray]:
+        """:attr:`exog_re` split by group."""
+        return self.group_list(self.exog_re)
+
+    @property
+    def k_params(self) -> int:
+        """``k_fe + k_re2``, as statsmodels counts it (without the ``k_vc`` variance components)."""
+        return self.k_fe + self.k_re2
+
+    @property
+    def n_totobs(self) -> int:
+        """Number of observations used (statsmodels' ``n_totobs``, the same as ``nobs``)."""
+        return self.nobs
+
+    @property
+    def k_constant(self) -> int:
+        """1 if :attr:`exog` has a constant non-zero column, else 0 (as statsmodels)."""
+        X = self.exog
+        return int(bool(len(X)) and bool(np.any((np.ptp(X, axis=0) == 0) & (X[0] != 0))))
