@@ -7,7 +7,9 @@ lme4's (random-intercept fits: to 1e-5; random slopes: statsmodels stops within 
 statsmodels is optional: the module is skipped without it.
 """
 
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -215,3 +217,57 @@ def test_plumbing_under_missing_drop_and_shuffled_rows(data):
     assert isinstance(fit.fe_params, np.ndarray)
     np.testing.assert_allclose(fit.fe_params, ref_fit.fe_params, rtol=1e-6)
     assert fit.llf == pytest.approx(ref_fit.llf, abs=1e-6)
+
+
+def _coverage_tables() -> dict[str, dict[str, str]]:
+    """docs/statsmodels.md's two tables: section title -> {name: status}."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "statsmodels.md").read_text(encoding="utf-8")
+    out: dict[str, dict[str, str]] = {}
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:
+        rows = re.findall(r"^\| `(\w+)` \| (\w+) \|", section, flags=re.M)
+        if rows:
+            out[section.splitlines()[0].strip()] = dict(rows)
+    return out
+
+
+def _public(obj) -> set[str]:
+    return {name for name in dir(obj) if not name.startswith("_")}
+
+
+def test_coverage_page_lists_every_statsmodels_name_truthfully(pairs):
+    """Each statsmodels name is on the page; 'matches'/'differs' exist on bayesmlm's object, 'missing' not."""
+    ref_model, ref, ours_model, ours = pairs["formula"]
+    tables = _coverage_tables()
+    assert set(tables) == {"MixedLM (the model)", "MixedLMResults (the fit)"}
+    for title, ref_obj, ours_obj in [
+        ("MixedLM (the model)", ref_model, ours_model),
+        ("MixedLMResults (the fit)", ref, ours),
+    ]:
+        table = tables[title]
+        assert set(table.values()) <= {"matches", "differs", "missing"}
+        assert sorted(_public(ref_obj) - set(table)) == [], f"{title}: statsmodels names not listed"
+        assert sorted(set(table) - _public(ref_obj)) == [], f"{title}: names statsmodels does not have"
+        present = {name for name, status in table.items() if status != "missing"}
+        assert sorted(present - _public(ours_obj)) == [], f"{title}: listed as present but absent"
+        absent = {name for name, status in table.items() if status == "missing"}
+        assert sorted(absent & _public(ours_obj)) == [], f"{title}: listed as missing but present"
+
+
+@pytest.mark.parametrize("case", ["arrays_default_re", "formula"])
+def test_scalar_results_equal_statsmodels(pairs, case):
+    _, ref, _, ours = pairs[case]
+    for name in ["nobs", "df_resid", "k_fe", "k_re", "k_re2", "k_vc", "method", "reml", "converged"]:
+        assert getattr(ours, name) == getattr(ref, name), name
+    assert np.isnan(ref.aic) and np.isfinite(ours.aic)  # lme4's REML AIC, deliberately
+    assert ours.aic == pytest.approx(-2 * ours.llf + 2 * (ours.k_fe + ours.k_re2 + 1), rel=1e-12)
+
+
+def test_more_random_effects_than_rows_is_refused_where_statsmodels_fits():
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40), "g": np.arange(40)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM.from_formula("y ~ x", df, groups="g").fit()
+    assert ref.cov_re.iloc[0, 0] > 0  # statsmodels splits one variance between two parameters
+    with pytest.raises(bm.DataError, match="one row per level for 40 observations"):
+        MixedLM.from_formula("y ~ x", df, groups="g").fit()
