@@ -271,3 +271,35 @@ def test_more_random_effects_than_rows_is_refused_where_statsmodels_fits():
     assert ref.cov_re.iloc[0, 0] > 0  # statsmodels splits one variance between two parameters
     with pytest.raises(bm.DataError, match="one row per level for 40 observations"):
         MixedLM.from_formula("y ~ x", df, groups="g").fit()
+
+
+@pytest.mark.parametrize("case", ["arrays", "formula", "formula_vc", "arrays_default_re"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_loglike_equals_statsmodels_at_any_parameters(data, pairs, case, reml):
+    from statsmodels.regression.mixed_linear_model import MixedLMParams
+
+    ref_model, _, ours_model, _ = pairs[case]
+    k_re, k_vc = ours_model.k_re, ours_model.k_vc
+    fit = ours_model.fit(reml=reml)  # sets model.reml, as statsmodels' fit does
+    ref_model.reml = reml
+    # at the optimum: the fit's log-likelihood (statsmodels' llf comes from the same formula)
+    tri = np.linalg.cholesky(np.asarray(fit.cov_re_unscaled))[np.tril_indices(k_re)] if k_re else []
+    packed = np.concatenate([tri, np.sqrt(fit.vcomp / fit.scale)])
+    assert ours_model.loglike(packed) == pytest.approx(fit.llf, abs=1e-7)
+    # away from it, with a covariance, for given and for profiled fixed effects
+    cov = np.array([[2.0, 0.3], [0.3, 0.5]])[:k_re, :k_re]
+    params = MixedLMParams.from_components(
+        fe_params=np.array([250.0, 9.0]), cov_re=cov, vcomp=np.full(k_vc, 0.7)
+    )
+    for profile_fe in (True, False):
+        expected = ref_model.loglike(params, profile_fe=profile_fe)
+        assert ours_model.loglike(params, profile_fe=profile_fe) == pytest.approx(expected, rel=1e-10)
+    packed = MixedLMParams.get_packed(params, use_sqrt=True, has_fe=False)
+    assert ours_model.loglike(packed) == pytest.approx(ref_model.loglike(packed), rel=1e-10)
+    fe, singular = ours_model.get_fe_params(cov, np.full(k_vc, 0.7))
+    np.testing.assert_allclose(fe, ref_model.get_fe_params(cov, np.full(k_vc, 0.7))[0], rtol=1e-10)
+    assert singular is False
+    with pytest.raises(bm.ArgumentError, match="packed vector"):
+        ours_model.loglike(np.ones(ours_model.k_re2 + k_vc + 1))
+    ours_model.fit()  # leave the shared models as they were (REML)
+    ref_model.reml = True

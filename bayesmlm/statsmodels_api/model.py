@@ -128,7 +128,7 @@ class MixedLM(ModelArrays):
             )
         self._setup(missing=missing, **array_inputs(endog, exog, groups, exog_re))
         self.uses_pandas = uses_pandas(endog, exog)
-        self._groups_given, self._given = groups, (endog, exog)
+        self._groups_given, self._given, self.use_sqrt = groups, (endog, exog), bool(use_sqrt)
 
     @classmethod
     def from_formula(
@@ -195,7 +195,7 @@ class MixedLM(ModelArrays):
             missing=missing,
             **formula_inputs(formula, data, groups, re_formula, vc_formula, subset, kwargs),
         )
-        self.uses_pandas, self._groups_given = True, None
+        self.uses_pandas, self._groups_given, self.use_sqrt = True, None, bool(kwargs.get("use_sqrt", True))
         return self
 
     def _setup(
@@ -386,7 +386,7 @@ class MixedLM(ModelArrays):
             raise TypeError(
                 f"MixedLM.fit() got unsupported argument(s) {unknown}; sampler options need bayes=True"
             )
-        fit = model.fit_reml() if reml else model.fit_ml()
+        fit, self.reml = (model.fit_reml() if reml else model.fit_ml()), bool(reml)
         return MixedLMResults(self, fit, roles, free)
 
     @property

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from bayesmlm.design.levels import level_keys
+from bayesmlm.exceptions import ArgumentError
+from bayesmlm.reml.marginal import gls_fixed_effects, profiled_loglike
 from bayesmlm.statsmodels_api.translate import group_values
 
 __all__ = ["MixedLMData", "ModelArrays"]
@@ -88,8 +90,11 @@ class ModelArrays:
     _re_internal: list[str]
     _default_blocks: tuple[str, ...]
     k_fe: int
+    k_re: int
     k_re2: int
     nobs: int
+    vc_names: list[str]
+    _model_for: Any
 
     @cached_property
     def endog(self) -> np.ndarray:
@@ -190,3 +195,98 @@ class ModelArrays:
         """1 if :attr:`exog` has a constant non-zero column, else 0 (as statsmodels)."""
         X = self.exog
         return int(bool(len(X)) and bool(np.any((np.ptp(X, axis=0) == 0) & (X[0] != 0))))
+
+    # -- the likelihood at given parameters -----------------------------------------------------
+    reml: bool = True  # statsmodels' model.reml: the kind of the last fit, REML until then
+    use_sqrt: bool = True
+
+    def _by_group(self) -> tuple[list[np.ndarray], ...]:
+        model, roles = self._model_for(self._default_blocks)
+        if any(role != "re" and role.nested for role in roles):
+            raise NotImplementedError("loglike with a categorical variance component ('0 + C(c)')")
+        vc = [b.Z[:, 0] for b, role in zip(model.design.blocks, roles, strict=True) if role != "re"]
+        W = np.column_stack(vc) if vc else np.zeros((self.nobs, 0))
+        return tuple(self.group_list(a) for a in (self.endog, self.exog, self.exog_re, W))
+
+    def _covariances(self, params: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(cov_re, vcomp, fe_params or None) of a MixedLMParams-like object or a packed vector."""
+        if hasattr(params, "cov_re"):
+            cov = np.asarray(params.cov_re, dtype=float).reshape(self.k_re, self.k_re)
+            vcomp = np.asarray(getattr(params, "vcomp", np.zeros(0)), dtype=float).reshape(-1)
+            fe = getattr(params, "fe_params", None)
+            return cov, vcomp, None if fe is None else np.asarray(fe, dtype=float).reshape(-1)
+        packed = np.asarray(params, dtype=float).reshape(-1)
+        if len(packed) != self.k_re2 + len(self.vc_names):
+            raise ArgumentError(
+                f"params has {len(packed)} values; a packed vector here holds the {self.k_re2} covariance "
+                f"parameters and {len(self.vc_names)} variance components (or pass a MixedLMParams)"
+            )
+        tri = np.zeros((self.k_re, self.k_re))
+        tri[np.tril_indices(self.k_re)] = packed[: self.k_re2]
+        cov = tri @ tri.T if self.use_sqrt else tri + tri.T - np.diag(np.diag(tri))
+        vcomp = packed[self.k_re2 :] ** 2 if self.use_sqrt else packed[self.k_re2 :]
+        return cov, vcomp, None
+
+    def get_fe_params(self, cov_re: Any, vcomp: Any, tol: float = 1e-10) -> tuple[np.ndarray, bool]:
+        """GLS estimates of the fixed effects at ``cov_re`` and ``vcomp`` (relative to ``scale``).
+
+        Parameters
+        ----------
+        cov_re : array_like
+            ``(k_re, k_re)`` covariance of the random effects divided by the scale.
+        vcomp : array_like
+            Variance components divided by the scale.
+        tol : float
+            Accepted for statsmodels' signature.
+
+        Returns
+        -------
+        fe_params : ndarray
+        singular : bool
+            Always False (the design's aliased columns were dropped before).
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> md = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject")
+        >>> fit = md.fit()
+        >>> fe, _ = md.get_fe_params(fit.cov_re_unscaled.to_numpy(), fit.vcomp)
+        >>> fe.round(4)
+        array([251.4051,  10.4673])
+        """
+        y, X, Z, W = self._by_group()
+        psi = np.asarray(cov_re, dtype=float).reshape(self.k_re, self.k_re)
+        return gls_fixed_effects(y, X, Z, W, psi, np.asarray(vcomp, dtype=float).reshape(-1)), False
+
+    def loglike(self, params: Any, profile_fe: bool = True) -> float:
+        """Return the (restricted, when :attr:`reml`) log-likelihood at ``params``, as statsmodels.
+
+        The scale is always profiled out; with ``profile_fe`` the fixed effects are their GLS estimates.
+
+        Parameters
+        ----------
+        params : MixedLMParams-like or array_like
+            An object with ``cov_re`` (and ``vcomp``, ``fe_params``), all relative to the scale,
+            such as statsmodels' ``MixedLMParams``; or statsmodels' packed
+            vector of the covariance parameters only (the lower triangle of ``cov_re``'s Cholesky
+            factor and the square roots of ``vcomp`` when ``use_sqrt``).
+        profile_fe : bool
+            Replace ``params``' fixed effects by their GLS estimates.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> md = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject")
+        >>> fit = md.fit()
+        >>> abs(md.loglike(np.sqrt(fit.params[["Subject Var"]])) - fit.llf) < 1e-8  # at the optimum
+        True
+        """
+        cov, vcomp, fe = self._covariances(params)
+        y, X, Z, W = self._by_group()
+        if profile_fe or fe is None:
+            fe = gls_fixed_effects(y, X, Z, W, cov, vcomp)
+        return profiled_loglike(y, X, Z, W, cov, vcomp, fe, self.reml)
