@@ -303,3 +303,40 @@ def test_loglike_equals_statsmodels_at_any_parameters(data, pairs, case, reml):
         ours_model.loglike(np.ones(ours_model.k_re2 + k_vc + 1))
     ours_model.fit()  # leave the shared models as they were (REML)
     ref_model.reml = True
+
+
+@pytest.mark.parametrize("case", ["formula_default", "arrays_default_re"])
+def test_t_test_and_wald_test_equal_statsmodels(pairs, case):
+    _, ref, _, ours = pairs[case]
+    R = np.array([[0.0, 1.0], [1.0, 1.0]])
+    for use_t in (None, True):
+        got, expected = ours.t_test(R, use_t=use_t), ref.t_test(R, use_t=use_t)
+        assert got.distribution == expected.distribution
+        for name in ["effect", "sd", "tvalue"]:
+            np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-5, err_msg=name)
+        # far tails (z = 13, 28): d log p = z dz, so 1e-5 in z is ~1e-3 in p
+        np.testing.assert_allclose(np.log(got.pvalue), np.log(expected.pvalue), rtol=1e-5)
+        np.testing.assert_allclose(got.conf_int(alpha=0.1), expected.conf_int(alpha=0.1), rtol=1e-6)
+        assert list(got.summary_frame().columns) == list(expected.summary_frame().columns)
+    assert ours.t_test(R, use_t=True).df_denom == ref.t_test(R, use_t=True).df_denom == 178
+    full = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for kwargs in [{}, {"use_f": True}]:
+            for r in [full, (full, np.array([250.0, 10.0]))]:
+                got, expected = (
+                    ours.wald_test(r, scalar=True, **kwargs),
+                    ref.wald_test(r, scalar=True, **kwargs),
+                )
+                assert got.distribution == expected.distribution
+                assert got.statistic == pytest.approx(float(np.squeeze(expected.statistic)), rel=1e-5)
+                assert np.log(got.pvalue) == pytest.approx(np.log(float(expected.pvalue)), rel=1e-5)
+                assert got.df_denom == pytest.approx(float(expected.df_denom))
+    # the fixed effects' columns alone are the same hypothesis
+    assert ours.wald_test(full[:, :2]).statistic == pytest.approx(ours.wald_test(full).statistic, rel=1e-12)
+    with pytest.raises(bm.ArgumentError, match="2 columns"):
+        ours.t_test(np.ones((1, 3)))
+    with pytest.raises(NotImplementedError, match="variance parameter"):
+        ours.wald_test(np.array([[0.0, 0.0, 1.0]]))
+    with pytest.raises(NotImplementedError, match="string hypotheses"):
+        ours.wald_test("Days = 0")

@@ -11,6 +11,7 @@ from scipy import stats as sps
 
 from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.reml.fit import LikelihoodFit
+from bayesmlm.statsmodels_api.contrasts import Contrasts
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
 from bayesmlm.statsmodels_api.wrap import TypedOutputs
@@ -18,7 +19,7 @@ from bayesmlm.statsmodels_api.wrap import TypedOutputs
 __all__ = ["MixedLMResults"]
 
 
-class MixedLMResults(TypedOutputs):
+class MixedLMResults(TypedOutputs, Contrasts):
     """A REML or ML fit with statsmodels' ``MixedLMResults`` attributes.
 
     The lme4-style fit is :attr:`fit_result`, a :class:`bayesmlm.LikelihoodFit` (``varcorr``,
