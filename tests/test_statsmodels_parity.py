@@ -340,3 +340,39 @@ def test_t_test_and_wald_test_equal_statsmodels(pairs, case):
         ours.wald_test(np.array([[0.0, 0.0, 1.0]]))
     with pytest.raises(NotImplementedError, match="string hypotheses"):
         ours.wald_test("Days = 0")
+
+
+def test_params_object_and_model_predict_equal_statsmodels(pairs):
+    from statsmodels.regression.mixed_linear_model import MixedLMParams as SMParams
+
+    from bayesmlm.statsmodels_api.params import MixedLMParams
+
+    ref_model, ref, ours_model, ours = pairs["formula_default"]
+    got, expected = ours.params_object, ref.params_object
+    for name in ["k_fe", "k_re", "k_re2", "k_vc", "k_tot"]:
+        assert getattr(got, name) == getattr(expected, name), name
+    np.testing.assert_allclose(got.fe_params, expected.fe_params, rtol=1e-6)
+    np.testing.assert_allclose(got.cov_re, expected.cov_re, rtol=1e-5)
+    for use_sqrt in (True, False):
+        for has_fe in (True, False):
+            np.testing.assert_allclose(
+                got.get_packed(use_sqrt, has_fe),
+                expected.get_packed(use_sqrt=use_sqrt, has_fe=has_fe),
+                rtol=1e-5,
+            )
+    # the packed layout round-trips as statsmodels' does, for a 3 x 3 covariance and two components
+    rng = np.random.default_rng(5)
+    packed = rng.normal(size=2 + 6 + 2)
+    for use_sqrt in (True, False):
+        a = MixedLMParams.from_packed(packed, 2, 3, use_sqrt=use_sqrt, has_fe=True)
+        b = SMParams.from_packed(packed, 2, 3, use_sqrt=use_sqrt, has_fe=True)
+        for name in ["fe_params", "cov_re", "vcomp"]:
+            np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-14, err_msg=name)
+    assert ours_model.loglike(got) == pytest.approx(ours.llf, abs=1e-7)
+    np.testing.assert_allclose(ours_model.predict(ours.params), ref_model.predict(ref.params), rtol=1e-6)
+    new = np.array([[1.0, 2.0], [1.0, 20.0]])
+    np.testing.assert_allclose(
+        ours_model.predict(got, exog=new), ref_model.predict(expected, exog=new), rtol=1e-6
+    )
+    with pytest.raises(bm.ArgumentError, match="2 columns"):
+        ours_model.predict(got, exog=np.ones((1, 3)))

@@ -17,6 +17,7 @@ import pandas as pd
 from bayesmlm.design.levels import level_keys
 from bayesmlm.exceptions import ArgumentError
 from bayesmlm.reml.marginal import gls_fixed_effects, profiled_loglike
+from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.translate import group_values
 
 __all__ = ["MixedLMData", "ModelArrays"]
@@ -221,11 +222,8 @@ class ModelArrays:
                 f"params has {len(packed)} values; a packed vector here holds the {self.k_re2} covariance "
                 f"parameters and {len(self.vc_names)} variance components (or pass a MixedLMParams)"
             )
-        tri = np.zeros((self.k_re, self.k_re))
-        tri[np.tril_indices(self.k_re)] = packed[: self.k_re2]
-        cov = tri @ tri.T if self.use_sqrt else tri + tri.T - np.diag(np.diag(tri))
-        vcomp = packed[self.k_re2 :] ** 2 if self.use_sqrt else packed[self.k_re2 :]
-        return cov, vcomp, None
+        unpacked = MixedLMParams.from_packed(packed, self.k_fe, self.k_re, self.use_sqrt, has_fe=False)
+        return unpacked.cov_re, unpacked.vcomp, None
 
     def get_fe_params(self, cov_re: Any, vcomp: Any, tol: float = 1e-10) -> tuple[np.ndarray, bool]:
         """GLS estimates of the fixed effects at ``cov_re`` and ``vcomp`` (relative to ``scale``).
@@ -290,3 +288,32 @@ class ModelArrays:
         if profile_fe or fe is None:
             fe = gls_fixed_effects(y, X, Z, W, cov, vcomp)
         return profiled_loglike(y, X, Z, W, cov, vcomp, fe, self.reml)
+
+    def predict(self, params: Any, exog: Any = None) -> np.ndarray:
+        """Population-level predictions ``exog @ fe_params``, as statsmodels' ``MixedLM.predict``.
+
+        Parameters
+        ----------
+        params : MixedLMParams-like or array_like
+            An object with ``fe_params``, or a vector whose first ``k_fe`` values are the fixed effects
+            (``result.params`` works).
+        exog : array_like, optional
+            A fixed-effects design with ``k_fe`` columns; the model's :attr:`exog` if omitted.
+
+        Returns
+        -------
+        ndarray
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> md = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject")
+        >>> md.predict(md.fit().params, exog=[[1.0, 2.0]]).round(3)
+        array([272.34])
+        """
+        fe = getattr(params, "fe_params", None)
+        fe = np.asarray(params if fe is None else fe, dtype=float).reshape(-1)[: self.k_fe]
+        X = self.exog if exog is None else np.atleast_2d(np.asarray(exog, dtype=float))
+        if len(fe) != self.k_fe or X.shape[1] != self.k_fe:
+            raise ArgumentError(f"predict needs {self.k_fe} fixed effects and exog with {self.k_fe} columns")
+        return X @ fe

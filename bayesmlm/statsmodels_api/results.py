@@ -13,6 +13,7 @@ from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.statsmodels_api.contrasts import Contrasts
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
+from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
 from bayesmlm.statsmodels_api.wrap import TypedOutputs
 
@@ -169,6 +170,13 @@ class MixedLMResults(TypedOutputs, Contrasts):
         order = [name for name in self.model._fixed_internal if name in vcov.index]
         out.iloc[:k, :k] = vcov.loc[order, order].to_numpy()
         return out
+
+    @property
+    def params_object(self) -> MixedLMParams:
+        """The estimates as a :class:`MixedLMParams` (``cov_re`` and ``vcomp`` relative to the scale)."""
+        return MixedLMParams.from_components(
+            self._fe_params.to_numpy(), self._cov_re.to_numpy() / self.scale, vcomp=self.vcomp / self.scale
+        )
 
     # -- likelihood -----------------------------------------------------------------------------
     @property
