@@ -1306,6 +1306,23 @@ CASES: list[Case] = [
         bm.DataError,
         match="weighted Gaussian model",
     ),
+    # the statsmodels entry point (issue 20)
+    Case(
+        "sm-loglike-packed-length",
+        "`MixedLM.loglike(params)` with a packed vector of the wrong length",
+        "says how many covariance parameters and variance components a packed vector holds",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").loglike(np.ones(3)),
+        bm.ArgumentError,
+        match="holds the 1 covariance parameters and 0 variance components",
+    ),
+    Case(
+        "sm-t-test-columns",
+        "`MixedLMResults.t_test(R)` with an `R` that has a column per parameter, not per fixed effect",
+        "says it needs one column per fixed effect (as statsmodels)",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").fit().t_test(np.eye(3)),
+        bm.ArgumentError,
+        match="should have 2 columns",
+    ),
 ]
 
 

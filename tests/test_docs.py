@@ -33,6 +33,7 @@ PAGES = [
     "plots",
     "performance",
     "dask",
+    "statsmodels",
     "architecture",
     "api",
 ]

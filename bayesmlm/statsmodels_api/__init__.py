@@ -47,6 +47,14 @@ column name (``"Subject Var"``), and ``"Group"`` when ``groups`` is a Series or 
 (``"Group Var"``); ``"Group x Days Cov"`` is a covariance. Fixed-effect names are formulae's, which
 differ from patsy's only for categorical terms (``"C(c)[b]"`` where patsy writes ``"C(c)[T.b]"``).
 
+Types follow the input, as in statsmodels: a model built from numpy arrays returns ndarrays
+(``params``, ``fe_params``, ``bse``, ``cov_re``, ``cov_params()``, ``conf_int()``...), one built from a
+formula or from pandas ``endog``/``exog`` returns Series and DataFrames with statsmodels' labels. The
+model has statsmodels' plumbing (``md.data.xnames``, ``md.exog``, ``md.exog_re``, ``md.groups``,
+``md.row_indices``...), ``md.loglike(params, profile_fe=...)`` at any :class:`MixedLMParams`, and the
+results ``t_test``/``wald_test`` on the fixed effects. ``docs/statsmodels.md`` lists every attribute
+of statsmodels' ``MixedLM`` and ``MixedLMResults`` and whether it matches, differs or is missing.
+
 What differs from statsmodels
 -----------------------------
 * The optimiser is always lme4's profiled one; statsmodels' ``method`` names are checked and ignored.
@@ -59,7 +67,8 @@ What differs from statsmodels
 
 from bayesmlm.statsmodels_api.formula_api import mixedlm
 from bayesmlm.statsmodels_api.model import MixedLM
+from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.results import MixedLMResults
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
 
-__all__ = ["MixedLM", "MixedLMResults", "MixedLMSummary", "mixedlm"]
+__all__ = ["MixedLM", "MixedLMParams", "MixedLMResults", "MixedLMSummary", "mixedlm"]

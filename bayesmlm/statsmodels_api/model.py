@@ -12,6 +12,7 @@ from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.model import Model
 from bayesmlm.spec.formula import ModelSpec
 from bayesmlm.statsmodels_api.free import blocks_for_free
+from bayesmlm.statsmodels_api.model_data import MixedLMData, ModelArrays
 from bayesmlm.statsmodels_api.results import MixedLMResults
 from bayesmlm.statsmodels_api.translate import (
     _MISSING,
@@ -24,6 +25,7 @@ from bayesmlm.statsmodels_api.translate import (
     formula_inputs,
     group_values,
 )
+from bayesmlm.statsmodels_api.wrap import uses_pandas
 
 if TYPE_CHECKING:
     from bayesmlm.bayes.fit import Fit
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["MixedLM"]
 
 
-class MixedLM:
+class MixedLM(ModelArrays):
     """A linear mixed model specified the statsmodels way, fitted by bayesmlm.
 
     Build it with :meth:`from_formula` (= :func:`mixedlm`) or, as statsmodels' array interface, with
@@ -65,8 +67,17 @@ class MixedLM:
         That formula parsed (``print(md.spec)``).
     bayesmlm_model : Model
         The :class:`bayesmlm.Model` that is fitted.
-    data : DataFrame
-        The data with the group column (a copy if a column had to be added).
+    data : MixedLMData
+        statsmodels' ``model.data``: ``xnames``, ``ynames``, ``param_names``, ``exog_re_names``,
+        ``exog_re_names_full``, ``endog``, ``exog``, ``row_labels`` and a formula model's ``frame``.
+    endog, exog, exog_re : ndarray
+        The response and the two design matrices of the rows used (see :class:`ModelArrays`).
+    groups : ndarray or Series
+        Each used row's group; ``group_labels`` the distinct groups sorted, ``row_indices`` each
+        group's row positions.
+    uses_pandas : bool
+        Whether results are pandas objects (a formula, or pandas ``endog``/``exog``, as in statsmodels)
+        or ndarrays (arrays in).
     group_name : str
         statsmodels' name of the random intercept: the group column's name, or ``"Group"``.
     exog_names : list of str
@@ -116,6 +127,8 @@ class MixedLM:
                 "exog_vc is not supported; use MixedLM.from_formula(..., vc_formula={name: formula})"
             )
         self._setup(missing=missing, **array_inputs(endog, exog, groups, exog_re))
+        self.uses_pandas = uses_pandas(endog, exog)
+        self._groups_given, self._given, self.use_sqrt = groups, (endog, exog), bool(use_sqrt)
 
     @classmethod
     def from_formula(
@@ -182,6 +195,7 @@ class MixedLM:
             missing=missing,
             **formula_inputs(formula, data, groups, re_formula, vc_formula, subset, kwargs),
         )
+        self.uses_pandas, self._groups_given, self.use_sqrt = True, None, bool(kwargs.get("use_sqrt", True))
         return self
 
     def _setup(
@@ -206,7 +220,7 @@ class MixedLM:
                 "the model has no random effects: re_formula='0' needs a vc_formula "
                 "(for a model without random effects use ordinary least squares)"
             )
-        self.data = data
+        self._frame = data
         self._from_formula = endog_name is None
         self.group_col = group_col
         self.group_name = group_name
@@ -255,6 +269,11 @@ class MixedLM:
         self.nobs = design.n
         self.n_groups = len(set(labels))
 
+    @property
+    def data(self) -> MixedLMData:
+        """The statsmodels ``model.data`` (names and the rows used); see :class:`MixedLMData`."""
+        return MixedLMData(self)
+
     # -- building the lme4 model ----------------------------------------------------------------------
     def _model_for(self, re_blocks: tuple[str, ...]) -> tuple[Model, tuple]:
         """Return the bayesmlm Model (and each random term's role) for these correlated blocks."""
@@ -263,7 +282,7 @@ class MixedLM:
             terms += [str(c) for c in self._components]
             formula = f"{self._fixed_formula} + " + " + ".join(terms)
             try:
-                model = Model(formula, self.data, na_action=_MISSING[self.missing])
+                model = Model(formula, self._frame, na_action=_MISSING[self.missing])
             except DataError as err:
                 raise DataError(str(err).replace("na_action='drop'", "missing='drop'")) from err
             roles = ("re",) * len(re_blocks) + tuple(self._components)
@@ -367,7 +386,7 @@ class MixedLM:
             raise TypeError(
                 f"MixedLM.fit() got unsupported argument(s) {unknown}; sampler options need bayes=True"
             )
-        fit = model.fit_reml() if reml else model.fit_ml()
+        fit, self.reml = (model.fit_reml() if reml else model.fit_ml()), bool(reml)
         return MixedLMResults(self, fit, roles, free)
 
     @property

@@ -11,13 +11,16 @@ from scipy import stats as sps
 
 from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.reml.fit import LikelihoodFit
+from bayesmlm.statsmodels_api.contrasts import Contrasts
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
+from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
+from bayesmlm.statsmodels_api.wrap import TypedOutputs
 
 __all__ = ["MixedLMResults"]
 
 
-class MixedLMResults:
+class MixedLMResults(TypedOutputs, Contrasts):
     """A REML or ML fit with statsmodels' ``MixedLMResults`` attributes.
 
     The lme4-style fit is :attr:`fit_result`, a :class:`bayesmlm.LikelihoodFit` (``varcorr``,
@@ -32,14 +35,16 @@ class MixedLMResults:
     method : str
         ``"REML"`` or ``"ML"``.
     reml : bool
-    fe_params : Series
-        Fixed-effect estimates.
-    bse_fe : Series
+    fe_params : Series or ndarray
+        Fixed-effect estimates. Like every estimate here (``params``, ``bse``, ``cov_re``,
+        ``cov_params()``...), a labelled pandas object for a model built from a formula or from
+        pandas ``endog``/``exog``, an ndarray for one built from arrays (as statsmodels).
+    bse_fe : Series or ndarray
         Their standard errors.
-    cov_re : DataFrame
+    cov_re : DataFrame or ndarray
         Covariance matrix of the correlated random effects (``re_formula``), in the data's units,
         indexed by statsmodels' names (the group name for the intercept, then the slopes).
-    cov_re_unscaled : DataFrame
+    cov_re_unscaled : DataFrame or ndarray
         ``cov_re / scale``.
     vcomp : ndarray
         Variances of the variance components (``vc_formula``), in :attr:`MixedLM.vc_names` order.
@@ -122,85 +127,56 @@ class MixedLMResults:
                 for fi, i in self._re_place
             ]
         )
-        self.cov_re = pd.DataFrame(cov.reshape(self.k_re, self.k_re), index=names, columns=names)
-        self.cov_re_unscaled = self.cov_re / self.scale
+        self._cov_re = pd.DataFrame(cov.reshape(self.k_re, self.k_re), index=names, columns=names)
         self.vcomp = np.array([covs[f.group][k, k] for _, f, k, _ in self._vc_place])
         fe = fit.fixed_effects
         order = [k for k in model._fixed_internal if k in fe.index]
         display = [model._fixed_display.get(k, k) for k in order]
         self._fe_table = fe.loc[order].set_axis(pd.Index(display))
-        self.fe_params = self._fe_table["estimate"].rename(None)
-        self.bse_fe = self._fe_table["se"].rename(None)
+        self._fe_params = self._fe_table["estimate"].rename(None)
+        self._bse_fe = self._fe_table["se"].rename(None)
 
     # -- parameters -----------------------------------------------------------------------------
     @cached_property
     def _param_index(self) -> pd.Index:
-        names = list(self.fe_params.index)
+        names = list(self._fe_params.index)
         return pd.Index(names + self.model.param_names[self.model.k_fe :])
 
     @cached_property
-    def params(self) -> pd.Series:
-        """Fixed effects, then the covariance parameters divided by ``scale``, as statsmodels' ``params``.
-
-        The covariance parameters are the lower triangle of ``cov_re / scale`` row by row
-        (``"Group Var"``, ``"Group x Days Cov"``, ``"Days Var"``), then ``vcomp / scale``
-        (``"<name> Var"``). The unscaled variances are :attr:`cov_re` and :attr:`vcomp`; the
-        summary shows those.
-        """
-        tri = self.cov_re_unscaled.to_numpy()[np.tril_indices(self.k_re)]
-        values = np.concatenate([self.fe_params.to_numpy(), tri, self.vcomp / self.scale])
+    def _params(self) -> pd.Series:
+        tri = self._cov_re.to_numpy()[np.tril_indices(self.k_re)] / self.scale
+        values = np.concatenate([self._fe_params.to_numpy(), tri, self.vcomp / self.scale])
         return pd.Series(values, index=self._param_index)
 
     @cached_property
-    def bse(self) -> pd.Series:
-        """Standard errors of :attr:`params`: the fixed effects', NaN for the variance parameters.
-
-        statsmodels computes the variance parameters' from the Hessian of its profiled likelihood;
-        they are not computed here (lme4 does not report them either).
-        """
+    def _bse(self) -> pd.Series:
         out = pd.Series(np.nan, index=self._param_index)
-        out.iloc[: len(self.bse_fe)] = self.bse_fe.to_numpy()
+        out.iloc[: len(self._bse_fe)] = self._bse_fe.to_numpy()
         return out
 
     @cached_property
-    def bse_re(self) -> pd.Series:
-        """Standard errors of the variance parameters: not computed (NaN)."""
-        return self.bse.iloc[len(self.fe_params) :]
+    def _pvalues(self) -> pd.Series:
+        z = (self._params / self._bse).to_numpy()
+        return pd.Series(2 * sps.norm.sf(np.abs(z)), index=self._param_index)
 
-    @cached_property
-    def tvalues(self) -> pd.Series:
-        """Wald z statistics ``params / bse`` (NaN for the variance parameters)."""
-        return self.params / self.bse
-
-    @cached_property
-    def pvalues(self) -> pd.Series:
-        """Two-sided normal p-values of :attr:`tvalues`."""
-        return pd.Series(2 * sps.norm.sf(np.abs(self.tvalues.to_numpy())), index=self._param_index)
-
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Wald confidence intervals, columns ``0`` (lower) and ``1`` (upper), as statsmodels.
-
-        Parameters
-        ----------
-        alpha : float
-            ``1 - alpha`` is the coverage.
-
-        Returns
-        -------
-        DataFrame
-            One row per parameter; NaN for the variance parameters.
-        """
+    def _conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         q = sps.norm.ppf(1 - alpha / 2)
-        return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
+        return pd.DataFrame({0: self._params - q * self._bse, 1: self._params + q * self._bse})
 
-    def cov_params(self) -> pd.DataFrame:
-        """Covariance of the estimates: the fixed effects' block; NaN for the variance parameters."""
+    def _cov_params(self) -> pd.DataFrame:
         out = pd.DataFrame(np.nan, index=self._param_index, columns=self._param_index)
-        k = len(self.fe_params)
+        k = len(self._fe_params)
         vcov = self.fit_result.vcov
         order = [name for name in self.model._fixed_internal if name in vcov.index]
         out.iloc[:k, :k] = vcov.loc[order, order].to_numpy()
         return out
+
+    @property
+    def params_object(self) -> MixedLMParams:
+        """The estimates as a :class:`MixedLMParams` (``cov_re`` and ``vcomp`` relative to the scale)."""
+        return MixedLMParams.from_components(
+            self._fe_params.to_numpy(), self._cov_re.to_numpy() / self.scale, vcomp=self.vcomp / self.scale
+        )
 
     # -- likelihood -----------------------------------------------------------------------------
     @property
@@ -240,13 +216,11 @@ class MixedLMResults:
         return random_effects_cov(self)
 
     @cached_property
-    def fittedvalues(self) -> pd.Series:
-        """Fitted values: fixed effects plus each row's random effects, indexed like the data."""
+    def _fittedvalues(self) -> pd.Series:
         return self.fit_result.fitted().rename(None)
 
     @cached_property
-    def resid(self) -> pd.Series:
-        """Residuals: response minus :attr:`fittedvalues`."""
+    def _resid(self) -> pd.Series:
         return self.fit_result.residuals().rename(None)
 
     def predict(self, exog: Any = None) -> pd.Series | np.ndarray:
@@ -263,19 +237,20 @@ class MixedLMResults:
         Returns
         -------
         Series or ndarray
-            A Series for data frames and ``exog=None``; an array for a design matrix.
+            A Series for a data frame given to a formula model, else an ndarray (the fitted rows'
+            too, as statsmodels returns them).
         """
         fit = self.fit_result
         beta = fit.fixed_effects["estimate"]
         if exog is None:
-            return pd.Series(fit.design.X @ beta.to_numpy(), index=fit.design.rows)
+            return fit.design.X @ beta.to_numpy()
         if isinstance(exog, pd.DataFrame) and self.model._from_formula:
             try:
                 X = fit.design.fixed_design(exog)
             except Exception as err:  # formulae raises many kinds; all mean "cannot evaluate on exog"
                 raise DataError(f"cannot evaluate the fixed part on exog: {err}") from err
             return pd.Series(X @ beta.to_numpy(), index=exog.index)
-        coef = self.fe_params.reindex(self.model.exog_names).fillna(0.0).to_numpy()
+        coef = self._fe_params.reindex(self.model.exog_names).fillna(0.0).to_numpy()
         return np.asarray(exog, dtype=float) @ coef
 
     # -- summary --------------------------------------------------------------------------------
@@ -305,8 +280,8 @@ class MixedLMResults:
         MixedLMSummary
             ``str()`` of it is the table; ``tables`` holds the two tables as data frames.
         """
-        names = list(self.params.index)
-        k_fe = len(self.fe_params)
+        names = list(self._params.index)
+        k_fe = len(self._fe_params)
         if xname_fe is not None:
             if len(xname_fe) != k_fe:
                 raise ArgumentError(f"xname_fe should be a list of length {k_fe}")
@@ -331,10 +306,10 @@ class MixedLMResults:
         }
         q = sps.norm.ppf(1 - alpha / 2)
         table = np.full((len(names), 6), np.nan)
-        fe, se = self.fe_params.to_numpy(), self.bse_fe.to_numpy()
+        fe, se = self._fe_params.to_numpy(), self._bse_fe.to_numpy()
         z = fe / se
         table[:k_fe] = np.column_stack([fe, se, z, 2 * sps.norm.sf(np.abs(z)), fe - q * se, fe + q * se])
-        cov = self.cov_re.to_numpy()
+        cov = self._cov_re.to_numpy()
         table[k_fe:, 0] = np.concatenate([cov[np.tril_indices(self.k_re)], self.vcomp])
         columns = ["Coef.", "Std.Err.", "z", "P>|z|", f"[{alpha / 2}", f"{1 - alpha / 2}]"]
         params = pd.DataFrame(

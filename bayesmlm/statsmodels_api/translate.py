@@ -273,7 +273,10 @@ def array_inputs(endog: Any, exog: Any, groups: Any, exog_re: Any) -> dict[str, 
         else:
             re_terms.append(column(name, Z[:, j]))
             re_display[re_terms[-1]] = name
-    data = pd.DataFrame(columns, index=endog.index if isinstance(endog, pd.Series) else None)
+    labelled = endog if isinstance(endog, pd.Series) else exog  # statsmodels: endog's labels first
+    data = pd.DataFrame(
+        columns, index=labelled.index if isinstance(labelled, pd.DataFrame | pd.Series) else None
+    )
     data, group_col, _ = _attach_groups(data, groups)
     rhs = _block_expr(intercept, fixed) if fixed else ("1" if intercept else "0")
     re_names = None if exog_re is not None else ["Group Var"]

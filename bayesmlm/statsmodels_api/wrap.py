@@ -1,0 +1,131 @@
+"""The statsmodels entry point, output types: ndarrays for a model built from arrays, pandas otherwise.
+
+statsmodels wraps a result's attributes in pandas when the model's ``endog`` or ``exog`` was a pandas
+object (or a formula built them), and leaves them ndarrays otherwise. :class:`TypedOutputs` does the
+same over the labelled pandas objects that :class:`MixedLMResults` computes (``_params``, ``_bse``...),
+so ``result.cov_params()[0:k, 0:k]`` works on an array-built model as it does in statsmodels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["TypedOutputs", "uses_pandas"]
+
+
+def uses_pandas(endog: Any, exog: Any) -> bool:
+    """Whether statsmodels would label the results: ``endog`` or ``exog`` is a pandas object."""
+    return isinstance(endog, (pd.Series, pd.DataFrame)) or isinstance(exog, (pd.Series, pd.DataFrame))
+
+
+class TypedOutputs:
+    """statsmodels' wrapped attributes of ``MixedLMResults``, typed after the model's input.
+
+    A mixin: the class using it provides ``model`` (with ``uses_pandas``) and the pandas versions of
+    each attribute under the same name with a leading underscore.
+    """
+
+    model: Any
+
+    def _typed(self, value: Any) -> Any:
+        if self.model.uses_pandas or not isinstance(value, (pd.Series, pd.DataFrame)):
+            return value
+        return value.to_numpy(dtype=float, copy=True)
+
+    @property
+    def params(self) -> pd.Series | np.ndarray:
+        """Fixed effects, then the covariance parameters divided by ``scale``, as statsmodels' ``params``.
+
+        The covariance parameters are the lower triangle of ``cov_re / scale`` row by row
+        (``"Group Var"``, ``"Group x Days Cov"``, ``"Days Var"``), then ``vcomp / scale``
+        (``"<name> Var"``). The unscaled variances are :attr:`cov_re` and :attr:`vcomp`; the
+        summary shows those. A Series labelled by ``model.param_names`` for a formula or pandas
+        input, an ndarray for arrays (as statsmodels).
+        """
+        return self._typed(self._params)
+
+    @property
+    def fe_params(self) -> pd.Series | np.ndarray:
+        """Fixed-effect estimates (labelled by ``model.exog_names`` for pandas input)."""
+        return self._typed(self._fe_params)
+
+    @property
+    def bse_fe(self) -> pd.Series | np.ndarray:
+        """Standard errors of :attr:`fe_params`."""
+        return self._typed(self._bse_fe)
+
+    @property
+    def bse(self) -> pd.Series | np.ndarray:
+        """Standard errors of :attr:`params`: the fixed effects', NaN for the variance parameters.
+
+        statsmodels computes the variance parameters' from the Hessian of its profiled likelihood;
+        they are not computed here (lme4 does not report them either).
+        """
+        return self._typed(self._bse)
+
+    @property
+    def bse_re(self) -> pd.Series | np.ndarray:
+        """Standard errors of the variance parameters: not computed (NaN)."""
+        return self._typed(self._bse.iloc[len(self._fe_params) :])
+
+    @property
+    def tvalues(self) -> pd.Series | np.ndarray:
+        """Wald z statistics ``params / bse`` (NaN for the variance parameters)."""
+        return self._typed(self._params / self._bse)
+
+    @property
+    def pvalues(self) -> pd.Series | np.ndarray:
+        """Two-sided normal p-values of :attr:`tvalues`."""
+        return self._typed(self._pvalues)
+
+    @property
+    def cov_re(self) -> pd.DataFrame | np.ndarray:
+        """Covariance matrix of the correlated random effects, in the data's units.
+
+        Indexed by ``model.exog_re_names`` (the group name for the intercept, then the slopes) for
+        pandas input; a ``(k_re, k_re)`` ndarray for arrays.
+        """
+        return self._typed(self._cov_re)
+
+    @property
+    def cov_re_unscaled(self) -> pd.DataFrame | np.ndarray:
+        """``cov_re / scale``."""
+        return self._typed(self._cov_re / self.scale)
+
+    @property
+    def fittedvalues(self) -> pd.Series | np.ndarray:
+        """Fitted values: fixed effects plus each row's random effects (indexed like the data)."""
+        return self._typed(self._fittedvalues)
+
+    @property
+    def resid(self) -> pd.Series | np.ndarray:
+        """Residuals: response minus :attr:`fittedvalues`."""
+        return self._typed(self._resid)
+
+    def cov_params(self) -> pd.DataFrame | np.ndarray:
+        """Covariance of the estimates: the fixed effects' block; NaN for the variance parameters.
+
+        Returns
+        -------
+        DataFrame or ndarray
+            ``len(params)`` square, labelled by ``model.param_names`` for pandas input.
+        """
+        return self._typed(self._cov_params())
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame | np.ndarray:
+        """Wald confidence intervals, columns ``0`` (lower) and ``1`` (upper), as statsmodels.
+
+        Parameters
+        ----------
+        alpha : float
+            ``1 - alpha`` is the coverage.
+
+        Returns
+        -------
+        DataFrame or ndarray
+            One row per parameter (NaN for the variance parameters); an ``(n, 2)`` ndarray for arrays.
+        """
+        return self._typed(self._conf_int(alpha))
