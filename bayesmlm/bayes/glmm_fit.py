@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
 from bayesmlm.bayes.fit import Fit
 from bayesmlm.bayes.posterior import covariance_draws, flat_draws
@@ -183,19 +182,6 @@ class GeneralizedFit(Fit):
             rng, np.nan_to_num(mu, nan=0.5), data, None if shape is None else shape[:, None]
         )
         return np.where(np.isnan(mu), np.nan, out.astype(float))
-
-    def posterior_predictive(self, seed: int | None = None) -> xr.DataArray:
-        """Draw replicated responses (successes or counts), (chain, draw, obs); also stored in ``idata``."""
-        draws = self.predict(kind="response", return_draws=True, seed=seed)
-        n_chain, n_draw = self.posterior.sizes["chain"], self.posterior.sizes["draw"]
-        da = xr.DataArray(
-            draws.reshape(n_chain, n_draw, -1),
-            dims=("chain", "draw", "obs"),
-            coords={"chain": self.posterior["chain"], "draw": self.posterior["draw"]},
-            name="y",
-        )
-        self.idata["posterior_predictive"] = xr.DataTree(xr.Dataset({"y": da}))
-        return da
 
     def __repr__(self) -> str:
         return (

@@ -11,18 +11,16 @@ which also covers weighted models, whose likelihood is a ``pm.Potential``. A Ctr
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
-import pymc as pm
 import xarray as xr
 
 from bayesmlm._version import package_versions
 from bayesmlm.bayes.checks import warn_sampling
 from bayesmlm.bayes.glmm_fit import GeneralizedFit
 from bayesmlm.bayes.predict import mean_draws
-from bayesmlm.bayes.sample import _interrupted, _raise_if_interrupted, sampling_flags
-from bayesmlm.exceptions import ArgumentError, FitError
+from bayesmlm.bayes.sample import run_nuts
+from bayesmlm.exceptions import FitError
 
 __all__ = ["pointwise_loglik", "sample_generalized"]
 
@@ -63,41 +61,24 @@ def sample_generalized(
 
     ``method`` must be ``"auto"`` or ``"full"``: the collapsed path needs a Gaussian response.
     """
-    if method not in ("auto", "collapsed", "full"):
-        raise ArgumentError(f"method must be 'auto', 'collapsed' or 'full', not {method!r}")
     if method == "collapsed":
         raise FitError(
             f"the collapsed path integrates the group effects out exactly, which only a Gaussian response "
             f"allows; a {model.family.name} model samples them (use method='auto' or 'full')"
         )
     start = time.perf_counter()
-    pymc_model = model.build()
-    kwargs = dict(
+    idata = run_nuts(
+        model.build(),
         draws=draws,
         tune=tune,
         chains=chains,
         cores=cores,
-        random_seed=seed,
+        seed=seed,
+        sampler=sampler,
+        target_accept=target_accept,
         progressbar=progressbar,
-        nuts_sampler=sampler,
-        compute_convergence_checks=False,
+        sampler_kwargs=sampler_kwargs,
     )
-    if sampler == "pymc":
-        kwargs["target_accept"] = target_accept
-        kwargs["compile_kwargs"] = {"mode": "NUMBA"}
-    else:
-        kwargs["nuts_sampler_kwargs"] = {"target_accept": target_accept}
-    kwargs.update(sampler_kwargs)
-    with pymc_model, warnings.catch_warnings(), sampling_flags():
-        warnings.filterwarnings("ignore", message=".*[Tt]he number of samples is too small.*")
-        warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
-        try:
-            idata = pm.sample(**kwargs)
-        except ValueError as err:
-            if "Not enough samples to build a trace" not in str(err):
-                raise
-            raise KeyboardInterrupt(_interrupted(0, chains, 0, draws)) from err
-        _raise_if_interrupted(idata, draws, chains)
     sampling_seconds = time.perf_counter() - start
     observed = np.asarray(model.family.glm_data(model.design).observed)
     idata["observed_data"] = xr.DataTree(xr.Dataset({"y": (("obs",), observed)}))

@@ -41,6 +41,7 @@ __all__ = [
     "available_samplers",
     "choose_method",
     "response_scale",
+    "run_nuts",
     "sample_posterior",
     "sampling_flags",
     "standardise",
@@ -184,16 +185,9 @@ def choose_method(structure: RandomStructure, method: str) -> tuple[bool, str]:
     return possible if method == "auto" else True, reason
 
 
-@checked
-def sample_posterior(
-    design: Design,
-    structure: RandomStructure,
-    prior_set: PriorSet,
-    parameterization: dict[str, Parameterization] | None,
-    standardised: Standardised,
+def run_nuts(
+    model: pm.Model,
     *,
-    collapsed: bool,
-    reason: str,
     draws: int,
     tune: int,
     chains: int,
@@ -202,18 +196,16 @@ def sample_posterior(
     sampler: str,
     target_accept: float,
     progressbar: bool,
-    log_likelihood: bool,
     sampler_kwargs: dict,
-    stacklevel: int = 2,
+    log_likelihood: bool = False,
 ):
-    """Sample the posterior with NUTS; return the ArviZ ``DataTree`` and the record of how it went.
+    """Run NUTS on a built PyMC model, as every Bayesian fit does; return the ArviZ ``DataTree``.
 
-    ``parameterization`` (per block, for the full model) is ignored on the collapsed path. Sampling
-    warnings are issued with ``stacklevel`` counted from the caller of this function.
+    Says first that the sampler is being compiled (with a progress bar), runs PyMC's chains in worker
+    processes bound to this one (:mod:`bayesmlm.bayes.workers`: a dead worker is a ``FitError``), and
+    turns a Ctrl-C into a ``KeyboardInterrupt`` that says how far sampling got (no fit is made). With
+    ``log_likelihood`` PyMC's pointwise log-likelihood is added.
     """
-    if log_likelihood:
-        design.require_rows("log_likelihood=True (the pointwise log-likelihood, for LOO)")
-    start = time.perf_counter()
     if progressbar:
         print(
             "bayesmlm: compiling the sampler for this model structure (once per structure: one to two "
@@ -221,12 +213,6 @@ def sample_posterior(
             file=sys.stderr,
             flush=True,
         )
-    scale, sampled, stats = standardised.scale, standardised.design, standardised.stats
-    priors = prior_set.scaled(scale)
-    if collapsed:
-        model = build_collapsed_model(sampled, structure, priors, stats)
-    else:
-        model = build_pymc_model(sampled, structure, priors, parameterization)
     kwargs = dict(
         draws=draws,
         tune=tune,
@@ -261,8 +247,60 @@ def sample_posterior(
                 raise
             raise KeyboardInterrupt(_interrupted(0, chains, 0, draws)) from err
         _raise_if_interrupted(idata, draws, chains)
-        if log_likelihood and not collapsed:
+        if log_likelihood:
             pm.compute_log_likelihood(idata, progressbar=False)
+    return idata
+
+
+@checked
+def sample_posterior(
+    design: Design,
+    structure: RandomStructure,
+    prior_set: PriorSet,
+    parameterization: dict[str, Parameterization] | None,
+    standardised: Standardised,
+    *,
+    collapsed: bool,
+    reason: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int | None,
+    sampler: str,
+    target_accept: float,
+    progressbar: bool,
+    log_likelihood: bool,
+    sampler_kwargs: dict,
+    stacklevel: int = 2,
+):
+    """Sample the posterior with NUTS; return the ArviZ ``DataTree`` and the record of how it went.
+
+    ``parameterization`` (per block, for the full model) is ignored on the collapsed path. Sampling
+    warnings are issued with ``stacklevel`` counted from the caller of this function.
+    """
+    if log_likelihood:
+        design.require_rows("log_likelihood=True (the pointwise log-likelihood, for LOO)")
+    start = time.perf_counter()
+    scale, sampled, stats = standardised.scale, standardised.design, standardised.stats
+    priors = prior_set.scaled(scale)
+    if collapsed:
+        model = build_collapsed_model(sampled, structure, priors, stats)
+    else:
+        model = build_pymc_model(sampled, structure, priors, parameterization)
+    idata = run_nuts(
+        model,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        seed=seed,
+        sampler=sampler,
+        target_accept=target_accept,
+        progressbar=progressbar,
+        sampler_kwargs=sampler_kwargs,
+        log_likelihood=log_likelihood and not collapsed,
+    )
     sampling_seconds = time.perf_counter() - start
     if collapsed:
         with sampling_flags():
