@@ -19,7 +19,14 @@ from bayesmlm.linalg.factorize import BlockedFactor, factorize
 from bayesmlm.linalg.system import blocked_system
 from bayesmlm.linalg.threads import single_threaded
 
-__all__ = ["Estimates", "conditional_modes", "estimates_at"]
+__all__ = ["Estimates", "conditional_modes", "estimates_at", "sd_and_correlation"]
+
+
+def sd_and_correlation(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the sds and the correlation matrix of a covariance matrix (NaN where an sd is 0)."""
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sd, np.where(np.outer(sd, sd) > 0, cov / np.outer(sd, sd), np.nan)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,9 +80,7 @@ class Estimates:
     def sd_cor(self, group: str) -> tuple[np.ndarray, np.ndarray]:
         """Return the random effects' sds (q,) and correlation matrix (q, q) for ``group``."""
         unit = (self.covariances if self.unit_covariances is None else self.unit_covariances)[group]
-        sd = np.sqrt(np.clip(np.diag(unit), 0.0, None))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cor = np.where(np.outer(sd, sd) > 0, unit / np.outer(sd, sd), np.nan)
+        sd, cor = sd_and_correlation(unit)
         return self.scale * sd, cor
 
 

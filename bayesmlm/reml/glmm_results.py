@@ -35,7 +35,7 @@ from bayesmlm.reml.glmm_optimize import GLMMOptSummary
 from bayesmlm.reml.glmm_predict import Residual, Scale, predict_glmm, residuals_of
 from bayesmlm.reml.glmm_summary import GeneralizedSummary
 from bayesmlm.reml.predict import NewLevels
-from bayesmlm.reml.summary import varcorr_table
+from bayesmlm.reml.varcorr import covariance_table
 
 __all__ = ["GeneralizedLikelihoodFit"]
 
@@ -143,7 +143,7 @@ class GeneralizedLikelihoodFit:
     @property
     def varcorr(self) -> pd.DataFrame:
         """Variance components as lme4's ``as.data.frame(VarCorr(m))`` (link scale; no residual row)."""
-        return varcorr_table(self.structure, self.estimates.covariances, None)
+        return covariance_table(self.structure, self.estimates.covariances)
 
     @property
     def variance_components(self) -> pd.Series:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from bayesmlm.reml.ddf import normalise_ddf
 
-__all__ = ["LikelihoodSummary", "random_effects_table", "varcorr_table"]
+__all__ = ["LikelihoodSummary", "random_effects_table"]
 
 
 def _num(x: float, digits: int = 4) -> str:
@@ -18,32 +18,6 @@ def _num(x: float, digits: int = 4) -> str:
 
 def _table(frame: pd.DataFrame, index: bool = True) -> str:
     return frame.to_string(index=index, na_rep="", float_format=lambda v: _num(v))
-
-
-def varcorr_table(structure, covariances: dict, sigma2: float | None) -> pd.DataFrame:
-    """lme4's ``as.data.frame(VarCorr(m))`` from each factor's covariance (``Residual`` if ``sigma2``).
-
-    One row per variance (``var2`` missing) and per covariance, grouped by term block (variances
-    first, then covariances, as lme4); ``vcov`` holds variances and covariances, ``sdcor`` standard
-    deviations and correlations. A GLMM (``sigma2`` None) has no residual row.
-    """
-    rows = []
-    for f in structure.factors:
-        cov = covariances[f.group]
-        for label, start, size in f.blocks():
-            names = f.term_names[start : start + size]
-            block = cov[start : start + size, start : start + size]
-            sd = np.sqrt(np.diag(block))
-            for i in range(size):
-                rows.append((label, names[i], None, block[i, i], sd[i]))
-            for j in range(size):
-                for i in range(j + 1, size):
-                    denom = sd[i] * sd[j]
-                    corr = block[i, j] / denom if denom > 0 else np.nan
-                    rows.append((label, names[j], names[i], block[i, j], corr))
-    if sigma2 is not None:
-        rows.append(("Residual", None, None, sigma2, float(np.sqrt(sigma2))))
-    return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
 
 def random_effects_table(varcorr: pd.DataFrame) -> pd.DataFrame:
