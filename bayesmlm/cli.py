@@ -62,9 +62,13 @@ def _report(data, formula: str, out: Path, title: str, reml_only: bool, sampling
         icc_text = repr(reml.icc(seed=sampling.get("seed")))
         figures["shrinkage"] = plot_shrinkage(reml)
     else:
+        from bayesmlm.bayes.collapsed_stats import collapsed_plan
+        from bayesmlm.bayes.direct import direct_available
+
+        direct = collapsed_plan(model.structure)[0] and direct_available(model.structure, model.prior_set)[0]
+        how = "nutpie, nothing to compile" if direct else "compiling first"
         print(
-            f"Sampling {sampling['chains']} chains x {sampling['draws']} draws with NUTS "
-            "(compiling first) ...",
+            f"Sampling {sampling['chains']} chains x {sampling['draws']} draws with NUTS ({how}) ...",
             flush=True,
         )
         fit = model.fit(progressbar=False, **sampling)
@@ -103,6 +107,17 @@ def _sampling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
 
 
+def _compile_note() -> str:
+    """Say whether the Bayesian fit will compile (a sentence for the first line the user sees)."""
+    import importlib.util
+
+    later = "the first Bayesian fit on a machine compiles the sampler (one to two minutes, once per model "
+    later += "structure); later runs reuse the compiled code."
+    if importlib.util.find_spec("nutpie") is None:
+        return "Without nutpie, " + later
+    return "A model with one grouping factor is sampled with nothing to compile; for any other model " + later
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``bayesmlm`` command line.
 
@@ -139,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     what = "REML" if args.reml else f"REML, then NUTS ({args.chains} chains x {args.draws} draws)"
     target = DEMO_FORMULA if args.command == "demo" else args.formula
-    print(
-        f"bayesmlm: fitting {target} by {what}. The first Bayesian fit on a machine compiles the "
-        "sampler (one to two minutes, once per model structure); later runs reuse the compiled code.",
-        flush=True,
-    )
+    print(f"bayesmlm: fitting {target} by {what}. {_compile_note()}", flush=True)
     import bayesmlm as bm
 
     try:

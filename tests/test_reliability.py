@@ -486,10 +486,16 @@ def test_sampling_with_a_progress_bar_says_it_is_compiling_first(sleep, capfd):
     small_fit_kw = dict(draws=20, tune=20, chains=1, cores=1, seed=1, progressbar=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        bm.Model("Reaction ~ Days + (1 | Subject)", sleep).fit(**small_fit_kw)
+        bm.Model("Reaction ~ Days + (1 | Subject)", sleep).fit(sampler="pymc", **small_fit_kw)
     err = capfd.readouterr().err
     assert "compiling the sampler for this model structure" in err
     assert "once per structure" in err
+    # the direct sampler compiles nothing, and does not say it does
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bm.Model("Reaction ~ Days + (1 | Subject)", sleep).fit(**small_fit_kw)
+    assert fit.info["sampler"] == "nutpie"
+    assert "compiling" not in capfd.readouterr().err
 
 
 def test_the_demo_says_what_it_does_before_loading_the_heavy_libraries(tmp_path):
@@ -499,7 +505,8 @@ def test_the_demo_says_what_it_does_before_loading_the_heavy_libraries(tmp_path)
         import sys, builtins
         real = builtins.__import__
         def spy(name, *a, **k):
-            if name.split(".")[0] in ("pymc", "pytensor") and "pymc_seen" not in sys.modules:
+            heavy = ("pymc", "pytensor", "nutpie", "arviz", "matplotlib")
+            if name.split(".")[0] in heavy and "pymc_seen" not in sys.modules:
                 sys.modules["pymc_seen"] = sys
                 print("HEAVY-IMPORT", flush=True)
                 raise SystemExit(0)
@@ -517,7 +524,7 @@ def test_the_demo_says_what_it_does_before_loading_the_heavy_libraries(tmp_path)
     lines = done.stdout.splitlines()
     assert lines, done.stderr[-2000:]
     assert lines[0].startswith("bayesmlm: fitting Reaction ~ Days + (Days | Subject)")
-    assert "compiles the sampler" in lines[0]
+    assert "with nothing to compile" in lines[0] and "compiles the sampler" in lines[0]
     assert "HEAVY-IMPORT" in lines, "the demo never reached the sampler's libraries"
     assert lines.index("HEAVY-IMPORT") > 0
     print(f"demo first line and stop at the heavy import: {elapsed:.2f} s")

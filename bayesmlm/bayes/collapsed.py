@@ -24,24 +24,22 @@ dense matrix of that size; otherwise the full model is sampled.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pymc as pm
-import pytensor
 import pytensor.tensor as pt
 
 from bayesmlm.arguments import checked
-from bayesmlm.bayes.posterior import covariance_draws, stacked_draws
+from bayesmlm.bayes.collapsed_stats import MAX_DENSE, centred_cross_products, collapsed_plan, predictor_shift
+from bayesmlm.bayes.conditional import add_group_effects, theta_draws
+from bayesmlm.bayes.conditional_graph import draw_group_effects
 from bayesmlm.bayes.prior_set import PriorSet
-from bayesmlm.bayes.pymc_model import block_covariance, model_coords, population_fixed, predictor_shift
+from bayesmlm.bayes.pymc_model import block_covariance, model_coords, population_fixed
 from bayesmlm.design.covariance import RandomStructure
-from bayesmlm.design.crossprod import CrossProducts, cross_products
+from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.names import parameter_names
-from bayesmlm.families.gaussian import marginal_loglik, pointwise_loglik
-from bayesmlm.linalg.blocked import SymbolicStats, decompose, relative_factor, symbolic_stats
-from bayesmlm.linalg.small import small_solve_upper_t
+from bayesmlm.families.gaussian import marginal_loglik
+from bayesmlm.linalg.blocked import SymbolicStats, symbolic_stats
 
 __all__ = [
     "MAX_DENSE",
@@ -52,32 +50,6 @@ __all__ = [
     "draw_group_effects",
     "theta_draws",
 ]
-
-#: most columns of the dense (non-first-factor) part for which the collapsed path is used
-MAX_DENSE = 200
-
-
-def collapsed_plan(structure: RandomStructure) -> tuple[bool, str]:
-    """Whether the collapsed path applies to this structure, and why (a sentence for ``fit.info``).
-
-    Examples
-    --------
-    >>> import bayesmlm as bm
-    >>> m = bm.Model("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"))
-    >>> collapsed_plan(m.structure)
-    (True, 'one grouping factor: per-group 2x2 blocks, no dense part')
-    """
-    first, rest = structure.factors[0], structure.factors[1:]
-    if not rest:
-        return True, f"one grouping factor: per-group {first.q}x{first.q} blocks, no dense part"
-    dense = sum(f.n_levels * f.q for f in rest)
-    names = ", ".join(f.group for f in rest)
-    if dense > MAX_DENSE:
-        return False, (
-            f"the factors after {first.group} ({names}) have {dense} effects in all, more than "
-            f"{MAX_DENSE} for the dense part of the collapsed likelihood; the full model is faster"
-        )
-    return True, (f"per-level blocks for {first.group} and a dense {dense}x{dense} block for {names}")
 
 
 def _stat_data(stats: CrossProducts, structure: RandomStructure) -> SymbolicStats:
@@ -105,27 +77,11 @@ def _theta_from_cholesky(structure: RandomStructure, chols: list[list], sigma) -
     return pt.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def centred_cross_products(design: Design, structure: RandomStructure) -> CrossProducts:
-    """Cross-products with the predictors centred as the sampled fixed effects expect.
-
-    The response is centred too when there is an intercept: its ``y'y`` would cancel for a response
-    like ``y + 1e9`` (the posterior sigma was 36 instead of 26).
-    """
-    y_shift = float(np.mean(design.y)) if "Intercept" in design.fixed_names else 0.0
-    centred = dataclasses.replace(design, y=np.asarray(design.y) - y_shift) if y_shift else design
-    stats = cross_products(centred, structure, shift=predictor_shift(design))
-    return dataclasses.replace(stats, response_shift=y_shift)
-
-
 def _intercept_for_stats(coef, design: Design, stats: CrossProducts):
-    """Return the fixed effects the statistics expect: the intercept less the response's shift."""
+    """Return the (symbolic) fixed effects the statistics expect: the intercept less the response's shift."""
     if not stats.response_shift:
         return coef
     k = list(design.fixed_names).index("Intercept")
-    if isinstance(coef, np.ndarray):
-        out = coef.copy()
-        out[..., k] -= stats.response_shift
-        return out
     return pt.set_subtensor(coef[k], coef[k] - stats.response_shift)
 
 
@@ -175,134 +131,3 @@ def build_collapsed_model(
         beta = _intercept_for_stats(coef, design, stats)
         pm.Potential("marginal_loglik", marginal_loglik(theta, beta, sigma, structure, sym))
     return model
-
-
-def _conditional_graph(structure: RandomStructure, sym: SymbolicStats):
-    """Symbolic exact conditional draw of every factor's group effects, given the inputs returned."""
-    theta = pt.vector("theta")
-    beta = pt.vector("beta")
-    sigma = pt.scalar("sigma")
-    first, rest = structure.factors[0], structure.factors[1:]
-    q1 = first.q
-    eps1 = pt.matrix("eps1")  # (m1, q1) standard normal
-    eps_rest = pt.vector("eps_rest")  # (q_R,)
-    dec = decompose(theta, structure, sym)
-    L1 = [[dec.L1[:, i, j] for j in range(i + 1)] for i in range(q1)]
-    v1 = dec.c1_y - pt.tensordot(dec.c1_x, beta, axes=[[2], [0]]) + sigma * eps1
-    out = []
-    if rest:
-        v_rest = dec.cr_y - pt.dot(dec.cr_x, beta) + sigma * eps_rest
-        u_rest = pt.linalg.solve_triangular(dec.L_rest.T, v_rest, lower=False)
-        v1 = v1 - pt.tensordot(dec.C_t, u_rest, axes=[[2], [0]])
-    u1 = small_solve_upper_t(L1, v1, q1)
-    out.append(pt.dot(u1, relative_factor(theta, first).T))
-    start = 0
-    for f in rest:
-        width = f.n_levels * f.q
-        u = u_rest[start : start + width].reshape((f.n_levels, f.q))
-        out.append(pt.dot(u, relative_factor(theta, f).T))
-        start += width
-    return [theta, beta, sigma, eps1, eps_rest], out
-
-
-_COMPILED: dict[tuple, object] = {}
-
-
-def draw_group_effects(
-    structure: RandomStructure,
-    stats: CrossProducts,
-    theta: np.ndarray,
-    beta: np.ndarray,
-    sigma: np.ndarray,
-    rng: np.random.Generator,
-) -> list[np.ndarray]:
-    """Draw every factor's group effects from their exact conditional, one draw per posterior sample.
-
-    Parameters
-    ----------
-    structure : RandomStructure
-    stats : CrossProducts
-        The cross-products the fixed effects ``beta`` refer to (centred, as sampled).
-    theta : ndarray, shape (S, n_theta)
-    beta : ndarray, shape (S, p)
-    sigma : ndarray, shape (S,)
-    rng : numpy Generator
-
-    Returns
-    -------
-    list of ndarray
-        Per factor (in ``structure.factors`` order), shape ``(S, levels, q)``.
-    """
-    key = (tuple(f.block_sizes for f in structure.factors), tuple(f.n_levels for f in structure.factors[1:]))
-    sym, inputs, values = symbolic_stats(stats, structure)
-    if key not in _COMPILED:
-        args, outputs = _conditional_graph(structure, sym)
-        _COMPILED[key] = pytensor.function([*args, *inputs], outputs, on_unused_input="ignore", mode="NUMBA")
-    fn = _COMPILED[key]
-    first, rest = structure.factors[0], structure.factors[1:]
-    q_rest = sum(f.n_levels * f.q for f in rest)
-    S = theta.shape[0]
-    out = [np.empty((S, f.n_levels, f.q)) for f in structure.factors]
-    for s in range(S):
-        eps1 = rng.standard_normal((first.n_levels, first.q))
-        eps_rest = rng.standard_normal(q_rest)
-        for k, b in enumerate(fn(theta[s], beta[s], sigma[s], eps1, eps_rest, *values)):
-            out[k][s] = b
-    return out
-
-
-def theta_draws(posterior, structure: RandomStructure) -> np.ndarray:
-    """lme4's ``theta`` for every posterior draw, from the draws of sds, correlations and sigma.
-
-    Returns
-    -------
-    ndarray, shape (chain * draw, n_theta)
-    """
-    sigma = stacked_draws(posterior, "sigma")
-    parts = []
-    for f in structure.factors:
-        lam = covariance_draws(posterior, f, cholesky=True)
-        rows, cols = f.lower_index
-        parts.append(lam[:, rows, cols] / sigma[:, None])
-    return np.concatenate(parts, axis=1)
-
-
-def add_group_effects(
-    idata, design: Design, structure: RandomStructure, stats: CrossProducts, seed, log_likelihood: bool
-) -> None:
-    """Complete a collapsed run's DataTree as the full model's: group effects, observed data, log-likelihood.
-
-    Adds ``r_<group>`` (chain, draw, level, term) to the posterior, drawn by :func:`draw_group_effects`
-    with a generator seeded from ``seed``; the ``observed_data`` group; and, if ``log_likelihood``,
-    the pointwise log-likelihood ``y`` (chain, draw, obs).
-    """
-    import xarray as xr
-
-    post = idata["posterior"].to_dataset()
-    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    sampled = "fixed_centered" if "fixed_centered" in post else "fixed"
-    sigma = stacked_draws(post, "sigma")
-    rng = np.random.default_rng(None if seed is None else [int(seed), 5])
-    beta = _intercept_for_stats(stacked_draws(post, sampled), design, stats)
-    effects = draw_group_effects(structure, stats, theta_draws(post, structure), beta, sigma, rng)
-    new = {}
-    for f, b in zip(structure.factors, effects, strict=True):
-        new[f"r_{f.group}"] = xr.DataArray(
-            b.reshape(n_chain, n_draw, f.n_levels, f.q),
-            dims=("chain", "draw", f.group, f"{f.group}_term"),
-            coords={f.group: list(f.levels), f"{f.group}_term": list(f.term_names)},
-        )
-    idata["posterior"] = xr.DataTree(post.assign(new))
-    if not design.holds_rows:  # a design from a Dask DataFrame: no observed rows, no log-likelihood
-        return
-    y = np.asarray(design.y)
-    obs = {"obs": np.arange(design.n)}
-    idata["observed_data"] = xr.DataTree(xr.Dataset({"y": xr.DataArray(y, dims="obs", coords=obs)}))
-    if log_likelihood:
-        ll = pointwise_loglik(design, structure, stacked_draws(post, "fixed"), effects, sigma)
-        da = xr.DataArray(
-            ll.reshape(n_chain, n_draw, design.n),
-            dims=("chain", "draw", "obs"),
-            coords={"chain": post["chain"], "draw": post["draw"], **obs},
-        )
-        idata["log_likelihood"] = xr.DataTree(xr.Dataset({"y": da}))

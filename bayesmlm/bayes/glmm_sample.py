@@ -66,6 +66,7 @@ def sample_generalized(
             f"the collapsed path integrates the group effects out exactly, which only a Gaussian response "
             f"allows; a {model.family.name} model samples them (use method='auto' or 'full')"
         )
+    sampler = "pymc" if sampler == "auto" else sampler  # no direct density for a generalized model
     start = time.perf_counter()
     idata = run_nuts(
         model.build(),

@@ -86,8 +86,8 @@ def checked_fit_options(sampler, draws, tune, chains, cores, seed, target_accept
 
     Returns ``(sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs)``.
     """
-    sampler = sampler or "pymc"
-    if sampler not in available_samplers():
+    sampler = sampler or ("pymc" if sampler_kwargs else "auto")
+    if sampler != "auto" and sampler not in available_samplers():
         raise ArgumentError(f"sampler {sampler!r} is not available here; choose from {available_samplers()}")
     draws, tune, chains = count("draws", draws), count("tune", tune, minimum=0), count("chains", chains)
     cores = min(chains, os.cpu_count() or 1) if cores is None else count("cores", cores)

@@ -31,13 +31,13 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmlm.arguments import checked
+from bayesmlm.bayes.collapsed_stats import predictor_shift
 from bayesmlm.bayes.nesting import hierarchical_mean, nested_parents
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.priors import Prior
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
 from bayesmlm.design.crossprod import per_level_sum
 from bayesmlm.design.evaluate import Design
-from bayesmlm.design.moments import fixed_moments
 from bayesmlm.design.names import parameter_names
 from bayesmlm.exceptions import ArgumentError, PriorError
 from bayesmlm.families import gaussian
@@ -264,18 +264,6 @@ def model_coords(design: Design, structure: RandomStructure, obs: bool = True) -
             coords[block_dim(label)] = list(f.term_names[start : start + size])
             coords[block_dim(label) + "_"] = list(f.term_names[start : start + size])
     return coords
-
-
-def predictor_shift(design: Design) -> np.ndarray:
-    """Column means subtracted from the predictors before sampling (zeros without an intercept).
-
-    The sampled fixed effects are those of the centred predictors, whose intercept is the mean
-    response at average predictors: nearly uncorrelated with the slopes, so NUTS mixes better.
-    """
-    if "Intercept" not in design.fixed_names or not design.n:
-        return np.zeros(design.p)
-    means = fixed_moments(design).mean
-    return np.where(np.array([n != "Intercept" for n in design.fixed_names]), means, 0.0)
 
 
 def population_fixed(design: Design, priors: PriorSet, shift: np.ndarray):

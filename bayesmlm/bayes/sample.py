@@ -12,29 +12,28 @@ import dataclasses
 import sys
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pymc as pm
-import pytensor
 import xarray as xr
 
 from bayesmlm._version import package_versions
 from bayesmlm.arguments import checked
 from bayesmlm.bayes.checks import warn_sampling
-from bayesmlm.bayes.collapsed import (
-    add_group_effects,
-    build_collapsed_model,
-    centred_cross_products,
-    collapsed_plan,
-)
+from bayesmlm.bayes.collapsed_stats import centred_cross_products, collapsed_plan, predictor_shift
+from bayesmlm.bayes.conditional import add_group_effects
 from bayesmlm.bayes.prior_set import PriorSet
-from bayesmlm.bayes.pymc_model import Parameterization, build_pymc_model, predictor_shift
 from bayesmlm.bayes.workers import bound_context, worker_failures
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.moments import ColumnMoments, response_moments
 from bayesmlm.exceptions import ArgumentError, FitError
+
+if TYPE_CHECKING:  # PyMC is imported when a PyMC model is sampled (a direct fit never loads it)
+    import pymc as pm
+
+    from bayesmlm.bayes.pymc_model import Parameterization
 
 __all__ = [
     "Standardised",
@@ -57,6 +56,8 @@ def sampling_flags():
     130.8473 vs 130.8974); without it every run is identical. It costs time: the collapsed
     likelihood's gradient on 10,000 groups takes 0.96 ms instead of 0.67 ms.
     """
+    import pytensor
+
     return pytensor.config.change_flags(mode="NUMBA", numba__fastmath=False)
 
 
@@ -185,6 +186,24 @@ def choose_method(structure: RandomStructure, method: str) -> tuple[bool, str]:
     return possible if method == "auto" else True, reason
 
 
+def _direct_choice(collapsed, sampler, sampler_kwargs, structure, priors) -> tuple[bool, str]:
+    """Whether the direct sampler (:mod:`bayesmlm.bayes.direct`) runs, and the density's description.
+
+    ``sampler="auto"`` (the default) and ``"nutpie"`` take it for a collapsed model that it can write,
+    unless PyMC options were given in ``sampler_kwargs``; otherwise a PyMC model is built and compiled.
+    """
+    if not collapsed:
+        return False, "PyMC model with every group effect (compiled by PyTensor)"
+    if sampler in ("auto", "nutpie") and not sampler_kwargs:
+        from bayesmlm.bayes.direct import direct_available
+
+        ok, why = direct_available(structure, priors)
+        if ok:
+            return True, why
+        return False, f"collapsed PyMC model (compiled by PyTensor): the direct density does not apply: {why}"
+    return False, "collapsed PyMC model (compiled by PyTensor), as sampler= or sampler_kwargs= asked"
+
+
 def run_nuts(
     model: pm.Model,
     *,
@@ -206,6 +225,9 @@ def run_nuts(
     turns a Ctrl-C into a ``KeyboardInterrupt`` that says how far sampling got (no fit is made). With
     ``log_likelihood`` PyMC's pointwise log-likelihood is added.
     """
+    import pymc as pm
+
+    sampler = "pymc" if sampler == "auto" else sampler
     if progressbar:
         print(
             "bayesmlm: compiling the sampler for this model structure (once per structure: one to two "
@@ -284,25 +306,30 @@ def sample_posterior(
     start = time.perf_counter()
     scale, sampled, stats = standardised.scale, standardised.design, standardised.stats
     priors = prior_set.scaled(scale)
-    if collapsed:
-        model = build_collapsed_model(sampled, structure, priors, stats)
+    run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
+    run |= dict(progressbar=progressbar)
+    direct, density = _direct_choice(collapsed, sampler, sampler_kwargs, structure, priors)
+    if direct:
+        from bayesmlm.bayes.direct import sample_direct
+
+        idata = sample_direct(sampled, structure, priors, stats, **run)
+        sampler = "nutpie"
     else:
-        model = build_pymc_model(sampled, structure, priors, parameterization)
-    idata = run_nuts(
-        model,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        seed=seed,
-        sampler=sampler,
-        target_accept=target_accept,
-        progressbar=progressbar,
-        sampler_kwargs=sampler_kwargs,
-        log_likelihood=log_likelihood and not collapsed,
-    )
+        sampler = "pymc" if sampler == "auto" else sampler
+        if collapsed:
+            from bayesmlm.bayes.collapsed import build_collapsed_model
+
+            model = build_collapsed_model(sampled, structure, priors, stats)
+        else:
+            from bayesmlm.bayes.pymc_model import build_pymc_model
+
+            model = build_pymc_model(sampled, structure, priors, parameterization)
+        log_lik = log_likelihood and not collapsed
+        idata = run_nuts(model, sampler=sampler, sampler_kwargs=sampler_kwargs, log_likelihood=log_lik, **run)
     sampling_seconds = time.perf_counter() - start
-    if collapsed:
+    if collapsed and len(structure.factors) == 1:  # numpy draws (bayesmlm.bayes.conditional)
+        add_group_effects(idata, sampled, structure, stats, seed, log_likelihood)
+    elif collapsed:  # the blocked PyTensor graph, compiled as the sampler's functions are
         with sampling_flags():
             add_group_effects(idata, sampled, structure, stats, seed, log_likelihood)
     rescale_idata(idata, scale, design.y)
@@ -312,6 +339,7 @@ def sample_posterior(
         "method_reason": reason,
         "algorithm": "NUTS",
         "sampler": sampler,
+        "density": density,
         "draws": draws,
         "tune": tune,
         "chains": chains,

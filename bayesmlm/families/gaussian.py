@@ -10,14 +10,16 @@ more file beside this one, with the same three pieces.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pytensor.tensor as pt
 
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
-from bayesmlm.linalg.blocked import decompose
+
+if TYPE_CHECKING:  # PyTensor is imported where a graph is built, so numpy callers never load it
+    import pytensor.tensor as pt
 
 __all__ = ["likelihood", "marginal_loglik", "pointwise_loglik"]
 
@@ -61,6 +63,10 @@ def marginal_loglik(
     >>> round(float(ll.eval()), 2)  # lme4's ML logLik at its optimum: -163.66
     -163.66
     """
+    import pytensor.tensor as pt
+
+    from bayesmlm.linalg.blocked import decompose
+
     dec = decompose(theta, structure, stats)
     n = stats.n
     resid2 = stats.yty - 2.0 * pt.dot(beta, stats.xty) + pt.dot(beta, pt.dot(stats.xtx, beta))

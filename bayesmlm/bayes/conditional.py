@@ -1,0 +1,151 @@
+"""Stage 4b, Bayes: a collapsed run's group effects, drawn from their exact conditional, and its DataTree.
+
+Given each posterior draw of ``β, σ, Σ``, every group's effects are Gaussian:
+``u = L⁻ᵀ(L⁻¹ Λᵀ Zᵀ (y − Xβ) + σ ε)``, ``b = Λ u`` with ``L Lᵀ = Λᵀ ZᵀZ Λ + I``. For one grouping factor
+:func:`draw_one_factor_effects` does it in numpy for all draws and levels at once (``L`` is
+block-diagonal, a q×q block per level); with more factors the blocked PyTensor graph of
+:func:`bayesmlm.bayes.conditional_graph.draw_group_effects` is used. :func:`add_group_effects` then completes
+the DataTree as the full model's (group effects, observed data, pointwise log-likelihood).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayesmlm.bayes.collapsed_stats import intercept_for_stats
+from bayesmlm.bayes.posterior import covariance_draws, stacked_draws
+from bayesmlm.design.covariance import RandomStructure
+from bayesmlm.design.crossprod import CrossProducts
+from bayesmlm.design.evaluate import Design
+from bayesmlm.families.gaussian import pointwise_loglik
+
+__all__ = ["add_group_effects", "draw_one_factor_effects", "one_factor_conditional", "theta_draws"]
+
+#: draws × levels handled at once by :func:`draw_one_factor_effects` (bounds its memory: ~q² × 8 bytes each)
+_CHUNK = 250_000
+
+
+def theta_draws(posterior, structure: RandomStructure) -> np.ndarray:
+    """lme4's ``theta`` for every posterior draw, from the draws of sds, correlations and sigma.
+
+    Returns
+    -------
+    ndarray, shape (chain * draw, n_theta)
+    """
+    sigma = stacked_draws(posterior, "sigma")
+    parts = []
+    for f in structure.factors:
+        lam = covariance_draws(posterior, f, cholesky=True)
+        rows, cols = f.lower_index
+        parts.append(lam[:, rows, cols] / sigma[:, None])
+    return np.concatenate(parts, axis=1)
+
+
+def one_factor_conditional(
+    stats: CrossProducts, lam: np.ndarray, beta: np.ndarray, sigma: np.ndarray, eps: np.ndarray
+) -> np.ndarray:
+    """Group effects ``b = Λ L⁻ᵀ(L⁻¹Λᵀh + σε)`` for draws (S) × levels (m) of a one-factor model.
+
+    Parameters
+    ----------
+    stats : CrossProducts
+        Per level ``A_j = Z_jᵀZ_j`` (m, q, q), ``B_j = Z_jᵀX_j`` (m, q, p), ``g_j = Z_jᵀy_j`` (m, q).
+    lam : ndarray, shape (S, q, q)
+        ``Λ``: the effects' covariance Cholesky factor over σ.
+    beta : ndarray, shape (S, p)
+        Fixed effects as the statistics expect them.
+    sigma : ndarray, shape (S,)
+    eps : ndarray, shape (S, m, q)
+        Standard normal draws (zeros give the conditional means).
+
+    Returns
+    -------
+    ndarray, shape (S, m, q)
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.load_dataset("Dyestuff"))
+    >>> b = one_factor_conditional(m.cross_products, np.array([[[0.7526]]]), np.array([[1527.5]]),
+    ...                            np.array([49.51]), np.zeros((1, 6, 1)))
+    >>> b[0, :, 0].round(2).tolist()  # lme4's ranef(): -17.61, 0.39, 26.48, -21.09, 53.58, -41.75
+    [-17.61, 0.39, 26.48, -21.09, 53.58, -41.75]
+    """
+    A, B, g = stats.ztz1, stats.ztx1, stats.zty1
+    q = A.shape[-1]
+    h = g[None] - np.einsum("mqp,sp->smq", B, beta)  # (S, m, q)
+    A_lam = np.einsum("mij,sjk->smik", A, lam)
+    M = np.eye(q) + np.einsum("sji,smjk->smik", lam, A_lam)
+    L = np.linalg.cholesky(M)
+    c = np.einsum("sji,smj->smi", lam, h)  # Λᵀ h
+    w = np.linalg.solve(L, c[..., None])[..., 0] + sigma[:, None, None] * eps
+    u = np.linalg.solve(np.swapaxes(L, -1, -2), w[..., None])[..., 0]
+    return np.einsum("sij,smj->smi", lam, u)
+
+
+def draw_one_factor_effects(
+    structure: RandomStructure,
+    stats: CrossProducts,
+    theta: np.ndarray,
+    beta: np.ndarray,
+    sigma: np.ndarray,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """:func:`one_factor_conditional` for every draw, in chunks; the list holds one (S, m, q) array."""
+    (f,) = structure.factors
+    S = theta.shape[0]
+    lam = np.zeros((S, f.q, f.q))
+    rows, cols = f.lower_index
+    lam[:, rows, cols] = theta
+    out = np.empty((S, f.n_levels, f.q))
+    step = max(1, _CHUNK // max(f.n_levels, 1))
+    for start in range(0, S, step):
+        s = slice(start, min(S, start + step))
+        eps = rng.standard_normal((s.stop - s.start, f.n_levels, f.q))
+        out[s] = one_factor_conditional(stats, lam[s], beta[s], sigma[s], eps)
+    return [out]
+
+
+def add_group_effects(
+    idata, design: Design, structure: RandomStructure, stats: CrossProducts, seed, log_likelihood: bool
+) -> None:
+    """Complete a collapsed run's DataTree as the full model's: group effects, observed data, log-likelihood.
+
+    Adds ``r_<group>`` (chain, draw, level, term) to the posterior, drawn with a generator seeded from
+    ``seed``; the ``observed_data`` group; and, if ``log_likelihood``, the pointwise log-likelihood
+    ``y`` (chain, draw, obs).
+    """
+    import xarray as xr
+
+    post = idata["posterior"].to_dataset()
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    sampled = "fixed_centered" if "fixed_centered" in post else "fixed"
+    sigma = stacked_draws(post, "sigma")
+    rng = np.random.default_rng(None if seed is None else [int(seed), 5])
+    beta = intercept_for_stats(stacked_draws(post, sampled), design, stats)
+    if len(structure.factors) == 1:
+        draw = draw_one_factor_effects
+    else:
+        from bayesmlm.bayes.conditional_graph import draw_group_effects as draw
+    effects = draw(structure, stats, theta_draws(post, structure), beta, sigma, rng)
+    new = {}
+    for f, b in zip(structure.factors, effects, strict=True):
+        new[f"r_{f.group}"] = xr.DataArray(
+            b.reshape(n_chain, n_draw, f.n_levels, f.q),
+            dims=("chain", "draw", f.group, f"{f.group}_term"),
+            coords={f.group: list(f.levels), f"{f.group}_term": list(f.term_names)},
+        )
+    idata["posterior"] = xr.DataTree(post.assign(new))
+    if not design.holds_rows:  # a design from a Dask DataFrame: no observed rows, no log-likelihood
+        return
+    y = np.asarray(design.y)
+    obs = {"obs": np.arange(design.n)}
+    idata["observed_data"] = xr.DataTree(xr.Dataset({"y": xr.DataArray(y, dims="obs", coords=obs)}))
+    if log_likelihood:
+        ll = pointwise_loglik(design, structure, stacked_draws(post, "fixed"), effects, sigma)
+        da = xr.DataArray(
+            ll.reshape(n_chain, n_draw, design.n),
+            dims=("chain", "draw", "obs"),
+            coords={"chain": post["chain"], "draw": post["draw"], **obs},
+        )
+        idata["log_likelihood"] = xr.DataTree(xr.Dataset({"y": da}))

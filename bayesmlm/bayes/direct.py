@@ -1,0 +1,159 @@
+"""Stage 4b, Bayes: the direct collapsed sampler: nutpie's NUTS on the numpy collapsed density.
+
+For a one-factor Gaussian model with priors of the built-in families, the collapsed posterior has a
+hand-written log density and gradient (:class:`~bayesmlm.bayes.direct_density.DirectDensity`, held to
+PyMC's by the tests). nutpie (Rust) runs NUTS on it through its Python-function interface, so a fit
+builds no PyTensor graph and compiles nothing: nothing is cached between processes because nothing
+needs to be. The draws come back in PyMC's coordinates and get the PyMC collapsed model's variable
+names, so everything downstream (group effects, summaries, LOO, plots, saving) is unchanged.
+
+Measured on sleepstudy ``(Days | Subject)``, 4 chains × 1,000: nutpie needed 22,400 gradient
+evaluations (2.8 per draw); one evaluation costs tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bayesmlm.bayes.collapsed_stats import predictor_shift
+from bayesmlm.bayes.direct_density import DirectDensity, direct_plan
+from bayesmlm.bayes.prior_set import PriorSet
+from bayesmlm.design.covariance import RandomStructure
+from bayesmlm.design.crossprod import CrossProducts
+from bayesmlm.design.evaluate import Design
+
+__all__ = ["direct_available", "sample_direct"]
+
+
+def direct_available(structure: RandomStructure, priors: PriorSet) -> tuple[bool, str]:
+    """Whether the direct sampler can run this collapsed model here, and why not if it cannot."""
+    ok, why = direct_plan(structure, priors)
+    if not ok:
+        return False, why
+    try:
+        import nutpie  # noqa: F401
+    except ImportError:
+        return False, "nutpie is not installed (pip install 'bayesmlm[nutpie]')"
+    return True, "nutpie's NUTS on the collapsed density written in numpy (no compilation)"
+
+
+def sample_direct(
+    design: Design,
+    structure: RandomStructure,
+    priors: PriorSet,
+    stats: CrossProducts,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int | None,
+    target_accept: float,
+    progressbar: bool,
+):
+    """Sample the collapsed posterior with nutpie on :class:`DirectDensity`; return the ``DataTree``.
+
+    The posterior holds the variables of :func:`~bayesmlm.bayes.collapsed.build_collapsed_model`
+    (``fixed_centered``, ``fixed``, ``sd_<group>``, ``sd__<label>`` or ``chol__<label>`` and
+    ``cor_<label>``, ``sigma``) with the same dims and coords; ``sample_stats`` are nutpie's.
+    """
+    import nutpie
+    import xarray as xr
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    density = DirectDensity(design.fixed_names, structure, priors, stats)
+    n = density.ndim
+    start = _initial_point(density, priors)
+
+    def make_logp():
+        return density
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x):
+            return {"x": np.array(x, dtype=float)}
+
+        return expand
+
+    def initial_point(point_seed):
+        rng = np.random.default_rng(point_seed)
+        return start + rng.uniform(-1.0, 1.0, size=n)  # PyMC's default jitter
+
+    compiled = from_pyfunc(
+        n,
+        make_logp,
+        make_expand,
+        [np.dtype("float64")],
+        [(n,)],
+        ["x"],
+        make_initial_point_fn=initial_point,
+    )
+    trace = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        seed=0 if seed is None else int(seed),
+        save_warmup=False,
+        progress_bar=progressbar,
+        target_accept=target_accept,
+    )
+    post = trace["posterior"].to_dataset()
+    x = np.asarray(post["x"].transpose("chain", "draw", ...).values)
+    n_chain, n_draw = x.shape[:2]
+    values = density.constrained(x.reshape(n_chain * n_draw, n))
+    return xr.DataTree.from_dict(
+        {
+            "posterior": _posterior(values, design, structure, density, n_chain, n_draw, post),
+            "sample_stats": trace["sample_stats"].to_dataset(),
+        }
+    )
+
+
+def _initial_point(density: DirectDensity, priors: PriorSet) -> np.ndarray:
+    """Where chains start before the jitter: the fixed effects' prior locations, unit sds, σ = 1."""
+    x = np.zeros(density.ndim)
+    for k, name in enumerate(density.fixed_names):
+        x[k] = dict(priors.fixed[name].params).get("mu", 0.0)
+    return x
+
+
+def _posterior(values, design: Design, structure: RandomStructure, density, n_chain, n_draw, post):
+    """Return the posterior Dataset with the PyMC collapsed model's names, dims and coords."""
+    import xarray as xr
+
+    (f,) = structure.factors
+    fixed_names = list(design.fixed_names)
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values}
+
+    def da(a, dims=(), extra=None):
+        return xr.DataArray(
+            a.reshape(n_chain, n_draw, *a.shape[1:]),
+            dims=("chain", "draw", *dims),
+            coords={**coords, **(extra or {})},
+        )
+
+    out = {}
+    fixed_coord = {"fixed_term": fixed_names}
+    if "Intercept" in fixed_names:
+        centred = values["fixed_centered"]
+        k = fixed_names.index("Intercept")
+        original = centred.copy()
+        original[:, k] = centred[:, k] - centred @ predictor_shift(design)
+        out["fixed_centered"] = da(centred, ("fixed_term",), fixed_coord)
+        out["fixed"] = da(original, ("fixed_term",), fixed_coord)
+    else:
+        out["fixed"] = da(values["fixed"], ("fixed_term",), fixed_coord)
+    for b in density.blocks:
+        if b.eta is None:
+            out[f"sd__{b.label}"] = da(values[f"sd__{b.label}"])
+            continue
+        dim = f"{b.label}__block_term"
+        terms = list(f.term_names[b.start : b.start + b.size])
+        out[f"chol__{b.label}"] = da(values[f"chol__{b.label}"], (f"chol__{b.label}_dim_0",))
+        out[f"cor_{b.label}"] = da(values[f"cor_{b.label}"], (dim, dim + "_"), {dim: terms, dim + "_": terms})
+    out[f"sd_{f.group}"] = da(
+        values[f"sd_{f.group}"], (f"{f.group}_term",), {f"{f.group}_term": list(f.term_names)}
+    )
+    out["sigma"] = da(values["sigma"])
+    return xr.Dataset(out)
