@@ -60,7 +60,8 @@ What differs from statsmodels
 * The optimiser is always lme4's profiled one; statsmodels' ``method`` names are checked and ignored.
   Where statsmodels stops short of the optimum on a boundary (it reports ``Converged: No``), this
   module returns lme4's boundary fit with a variance of exactly 0.
-* Standard errors of the variance parameters are not computed (``NaN``, blank in the summary).
+* Where the Hessian at the optimum is singular (some boundary fits) the variance parameters' standard
+  errors are NaN; statsmodels' inversion fails there.
 * ``aic`` and ``bic`` are lme4's (statsmodels gives NaN for REML fits).
 * ``random_effects`` is available for boundary fits (statsmodels raises for a singular ``cov_re``).
 """

@@ -149,10 +149,53 @@ class MixedLMResults(TypedOutputs, Contrasts):
         return pd.Series(values, index=self._param_index)
 
     @cached_property
-    def _bse(self) -> pd.Series:
-        out = pd.Series(np.nan, index=self._param_index)
-        out.iloc[: len(self._bse_fe)] = self._bse_fe.to_numpy()
+    def _pcov(self) -> np.ndarray:
+        """Statsmodels' ``cov_params()``: the inverse of minus the Hessian at the optimum (free ones)."""
+        k = len(self._params)
+        try:
+            hess, _ = self.model.hessian(self.params_object)
+        except NotImplementedError:  # a categorical variance component: no per-group likelihood here
+            out = np.full((k, k), np.nan)
+        else:
+            free = np.flatnonzero(self._free_pattern())
+            out = np.zeros((k, k))
+            try:
+                out[np.ix_(free, free)] = np.linalg.inv(-hess[np.ix_(free, free)])
+            except np.linalg.LinAlgError:  # a singular Hessian (some boundary fits)
+                out = np.full((k, k), np.nan)
+        kf = len(self._fe_params)  # the fixed effects' block: lme4's vcov (equal at the optimum)
+        vcov = self.fit_result.vcov
+        order = [name for name in self.model._fixed_internal if name in vcov.index]
+        out[:kf, :kf] = vcov.loc[order, order].to_numpy()
         return out
+
+    def _free_pattern(self) -> np.ndarray:
+        """Statsmodels' packed ``free`` mask (fixed effects, ``cov_re``'s triangle, ``vcomp``); all ones."""
+        free, k = self.freepat, len(self._params)
+        if free is None:
+            return np.ones(k)
+        if not hasattr(free, "cov_re"):
+            return np.asarray(free, dtype=float).reshape(-1)
+        fe = getattr(free, "fe_params", None)
+        vc = getattr(free, "vcomp", None)
+        parts = [
+            np.ones(self.k_fe) if fe is None else np.asarray(fe, dtype=float).reshape(-1),
+            np.asarray(free.cov_re, dtype=float)[np.tril_indices(self.k_re)],
+            np.ones(self.k_vc) if vc is None else np.asarray(vc, dtype=float).reshape(-1),
+        ]
+        return np.concatenate(parts)
+
+    @cached_property
+    def _bse(self) -> pd.Series:
+        with np.errstate(invalid="ignore"):  # NaN where the Hessian is not negative definite (a boundary)
+            return pd.Series(np.sqrt(np.diag(self._pcov)), index=self._param_index)
+
+    @cached_property
+    def _bse_re(self) -> pd.Series:
+        """Statsmodels' ``bse_re``: ``sqrt(scale * diag(cov_params()))`` of the variance parameters."""
+        k = len(self._fe_params)
+        with np.errstate(invalid="ignore"):
+            return pd.Series(np.sqrt(self.scale * np.diag(self._pcov)[k:]), index=self._param_index[k:])
 
     @cached_property
     def _pvalues(self) -> pd.Series:
@@ -164,14 +207,9 @@ class MixedLMResults(TypedOutputs, Contrasts):
         return pd.DataFrame({0: self._params - q * self._bse, 1: self._params + q * self._bse})
 
     def _cov_params(self) -> pd.DataFrame:
-        out = pd.DataFrame(np.nan, index=self._param_index, columns=self._param_index)
-        k = len(self._fe_params)
-        vcov = self.fit_result.vcov
-        order = [name for name in self.model._fixed_internal if name in vcov.index]
-        out.iloc[:k, :k] = vcov.loc[order, order].to_numpy()
-        return out
+        return pd.DataFrame(self._pcov.copy(), index=self._param_index, columns=self._param_index)
 
-    @property
+    @cached_property
     def params_object(self) -> MixedLMParams:
         """The estimates as a :class:`MixedLMParams` (``cov_re`` and ``vcomp`` relative to the scale)."""
         return MixedLMParams.from_components(
@@ -311,6 +349,7 @@ class MixedLMResults(TypedOutputs, Contrasts):
         table[:k_fe] = np.column_stack([fe, se, z, 2 * sps.norm.sf(np.abs(z)), fe - q * se, fe + q * se])
         cov = self._cov_re.to_numpy()
         table[k_fe:, 0] = np.concatenate([cov[np.tril_indices(self.k_re)], self.vcomp])
+        table[k_fe:, 1] = np.sqrt(self.scale) * self._bse.to_numpy()[k_fe:]  # statsmodels' column
         columns = ["Coef.", "Std.Err.", "z", "P>|z|", f"[{alpha / 2}", f"{1 - alpha / 2}]"]
         params = pd.DataFrame(
             [[f"{v:.3f}" if np.isfinite(v) else "" for v in row] for row in table],
