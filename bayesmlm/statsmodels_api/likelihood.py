@@ -228,19 +228,24 @@ class MixedLMDistribution:
         ----------
         n : int
             Ignored.
-        rng : int or numpy Generator, optional
-            Seed or generator.
+        rng : int, Generator or RandomState, optional
+            Seed or generator; the same seed gives the response statsmodels draws.
 
         Returns
         -------
         ndarray, shape (nobs,)
         """
-        rng = np.random.default_rng(rng)
+        rng = rng if isinstance(rng, np.random.RandomState) else np.random.default_rng(rng)
         model = self.model
         _, _, Z, W = model._by_group()
+        rows = list(model.row_indices.values())
         y = self.exog @ self.fe_params
-        root = np.linalg.cholesky(self.cov_re) if model.k_re else np.zeros((0, 0))
-        for rows, Zi, Wi in zip(model.row_indices.values(), Z, W, strict=True):
-            u = rng.normal(size=model.k_re) @ root.T
-            y[rows] += Zi @ u + Wi @ (rng.normal(size=Wi.shape[1]) * np.sqrt(self.vcomp))
+        u = rng.normal(size=(len(rows), model.k_re))  # statsmodels' order of draws, so a seed
+        if model.k_re:  # gives statsmodels' response
+            u = u @ np.linalg.cholesky(self.cov_re).T
+        for ii, Zi, ui in zip(rows, Z, u, strict=True):
+            y[ii] += Zi @ ui
+        for j, v in enumerate(self.vcomp):
+            for ii, Wi in zip(rows, W, strict=True):
+                y[ii] += np.sqrt(v) * Wi[:, j] * rng.normal(size=1)
         return y + np.sqrt(self.scale) * rng.normal(size=len(y))

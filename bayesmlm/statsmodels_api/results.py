@@ -14,6 +14,7 @@ from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.statsmodels_api.contrasts import Contrasts
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
 from bayesmlm.statsmodels_api.params import MixedLMParams
+from bayesmlm.statsmodels_api.profile import profile_re
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
 from bayesmlm.statsmodels_api.wrap import TypedOutputs
 
@@ -217,6 +218,24 @@ class MixedLMResults(TypedOutputs, Contrasts):
         )
 
     # -- likelihood -----------------------------------------------------------------------------
+    def profile_re(
+        self,
+        re_ix: int | str,
+        vtype: str,
+        num_low: int = 5,
+        dist_low: float = 1.0,
+        num_high: int = 5,
+        dist_high: float = 1.0,
+    ) -> np.ndarray:
+        """Profile likelihood of one variance parameter, as statsmodels' ``profile_re``.
+
+        See :func:`bayesmlm.statsmodels_api.profile.profile_re` (``re_ix`` a position in ``cov_re``
+        for ``vtype="re"``, a component's name for ``"vc"``); returns the ``(k, 2)`` array of the
+        variance held and the log-likelihood. statsmodels' ``**fit_kwargs`` are not taken: the
+        constrained maximisations use the analytic gradient.
+        """
+        return profile_re(self, re_ix, vtype, num_low, dist_low, num_high, dist_high)
+
     @property
     def llf(self) -> float:
         """Log-likelihood (the restricted one for REML)."""
