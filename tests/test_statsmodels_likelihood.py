@@ -281,3 +281,18 @@ def test_derivative_inputs_are_checked(pairs):
     no_fe = SimpleNamespace(cov_re=np.eye(2))  # an object with cov_re but no fe_params
     with pytest.raises(bm.ArgumentError, match="fe_params"):
         ours_model.hessian(no_fe)
+
+
+@pytest.mark.parametrize("case", ["intercept", "slope"])
+def test_get_scale_and_normalized_cov_params_equal_statsmodels(pairs, case):
+    ref_model, ref, ours_model, ours = pairs[case, True]
+    po = ours.params_object
+    for fe in (po.fe_params, po.fe_params + 1.0):
+        expected = ref_model.get_scale(fe, po.cov_re, po.vcomp)
+        assert ours_model.get_scale(fe, po.cov_re, po.vcomp) == pytest.approx(expected, rel=1e-12)
+    assert ours_model.get_scale(po.fe_params, po.cov_re, po.vcomp) == pytest.approx(ours.scale, rel=1e-10)
+    got, expected = ours.normalized_cov_params, ref.normalized_cov_params
+    assert type(got) is type(expected) and list(got.index) == list(expected.index)
+    np.testing.assert_allclose(got.to_numpy(), np.asarray(ours.cov_params()) / ours.scale, rtol=1e-12)
+    np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=5e-3, atol=1e-9)
+    assert ours.use_sqrt is ref.use_sqrt is True

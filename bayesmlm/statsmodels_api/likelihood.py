@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bayesmlm.exceptions import ArgumentError
-from bayesmlm.reml.marginal import gls_fixed_effects
+from bayesmlm.reml.marginal import gls_fixed_effects, profiled_scale
 from bayesmlm.reml.marginal_derivs import profiled_hessian, profiled_score, sqrt_jacobian
 from bayesmlm.statsmodels_api.params import MixedLMParams
 
@@ -23,7 +23,7 @@ __all__ = ["LikelihoodDerivatives", "MixedLMDistribution"]
 
 
 class LikelihoodDerivatives:
-    """``score``, ``score_full``, ``score_sqrt``, ``hessian``, ``get_distribution`` (a ``MixedLM`` mixin)."""
+    """score, score_full, score_sqrt, hessian, get_scale and get_distribution (a ``MixedLM`` mixin)."""
 
     k_fe: int
     k_re: int
@@ -161,6 +161,34 @@ class LikelihoodDerivatives:
             np.any(p.vcomp < 1e-10)
         )
         return hess, sing
+
+    def get_scale(self, fe_params: Any, cov_re: Any, vcomp: Any) -> float:
+        """Residual variance implied by the parameters, as statsmodels' ``MixedLM.get_scale``.
+
+        Parameters
+        ----------
+        fe_params : array_like
+            The fixed effects.
+        cov_re, vcomp : array_like
+            ``cov_re / scale`` and ``vcomp / scale``.
+
+        Returns
+        -------
+        float
+            ``r' V^{-1} r / (n - k_fe)`` (REML) or ``/ n`` (ML).
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> md = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject")
+        >>> po = md.fit().params_object
+        >>> round(md.get_scale(po.fe_params, po.cov_re, po.vcomp), 2)
+        960.46
+        """
+        y, X, Z, W = self._by_group()
+        psi = np.asarray(cov_re, dtype=float).reshape(self.k_re, self.k_re)
+        fe = np.asarray(fe_params, dtype=float).reshape(-1)
+        return profiled_scale(y, X, Z, W, psi, np.asarray(vcomp, dtype=float).reshape(-1), fe, self.reml)
 
     def get_distribution(self, params: Any, scale: float, exog: Any = None) -> MixedLMDistribution:
         """Return a simulator of the response at ``params``, as statsmodels' ``MixedLM.get_distribution``.

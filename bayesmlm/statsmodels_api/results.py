@@ -207,6 +207,16 @@ class MixedLMResults(TypedOutputs, Contrasts):
         q = sps.norm.ppf(1 - alpha / 2)
         return pd.DataFrame({0: self._params - q * self._bse, 1: self._params + q * self._bse})
 
+    @property
+    def normalized_cov_params(self) -> pd.DataFrame | np.ndarray:
+        """``cov_params() / scale``, typed like :meth:`cov_params` (as statsmodels wraps it)."""
+        return self._typed(self._cov_params() / self.scale)
+
+    @property
+    def use_sqrt(self) -> bool:
+        """The model's ``use_sqrt`` (how packed vectors are read)."""
+        return self.model.use_sqrt
+
     def _cov_params(self) -> pd.DataFrame:
         return pd.DataFrame(self._pcov.copy(), index=self._param_index, columns=self._param_index)
 
