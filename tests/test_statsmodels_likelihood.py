@@ -296,3 +296,20 @@ def test_get_scale_and_normalized_cov_params_equal_statsmodels(pairs, case):
     np.testing.assert_allclose(got.to_numpy(), np.asarray(ours.cov_params()) / ours.scale, rtol=1e-12)
     np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=5e-3, atol=1e-9)
     assert ours.use_sqrt is ref.use_sqrt is True
+
+
+def test_held_covariance_gets_zero_standard_errors_as_in_statsmodels():
+    data = bm.load_dataset("sleepstudy")
+    free = MixedLMParams.from_components(np.ones(2), np.eye(2))  # the covariance held at 0
+    kw = dict(groups="Subject", re_formula="~Days")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM.from_formula("Reaction ~ Days", data, **kw).fit(free=free)
+    ours = MixedLM.from_formula("Reaction ~ Days", data, **kw).fit(free=free)
+    assert ours.llf == pytest.approx(ref.llf, abs=1e-7)  # statsmodels converges here
+    np.testing.assert_allclose(np.asarray(ours.bse_re), np.asarray(ref.bse_re), rtol=5e-5)
+    np.testing.assert_allclose(np.asarray(ours.bse), np.asarray(ref.bse), rtol=5e-5)
+    assert ours.bse_re.iloc[1] == ref.bse_re.iloc[1] == 0.0
+    np.testing.assert_allclose(
+        np.asarray(ours.cov_params()), np.asarray(ref.cov_params()), rtol=1e-4, atol=1e-9
+    )

@@ -12,6 +12,7 @@ from scipy import stats as sps
 from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.statsmodels_api.contrasts import Contrasts
+from bayesmlm.statsmodels_api.free import free_pattern
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
 from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.profile import profile_re
@@ -121,21 +122,34 @@ class MixedLMResults(TypedOutputs, Contrasts):
                 self._vc_place.append((role, f, start, block.term_names[0]))
         self._re_place = [re_cols[name] for name in model._re_internal]
         covs = fit.estimates.covariances
-        names = model.exog_re_names
         cov = np.array(
             [
                 [covs[fi.group][i, j] if fi is fj else 0.0 for fj, j in self._re_place]
                 for fi, i in self._re_place
             ]
         )
-        self._cov_re = pd.DataFrame(cov.reshape(self.k_re, self.k_re), index=names, columns=names)
+        self._cov_re_values = cov.reshape(self.k_re, self.k_re)
         self.vcomp = np.array([covs[f.group][k, k] for _, f, k, _ in self._vc_place])
-        fe = fit.fixed_effects
-        order = [k for k in model._fixed_internal if k in fe.index]
-        display = [model._fixed_display.get(k, k) for k in order]
-        self._fe_table = fe.loc[order].set_axis(pd.Index(display))
-        self._fe_params = self._fe_table["estimate"].rename(None)
-        self._bse_fe = self._fe_table["se"].rename(None)
+        # the estimates and lme4's vcov directly (fit.fixed_effects builds a whole Wald table);
+        # the labelled pandas objects are made on first use
+        position = {name: j for j, name in enumerate(fit.design.fixed_names)}
+        order = [position[k] for k in model._fixed_internal if k in position]
+        self._fe_names = [model._fixed_display.get(k, k) for k in model._fixed_internal if k in position]
+        self._fe_values = np.asarray(fit.estimates.beta, dtype=float)[order]
+        self._vcov_fe = np.asarray(fit.estimates.vcov, dtype=float)[np.ix_(order, order)]
+
+    @cached_property
+    def _cov_re(self) -> pd.DataFrame:
+        names = self.model.exog_re_names
+        return pd.DataFrame(self._cov_re_values, index=names, columns=names)
+
+    @cached_property
+    def _fe_params(self) -> pd.Series:
+        return pd.Series(self._fe_values, index=pd.Index(self._fe_names))
+
+    @cached_property
+    def _bse_fe(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self._vcov_fe)), index=pd.Index(self._fe_names))
 
     # -- parameters -----------------------------------------------------------------------------
     @cached_property
@@ -145,7 +159,7 @@ class MixedLMResults(TypedOutputs, Contrasts):
 
     @cached_property
     def _params(self) -> pd.Series:
-        tri = self._cov_re.to_numpy()[np.tril_indices(self.k_re)] / self.scale
+        tri = self._cov_re_values[np.tril_indices(self.k_re)] / self.scale
         values = np.concatenate([self._fe_params.to_numpy(), tri, self.vcomp / self.scale])
         return pd.Series(values, index=self._param_index)
 
@@ -158,33 +172,15 @@ class MixedLMResults(TypedOutputs, Contrasts):
         except NotImplementedError:  # a categorical variance component: no per-group likelihood here
             out = np.full((k, k), np.nan)
         else:
-            free = np.flatnonzero(self._free_pattern())
+            free = np.flatnonzero(free_pattern(self.freepat, self.k_fe, self.k_re, self.k_vc))
             out = np.zeros((k, k))
             try:
                 out[np.ix_(free, free)] = np.linalg.inv(-hess[np.ix_(free, free)])
             except np.linalg.LinAlgError:  # a singular Hessian (some boundary fits)
                 out = np.full((k, k), np.nan)
         kf = len(self._fe_params)  # the fixed effects' block: lme4's vcov (equal at the optimum)
-        vcov = self.fit_result.vcov
-        order = [name for name in self.model._fixed_internal if name in vcov.index]
-        out[:kf, :kf] = vcov.loc[order, order].to_numpy()
+        out[:kf, :kf] = self._vcov_fe
         return out
-
-    def _free_pattern(self) -> np.ndarray:
-        """Statsmodels' packed ``free`` mask (fixed effects, ``cov_re``'s triangle, ``vcomp``); all ones."""
-        free, k = self.freepat, len(self._params)
-        if free is None:
-            return np.ones(k)
-        if not hasattr(free, "cov_re"):
-            return np.asarray(free, dtype=float).reshape(-1)
-        fe = getattr(free, "fe_params", None)
-        vc = getattr(free, "vcomp", None)
-        parts = [
-            np.ones(self.k_fe) if fe is None else np.asarray(fe, dtype=float).reshape(-1),
-            np.asarray(free.cov_re, dtype=float)[np.tril_indices(self.k_re)],
-            np.ones(self.k_vc) if vc is None else np.asarray(vc, dtype=float).reshape(-1),
-        ]
-        return np.concatenate(parts)
 
     @cached_property
     def _bse(self) -> pd.Series:
@@ -224,7 +220,7 @@ class MixedLMResults(TypedOutputs, Contrasts):
     def params_object(self) -> MixedLMParams:
         """The estimates as a :class:`MixedLMParams` (``cov_re`` and ``vcomp`` relative to the scale)."""
         return MixedLMParams.from_components(
-            self._fe_params.to_numpy(), self._cov_re.to_numpy() / self.scale, vcomp=self.vcomp / self.scale
+            self._fe_values, self._cov_re_values / self.scale, vcomp=self.vcomp / self.scale
         )
 
     # -- likelihood -----------------------------------------------------------------------------
@@ -308,15 +304,15 @@ class MixedLMResults(TypedOutputs, Contrasts):
             too, as statsmodels returns them).
         """
         fit = self.fit_result
-        beta = fit.fixed_effects["estimate"]
+        beta = np.asarray(fit.estimates.beta, dtype=float)
         if exog is None:
-            return fit.design.X @ beta.to_numpy()
+            return fit.design.X @ beta
         if isinstance(exog, pd.DataFrame) and self.model._from_formula:
             try:
                 X = fit.design.fixed_design(exog)
             except Exception as err:  # formulae raises many kinds; all mean "cannot evaluate on exog"
                 raise DataError(f"cannot evaluate the fixed part on exog: {err}") from err
-            return pd.Series(X @ beta.to_numpy(), index=exog.index)
+            return pd.Series(X @ beta, index=exog.index)
         coef = self._fe_params.reindex(self.model.exog_names).fillna(0.0).to_numpy()
         return np.asarray(exog, dtype=float) @ coef
 
@@ -376,7 +372,7 @@ class MixedLMResults(TypedOutputs, Contrasts):
         fe, se = self._fe_params.to_numpy(), self._bse_fe.to_numpy()
         z = fe / se
         table[:k_fe] = np.column_stack([fe, se, z, 2 * sps.norm.sf(np.abs(z)), fe - q * se, fe + q * se])
-        cov = self._cov_re.to_numpy()
+        cov = self._cov_re_values
         table[k_fe:, 0] = np.concatenate([cov[np.tril_indices(self.k_re)], self.vcomp])
         table[k_fe:, 1] = np.sqrt(self.scale) * self._bse.to_numpy()[k_fe:]  # statsmodels' column
         columns = ["Coef.", "Std.Err.", "z", "P>|z|", f"[{alpha / 2}", f"{1 - alpha / 2}]"]
