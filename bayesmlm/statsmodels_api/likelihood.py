@@ -72,7 +72,7 @@ class LikelihoodDerivatives:
         >>> import bayesmlm as bm
         >>> md = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject")
         >>> fit = md.fit()
-        >>> abs(md.score(fit.params_object)[0]) < 1e-3  # zero at the optimum
+        >>> bool(abs(md.score(fit.params_object)[0]) < 1e-3)  # zero at the optimum
         True
         """
         p = self._full_params(params, has_fe=False)

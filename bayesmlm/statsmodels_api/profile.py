@@ -88,7 +88,7 @@ def profile_re(
     >>> import bayesmlm as bm
     >>> mdf = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject").fit()
     >>> prof = mdf.profile_re(0, "re", num_low=2, dist_low=500, num_high=2, dist_high=500)
-    >>> prof.shape, round(prof[2, 1], 4)  # the middle point is the estimate
+    >>> prof.shape, round(float(prof[2, 1]), 4)  # the middle point is the estimate
     ((5, 2), -893.2325)
     """
     model = result.model
