@@ -24,7 +24,7 @@ __all__ = ["profile_re"]
 
 
 def _objective(model: Any, ix: np.ndarray) -> tuple[Any, Any]:
-    """(loglike, gradient) over the packed square-root parameters of the permuted covariance."""
+    """(value and gradient, log-likelihood and scale) over the permuted covariance's packed roots."""
     y, X, Z, W = model._by_group()
     k_re, k_re2 = model.k_re, model.k_re2
     rows, cols = np.tril_indices(k_re)
@@ -38,18 +38,19 @@ def _objective(model: Any, ix: np.ndarray) -> tuple[Any, Any]:
         vcomp = s[k_re2:] ** 2
         return cov, vcomp, gls_fixed_effects(y, X, Z, W, cov, vcomp)
 
-    def value(s: np.ndarray) -> tuple[float, float]:
+    def value_and_gradient(s: np.ndarray) -> tuple[float, np.ndarray]:
+        cov, vcomp, fe = unpack(s)
+        llf = profiled_loglike(y, X, Z, W, cov, vcomp, fe, model.reml)
+        _, score = profiled_score(y, X, Z, W, cov, vcomp, fe, model.reml)
+        full = np.concatenate([score[back], score[k_re2:]])
+        return llf, sqrt_jacobian(s, 0, k_re).T @ full
+
+    def at(s: np.ndarray) -> tuple[float, float]:
         cov, vcomp, fe = unpack(s)
         llf = profiled_loglike(y, X, Z, W, cov, vcomp, fe, model.reml)
         return llf, profiled_scale(y, X, Z, W, cov, vcomp, fe, model.reml)
 
-    def gradient(s: np.ndarray) -> np.ndarray:
-        cov, vcomp, fe = unpack(s)
-        _, score = profiled_score(y, X, Z, W, cov, vcomp, fe, model.reml)
-        full = np.concatenate([score[back], score[k_re2:]])
-        return sqrt_jacobian(s, 0, k_re).T @ full
-
-    return value, gradient
+    return value_and_gradient, at
 
 
 def profile_re(
@@ -118,7 +119,7 @@ def profile_re(
         )
     rvalues = np.concatenate([np.linspace(low, ru0, num_low + 1), np.linspace(ru0, high, num_high + 1)[1:]])
     cov_p = po.cov_re[np.ix_(ix, ix)]
-    value, gradient = _objective(model, ix)
+    value_and_gradient, at = _objective(model, ix)
     free = np.array([j != held for j in range(k_re2 + len(model.vc_names))])
     out = []
     for x in rvalues:
@@ -137,15 +138,12 @@ def profile_re(
             t[free] = sf
             return t
 
+        def negative(sf: np.ndarray, full=full) -> tuple[float, np.ndarray]:
+            llf, grad = value_and_gradient(full(sf))
+            return -llf, -grad[free]
+
         if free.any():
-            fit = optimize.minimize(
-                lambda sf: -value(full(sf))[0],
-                s[free],
-                jac=lambda sf: -gradient(full(sf))[free],
-                method="BFGS",
-                options={"gtol": 1e-8},
-            )
-            s = full(fit.x)
-        llf, scale = value(s)
+            s = full(optimize.minimize(negative, s[free], jac=True, method="BFGS", options={"gtol": 1e-8}).x)
+        llf, scale = at(s)
         out.append([x * scale, llf])
     return np.asarray(out)
