@@ -1323,6 +1323,50 @@ CASES: list[Case] = [
         bm.ArgumentError,
         match="should have 2 columns",
     ),
+    Case(
+        "sm-predict-exog-columns",
+        "`MixedLM.predict(params, exog)` with an `exog` of the wrong number of columns",
+        "says how many fixed effects and exog columns it needs",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").predict(
+            np.zeros(3), exog=np.ones((2, 3))
+        ),
+        bm.ArgumentError,
+        match="predict needs 2 fixed effects and exog with 2 columns",
+    ),
+    Case(
+        "sm-wald-test-text",
+        "`MixedLMResults.wald_test(text)` (or `f_test`) with a name that is not a parameter",
+        "says where the hypothesis cannot be read and lists the parameter names",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").fit().wald_test("Dayz = 0"),
+        bm.ArgumentError,
+        match=r"cannot read the hypothesis 'Dayz = 0' at 'Dayz = 0': use the parameter names",
+    ),
+    Case(
+        "sm-wald-test-nonlinear",
+        '`MixedLMResults.wald_test("Days * Intercept = 0")`, a product of two parameters',
+        "says the hypothesis is not linear",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").fit().wald_test("Days * Intercept"),
+        bm.ArgumentError,
+        match="a product of two parameters is not linear",
+    ),
+    Case(
+        "sm-profile-re-dist-low",
+        '`MixedLMResults.profile_re(0, "re", dist_low=...)` reaching below a variance of 0',
+        "says dist_low is too large (statsmodels' message)",
+        lambda: (
+            bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").fit().profile_re(0, "re", dist_low=1e6)
+        ),
+        bm.ArgumentError,
+        match="dist_low is too large and would result in a negative variance",
+    ),
+    Case(
+        "sm-hessian-packed-length",
+        "`MixedLM.hessian(params)` with a packed vector without the fixed effects",
+        "says a packed vector here holds the fixed effects and the covariance parameters",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").hessian(np.ones(1)),
+        bm.ArgumentError,
+        match="holds the fixed effects, 1 covariance parameters",
+    ),
 ]
 
 

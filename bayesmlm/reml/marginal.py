@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["gls_fixed_effects", "profiled_loglike"]
+__all__ = ["gls_fixed_effects", "profiled_loglike", "profiled_scale"]
 
 
 def _group_solves(
@@ -108,3 +108,32 @@ def profiled_loglike(y, X, Z, W, psi, vcomp, beta, reml: bool) -> float:
     if reml:
         out -= np.linalg.slogdet(xvx)[1] / 2
     return float(out)
+
+
+def profiled_scale(y, X, Z, W, psi, vcomp, beta, reml: bool) -> float:
+    """Return the residual variance that the profiled log-likelihood implies (statsmodels' ``get_scale``).
+
+    Parameters
+    ----------
+    y, X, Z, W, psi, vcomp, beta, reml
+        As in :func:`profiled_loglike`.
+
+    Returns
+    -------
+    float
+        ``r' V^{-1} r / (n - p)`` for REML, ``/ n`` for ML.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = [np.array([1.0, 2.0]), np.array([4.0, 5.0])]
+    >>> X, Z, W = [np.ones((2, 1))] * 2, [np.ones((2, 1))] * 2, [np.zeros((2, 0))] * 2
+    >>> round(profiled_scale(y, X, Z, W, np.eye(1), np.zeros(0), np.array([3.0]), reml=False), 4)
+    1.0
+    """
+    n = sum(len(yi) for yi in y)
+    qf = 0.0
+    for (_, chol), Xi, yi in zip(_group_solves(X, Z, W, psi, vcomp), X, y, strict=True):
+        r = yi - Xi @ beta
+        qf += r @ _solve(chol, r)
+    return float(qf / (n - X[0].shape[1] if reml else n))

@@ -51,8 +51,11 @@ Types follow the input, as in statsmodels: a model built from numpy arrays retur
 (``params``, ``fe_params``, ``bse``, ``cov_re``, ``cov_params()``, ``conf_int()``...), one built from a
 formula or from pandas ``endog``/``exog`` returns Series and DataFrames with statsmodels' labels. The
 model has statsmodels' plumbing (``md.data.xnames``, ``md.exog``, ``md.exog_re``, ``md.groups``,
-``md.row_indices``...), ``md.loglike(params, profile_fe=...)`` at any :class:`MixedLMParams`, and the
-results ``t_test``/``wald_test`` on the fixed effects. ``docs/statsmodels.md`` lists every attribute
+``md.row_indices``...), the likelihood API (``md.loglike(params, profile_fe=...)``, ``md.score``,
+``md.hessian``, ``md.get_distribution``) at any :class:`MixedLMParams`, the variance parameters'
+standard errors from the inverse Hessian, as statsmodels computes them, and the results' ``t_test``,
+``wald_test`` and ``f_test`` (matrices or text such as ``"Days = 0"``) and ``profile_re``.
+``docs/statsmodels.md`` lists every attribute
 of statsmodels' ``MixedLM`` and ``MixedLMResults`` and whether it matches, differs or is missing.
 
 What differs from statsmodels
@@ -60,7 +63,8 @@ What differs from statsmodels
 * The optimiser is always lme4's profiled one; statsmodels' ``method`` names are checked and ignored.
   Where statsmodels stops short of the optimum on a boundary (it reports ``Converged: No``), this
   module returns lme4's boundary fit with a variance of exactly 0.
-* Standard errors of the variance parameters are not computed (``NaN``, blank in the summary).
+* Where the Hessian at the optimum is singular (some boundary fits) the variance parameters' standard
+  errors are NaN; statsmodels' inversion fails there.
 * ``aic`` and ``bic`` are lme4's (statsmodels gives NaN for REML fits).
 * ``random_effects`` is available for boundary fits (statsmodels raises for a singular ``cov_re``).
 """

@@ -1,9 +1,10 @@
-"""The statsmodels entry point, linear hypotheses: ``t_test`` and ``wald_test`` on the fixed effects.
+"""The statsmodels entry point, linear hypotheses: ``t_test``, ``wald_test`` and ``f_test``.
 
 statsmodels' ``MixedLMResults.t_test`` tests ``R @ fe_params = 0`` row by row (``R`` with ``k_fe``
-columns) and ``wald_test`` tests all rows at once (``R`` over all parameters, or ``(R, q)``). Here the
-covariance of the estimates is the fixed effects' (lme4's ``vcov``), so a Wald hypothesis may not put
-weight on a variance parameter. The results carry statsmodels' ``ContrastResults`` attribute names.
+columns); ``wald_test`` and ``f_test`` test all rows at once (``R`` over all parameters, ``(R, q)``, or
+text such as ``"Days = 0"``), with ``cov_params()``: lme4's ``vcov`` for the fixed effects and the
+inverse Hessian for the variance parameters. The results carry statsmodels' ``ContrastResults``
+attribute names.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from bayesmlm.exceptions import ArgumentError
+from bayesmlm.statsmodels_api.constraints import linear_constraints
 
 __all__ = ["ContrastResults", "Contrasts"]
 
@@ -49,6 +51,13 @@ class ContrastResults:
     @property
     def tvalue(self) -> np.ndarray:
         """The z or t statistics of a ``t_test``."""
+        return self.statistic
+
+    @property
+    def fvalue(self) -> float:
+        """The F statistic of an ``f_test`` (or ``wald_test(use_f=True)``)."""
+        if self.distribution != "F":
+            raise ArgumentError("fvalue belongs to an F test: use f_test or wald_test(use_f=True)")
         return self.statistic
 
     def conf_int(self, alpha: float = 0.05) -> np.ndarray:
@@ -90,7 +99,7 @@ class ContrastResults:
 
 
 class Contrasts:
-    """``t_test`` and ``wald_test`` of a ``MixedLMResults`` (a mixin)."""
+    """``t_test``, ``wald_test`` and ``f_test`` of a ``MixedLMResults`` (a mixin)."""
 
     use_t = False  # statsmodels' MixedLM: normal reference distributions unless asked
 
@@ -144,19 +153,22 @@ class Contrasts:
         df_constraints: int | None = None,
         scalar: bool | None = None,
     ) -> ContrastResults:
-        """Test the joint hypothesis ``R @ params = q``, as statsmodels' ``wald_test`` (array form).
+        """Test the joint hypothesis ``R @ params = q``, as statsmodels' ``wald_test``.
 
         Parameters
         ----------
-        r_matrix : array_like or tuple
-            ``R`` with one column per fixed effect or per parameter (the variance parameters'
-            columns must then be 0), or ``(R, q)``. statsmodels' string hypotheses are not parsed.
-        cov_p, invcov : None
-            Other covariances are not supported.
+        r_matrix : array_like, str or tuple
+            ``R`` with one column per parameter (or per fixed effect only), ``(R, q)``, or statsmodels'
+            text form over the parameter names: ``"Days = 0"``, ``"Intercept = 250, Days = 10"``
+            (see :func:`~bayesmlm.statsmodels_api.constraints.linear_constraints`).
+        cov_p : array_like, optional
+            Another covariance of all the parameters; the default is :meth:`cov_params`.
+        invcov : array_like, optional
+            The inverse of ``R @ cov_p @ R.T``, if known.
         use_f : bool, optional
             F test with ``(m, df_resid)`` degrees of freedom; the default is the chi² test.
         df_constraints : int, optional
-            The number of constraints (default: the rows of ``R``).
+            The number of constraints (default: the rank of ``R @ cov_p @ R.T``, as statsmodels).
         scalar : bool, optional
             Accepted for statsmodels' signature: the statistic is always a float.
 
@@ -171,25 +183,61 @@ class Contrasts:
         >>> mdf = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject").fit()
         >>> round(mdf.wald_test(np.array([[0.0, 1.0, 0.0]])).statistic, 2)
         169.4
+        >>> round(mdf.wald_test("Days = 0").statistic, 2)
+        169.4
         """
-        if cov_p is not None or invcov is not None:
-            raise NotImplementedError("wald_test with cov_p or invcov is not supported")
-        if isinstance(r_matrix, str) or (isinstance(r_matrix, tuple) and isinstance(r_matrix[0], str)):
-            raise NotImplementedError("string hypotheses are not parsed; pass the matrix R (and q)")
-        R, q = r_matrix if isinstance(r_matrix, tuple) else (r_matrix, None)
-        beta, cov = self._fe_estimates()
-        k = len(beta)
-        R = np.atleast_2d(np.asarray(R, dtype=float))
-        if R.shape[1] not in (k, len(self._params)):
-            raise ArgumentError(f"r_matrix needs {k} columns (fixed effects) or {len(self._params)} (all)")
-        if np.any(R[:, k:] != 0):
-            raise NotImplementedError("a hypothesis on a variance parameter (no standard errors for those)")
-        R = R[:, :k]
-        q = np.zeros(len(R)) if q is None else np.asarray(q, dtype=float).reshape(-1)
-        diff = R @ beta - q
-        chi2 = float(diff @ np.linalg.solve(R @ cov @ R.T, diff))
-        m = int(df_constraints) if df_constraints is not None else np.linalg.matrix_rank(R)
+        params = self._params.to_numpy()
+        k, n = len(self._fe_params), len(params)
+        if isinstance(r_matrix, str):
+            R, q = linear_constraints(r_matrix, list(self._param_index))
+        else:
+            R, q = r_matrix if isinstance(r_matrix, tuple) else (r_matrix, None)
+            R = np.atleast_2d(np.asarray(R, dtype=float))
+            if R.ndim != 2 or R.shape[1] not in (k, n):
+                raise ArgumentError(f"r_matrix needs {k} columns (fixed effects) or {n} (all parameters)")
+            if R.shape[1] == k:
+                R = np.hstack([R, np.zeros((len(R), n - k))])
+            q = np.zeros(len(R)) if q is None else np.broadcast_to(np.asarray(q, dtype=float), len(R))
+        diff = R @ params - q
+        if invcov is None:
+            cov = self._cov_params().to_numpy() if cov_p is None else np.asarray(cov_p, dtype=float)
+            rcr = R @ cov @ R.T
+            if np.isnan(rcr).any():
+                raise NotImplementedError(
+                    "a hypothesis on a variance parameter of a model with a categorical variance "
+                    "component (no standard errors for those)"
+                )
+            invcov, m = np.linalg.pinv(rcr), float(np.linalg.matrix_rank(rcr))
+        else:
+            invcov, m = np.asarray(invcov, dtype=float), float(len(R))
+        m = float(df_constraints) if df_constraints is not None else m
+        chi2 = float(diff @ invcov @ diff)
         if use_f:
             df = float(self.df_resid)
             return ContrastResults(chi2 / m, float(sps.f.sf(chi2 / m, m, df)), "F", df_denom=df, df_num=m)
         return ContrastResults(chi2, float(sps.chi2.sf(chi2, m)), "chi2", df_denom=m)
+
+    def f_test(self, r_matrix: Any, cov_p: Any = None, invcov: Any = None) -> ContrastResults:
+        """F test of the joint hypothesis ``R @ params = q``: :meth:`wald_test` with ``use_f=True``.
+
+        Parameters
+        ----------
+        r_matrix : array_like, str or tuple
+            As in :meth:`wald_test`.
+        cov_p, invcov : array_like, optional
+            As in :meth:`wald_test`.
+
+        Returns
+        -------
+        ContrastResults
+            ``fvalue`` (= ``statistic``), ``pvalue``, ``df_num``, ``df_denom``.
+
+        Examples
+        --------
+        >>> import bayesmlm as bm
+        >>> mdf = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject").fit()
+        >>> test = mdf.f_test("Days = 0")
+        >>> round(test.fvalue, 2), test.df_num, test.df_denom
+        (169.4, 1.0, 178.0)
+        """
+        return self.wald_test(r_matrix, cov_p=cov_p, invcov=invcov, use_f=True, scalar=True)

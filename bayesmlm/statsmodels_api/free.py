@@ -14,7 +14,7 @@ import numpy as np
 from bayesmlm.exceptions import ArgumentError
 from bayesmlm.statsmodels_api.translate import _block_expr
 
-__all__ = ["blocks_for_free"]
+__all__ = ["blocks_for_free", "free_pattern"]
 
 
 def blocks_for_free(model, free: Any, start_params: Any) -> tuple[str, ...]:
@@ -80,3 +80,38 @@ def blocks_for_free(model, free: Any, start_params: Any) -> tuple[str, ...]:
         has_one = "1" in chosen
         out.append(_block_expr(has_one, [c for c in chosen if c != "1"]))
     return tuple(out)
+
+
+def free_pattern(free: Any, k_fe: int, k_re: int, k_vc: int) -> np.ndarray:
+    """Return statsmodels' packed ``free`` mask (fixed effects, ``cov_re``'s triangle, ``vcomp``).
+
+    Parameters
+    ----------
+    free : MixedLMParams-like, array_like or None
+        The ``free`` given to ``fit`` (None: every parameter is free).
+    k_fe, k_re, k_vc : int
+        The model's numbers of fixed effects, random effects and variance components.
+
+    Returns
+    -------
+    ndarray
+        1 for a free parameter, 0 for one held (statsmodels inverts the Hessian over the free ones).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> free_pattern(SimpleNamespace(cov_re=np.eye(2)), 2, 2, 0)
+    array([1., 1., 1., 0., 1.])
+    """
+    k = k_fe + k_re * (k_re + 1) // 2 + k_vc
+    if free is None:
+        return np.ones(k)
+    if not hasattr(free, "cov_re"):
+        return np.asarray(free, dtype=float).reshape(-1)
+    fe, vc = getattr(free, "fe_params", None), getattr(free, "vcomp", None)
+    parts = [
+        np.ones(k_fe) if fe is None else np.asarray(fe, dtype=float).reshape(-1),
+        np.asarray(free.cov_re, dtype=float)[np.tril_indices(k_re)],
+        np.ones(k_vc) if vc is None else np.asarray(vc, dtype=float).reshape(-1),
+    ]
+    return np.concatenate(parts)

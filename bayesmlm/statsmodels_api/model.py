@@ -12,6 +12,7 @@ from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.model import Model
 from bayesmlm.spec.formula import ModelSpec
 from bayesmlm.statsmodels_api.free import blocks_for_free
+from bayesmlm.statsmodels_api.likelihood import LikelihoodDerivatives
 from bayesmlm.statsmodels_api.model_data import MixedLMData, ModelArrays
 from bayesmlm.statsmodels_api.results import MixedLMResults
 from bayesmlm.statsmodels_api.translate import (
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["MixedLM"]
 
 
-class MixedLM(ModelArrays):
+class MixedLM(ModelArrays, LikelihoodDerivatives):
     """A linear mixed model specified the statsmodels way, fitted by bayesmlm.
 
     Build it with :meth:`from_formula` (= :func:`mixedlm`) or, as statsmodels' array interface, with

@@ -12,8 +12,10 @@ from scipy import stats as sps
 from bayesmlm.exceptions import ArgumentError, DataError
 from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.statsmodels_api.contrasts import Contrasts
+from bayesmlm.statsmodels_api.free import free_pattern
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
 from bayesmlm.statsmodels_api.params import MixedLMParams
+from bayesmlm.statsmodels_api.profile import profile_re
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
 from bayesmlm.statsmodels_api.wrap import TypedOutputs
 
@@ -120,21 +122,34 @@ class MixedLMResults(TypedOutputs, Contrasts):
                 self._vc_place.append((role, f, start, block.term_names[0]))
         self._re_place = [re_cols[name] for name in model._re_internal]
         covs = fit.estimates.covariances
-        names = model.exog_re_names
         cov = np.array(
             [
                 [covs[fi.group][i, j] if fi is fj else 0.0 for fj, j in self._re_place]
                 for fi, i in self._re_place
             ]
         )
-        self._cov_re = pd.DataFrame(cov.reshape(self.k_re, self.k_re), index=names, columns=names)
+        self._cov_re_values = cov.reshape(self.k_re, self.k_re)
         self.vcomp = np.array([covs[f.group][k, k] for _, f, k, _ in self._vc_place])
-        fe = fit.fixed_effects
-        order = [k for k in model._fixed_internal if k in fe.index]
-        display = [model._fixed_display.get(k, k) for k in order]
-        self._fe_table = fe.loc[order].set_axis(pd.Index(display))
-        self._fe_params = self._fe_table["estimate"].rename(None)
-        self._bse_fe = self._fe_table["se"].rename(None)
+        # the estimates and lme4's vcov directly (fit.fixed_effects builds a whole Wald table);
+        # the labelled pandas objects are made on first use
+        position = {name: j for j, name in enumerate(fit.design.fixed_names)}
+        order = [position[k] for k in model._fixed_internal if k in position]
+        self._fe_names = [model._fixed_display.get(k, k) for k in model._fixed_internal if k in position]
+        self._fe_values = np.asarray(fit.estimates.beta, dtype=float)[order]
+        self._vcov_fe = np.asarray(fit.estimates.vcov, dtype=float)[np.ix_(order, order)]
+
+    @cached_property
+    def _cov_re(self) -> pd.DataFrame:
+        names = self.model.exog_re_names
+        return pd.DataFrame(self._cov_re_values, index=names, columns=names)
+
+    @cached_property
+    def _fe_params(self) -> pd.Series:
+        return pd.Series(self._fe_values, index=pd.Index(self._fe_names))
+
+    @cached_property
+    def _bse_fe(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self._vcov_fe)), index=pd.Index(self._fe_names))
 
     # -- parameters -----------------------------------------------------------------------------
     @cached_property
@@ -144,15 +159,40 @@ class MixedLMResults(TypedOutputs, Contrasts):
 
     @cached_property
     def _params(self) -> pd.Series:
-        tri = self._cov_re.to_numpy()[np.tril_indices(self.k_re)] / self.scale
+        tri = self._cov_re_values[np.tril_indices(self.k_re)] / self.scale
         values = np.concatenate([self._fe_params.to_numpy(), tri, self.vcomp / self.scale])
         return pd.Series(values, index=self._param_index)
 
     @cached_property
-    def _bse(self) -> pd.Series:
-        out = pd.Series(np.nan, index=self._param_index)
-        out.iloc[: len(self._bse_fe)] = self._bse_fe.to_numpy()
+    def _pcov(self) -> np.ndarray:
+        """Statsmodels' ``cov_params()``: the inverse of minus the Hessian at the optimum (free ones)."""
+        k = len(self._params)
+        try:
+            hess, _ = self.model.hessian(self.params_object)
+        except NotImplementedError:  # a categorical variance component: no per-group likelihood here
+            out = np.full((k, k), np.nan)
+        else:
+            free = np.flatnonzero(free_pattern(self.freepat, self.k_fe, self.k_re, self.k_vc))
+            out = np.zeros((k, k))
+            try:
+                out[np.ix_(free, free)] = np.linalg.inv(-hess[np.ix_(free, free)])
+            except np.linalg.LinAlgError:  # a singular Hessian (some boundary fits)
+                out = np.full((k, k), np.nan)
+        kf = len(self._fe_params)  # the fixed effects' block: lme4's vcov (equal at the optimum)
+        out[:kf, :kf] = self._vcov_fe
         return out
+
+    @cached_property
+    def _bse(self) -> pd.Series:
+        with np.errstate(invalid="ignore"):  # NaN where the Hessian is not negative definite (a boundary)
+            return pd.Series(np.sqrt(np.diag(self._pcov)), index=self._param_index)
+
+    @cached_property
+    def _bse_re(self) -> pd.Series:
+        """Statsmodels' ``bse_re``: ``sqrt(scale * diag(cov_params()))`` of the variance parameters."""
+        k = len(self._fe_params)
+        with np.errstate(invalid="ignore"):
+            return pd.Series(np.sqrt(self.scale * np.diag(self._pcov)[k:]), index=self._param_index[k:])
 
     @cached_property
     def _pvalues(self) -> pd.Series:
@@ -163,22 +203,45 @@ class MixedLMResults(TypedOutputs, Contrasts):
         q = sps.norm.ppf(1 - alpha / 2)
         return pd.DataFrame({0: self._params - q * self._bse, 1: self._params + q * self._bse})
 
-    def _cov_params(self) -> pd.DataFrame:
-        out = pd.DataFrame(np.nan, index=self._param_index, columns=self._param_index)
-        k = len(self._fe_params)
-        vcov = self.fit_result.vcov
-        order = [name for name in self.model._fixed_internal if name in vcov.index]
-        out.iloc[:k, :k] = vcov.loc[order, order].to_numpy()
-        return out
+    @property
+    def normalized_cov_params(self) -> pd.DataFrame | np.ndarray:
+        """``cov_params() / scale``, typed like :meth:`cov_params` (as statsmodels wraps it)."""
+        return self._typed(self._cov_params() / self.scale)
 
     @property
+    def use_sqrt(self) -> bool:
+        """The model's ``use_sqrt`` (how packed vectors are read)."""
+        return self.model.use_sqrt
+
+    def _cov_params(self) -> pd.DataFrame:
+        return pd.DataFrame(self._pcov.copy(), index=self._param_index, columns=self._param_index)
+
+    @cached_property
     def params_object(self) -> MixedLMParams:
         """The estimates as a :class:`MixedLMParams` (``cov_re`` and ``vcomp`` relative to the scale)."""
         return MixedLMParams.from_components(
-            self._fe_params.to_numpy(), self._cov_re.to_numpy() / self.scale, vcomp=self.vcomp / self.scale
+            self._fe_values, self._cov_re_values / self.scale, vcomp=self.vcomp / self.scale
         )
 
     # -- likelihood -----------------------------------------------------------------------------
+    def profile_re(
+        self,
+        re_ix: int | str,
+        vtype: str,
+        num_low: int = 5,
+        dist_low: float = 1.0,
+        num_high: int = 5,
+        dist_high: float = 1.0,
+    ) -> np.ndarray:
+        """Profile likelihood of one variance parameter, as statsmodels' ``profile_re``.
+
+        See :func:`bayesmlm.statsmodels_api.profile.profile_re` (``re_ix`` a position in ``cov_re``
+        for ``vtype="re"``, a component's name for ``"vc"``); returns the ``(k, 2)`` array of the
+        variance held and the log-likelihood. statsmodels' ``**fit_kwargs`` are not taken: the
+        constrained maximisations use the analytic gradient.
+        """
+        return profile_re(self, re_ix, vtype, num_low, dist_low, num_high, dist_high)
+
     @property
     def llf(self) -> float:
         """Log-likelihood (the restricted one for REML)."""
@@ -241,15 +304,15 @@ class MixedLMResults(TypedOutputs, Contrasts):
             too, as statsmodels returns them).
         """
         fit = self.fit_result
-        beta = fit.fixed_effects["estimate"]
+        beta = np.asarray(fit.estimates.beta, dtype=float)
         if exog is None:
-            return fit.design.X @ beta.to_numpy()
+            return fit.design.X @ beta
         if isinstance(exog, pd.DataFrame) and self.model._from_formula:
             try:
                 X = fit.design.fixed_design(exog)
             except Exception as err:  # formulae raises many kinds; all mean "cannot evaluate on exog"
                 raise DataError(f"cannot evaluate the fixed part on exog: {err}") from err
-            return pd.Series(X @ beta.to_numpy(), index=exog.index)
+            return pd.Series(X @ beta, index=exog.index)
         coef = self._fe_params.reindex(self.model.exog_names).fillna(0.0).to_numpy()
         return np.asarray(exog, dtype=float) @ coef
 
@@ -309,8 +372,9 @@ class MixedLMResults(TypedOutputs, Contrasts):
         fe, se = self._fe_params.to_numpy(), self._bse_fe.to_numpy()
         z = fe / se
         table[:k_fe] = np.column_stack([fe, se, z, 2 * sps.norm.sf(np.abs(z)), fe - q * se, fe + q * se])
-        cov = self._cov_re.to_numpy()
+        cov = self._cov_re_values
         table[k_fe:, 0] = np.concatenate([cov[np.tril_indices(self.k_re)], self.vcomp])
+        table[k_fe:, 1] = np.sqrt(self.scale) * self._bse.to_numpy()[k_fe:]  # statsmodels' column
         columns = ["Coef.", "Std.Err.", "z", "P>|z|", f"[{alpha / 2}", f"{1 - alpha / 2}]"]
         params = pd.DataFrame(
             [[f"{v:.3f}" if np.isfinite(v) else "" for v in row] for row in table],

@@ -59,21 +59,29 @@ class TypedOutputs:
 
     @property
     def bse(self) -> pd.Series | np.ndarray:
-        """Standard errors of :attr:`params`: the fixed effects', NaN for the variance parameters.
+        """Standard errors of :attr:`params`: ``sqrt(diag(cov_params()))``, as statsmodels.
 
-        statsmodels computes the variance parameters' from the Hessian of its profiled likelihood;
-        they are not computed here (lme4 does not report them either).
+        The fixed effects' are lme4's; the variance parameters' come from the inverse Hessian of the
+        profiled log-likelihood at the optimum (``model.hessian``), in statsmodels' relative
+        parameterisation (``cov_re / scale``), so they are not on the scale of :attr:`bse_re`
+        (statsmodels' ``bse`` and ``bse_re`` differ in the same way). NaN with a categorical
+        variance component.
         """
         return self._typed(self._bse)
 
     @property
     def bse_re(self) -> pd.Series | np.ndarray:
-        """Standard errors of the variance parameters: not computed (NaN)."""
-        return self._typed(self._bse.iloc[len(self._fe_params) :])
+        """Standard errors of ``cov_re``'s lower triangle and of :attr:`vcomp`, as statsmodels' ``bse_re``.
+
+        ``sqrt(scale * diag(cov_params()))`` over the variance parameters (statsmodels' formula).
+        These variances' sampling distributions are skewed: prefer ``fit_result.confint()``
+        (profile intervals) for inference.
+        """
+        return self._typed(self._bse_re)
 
     @property
     def tvalues(self) -> pd.Series | np.ndarray:
-        """Wald z statistics ``params / bse`` (NaN for the variance parameters)."""
+        """Wald z statistics ``params / bse``."""
         return self._typed(self._params / self._bse)
 
     @property
@@ -106,7 +114,11 @@ class TypedOutputs:
         return self._typed(self._resid)
 
     def cov_params(self) -> pd.DataFrame | np.ndarray:
-        """Covariance of the estimates: the fixed effects' block; NaN for the variance parameters.
+        """Covariance of the estimates, statsmodels' ``cov_params()``.
+
+        The inverse of minus ``model.hessian`` at the optimum (over the fixed effects, ``cov_re / scale``'s
+        triangle and ``vcomp / scale``; parameters held by ``free`` get zeros), with lme4's ``vcov``
+        as the fixed effects' block (the two agree at the optimum).
 
         Returns
         -------
@@ -126,6 +138,6 @@ class TypedOutputs:
         Returns
         -------
         DataFrame or ndarray
-            One row per parameter (NaN for the variance parameters); an ``(n, 2)`` ndarray for arrays.
+            One row per parameter; an ``(n, 2)`` ndarray for arrays.
         """
         return self._typed(self._conf_int(alpha))
