@@ -1323,6 +1323,29 @@ CASES: list[Case] = [
         bm.ArgumentError,
         match="should have 2 columns",
     ),
+    Case(
+        "sm-exog-vc-missing-group",
+        "`MixedLM(..., exog_vc={name: {group: matrix}})` without a matrix for some group",
+        "names the component and the group that has no matrix",
+        lambda: bm.MixedLM(
+            sleep()["Reaction"],
+            np.ones((180, 1)),
+            sleep()["Subject"],
+            exog_vc={"d": {"308": np.ones((10, 1))}},
+        ),
+        bm.DataError,
+        match="exog_vc\\['d'\\] has no matrix for group '309'",
+    ),
+    Case(
+        "sm-vc-formula-mixed-categorical",
+        '`vc_formula={"m": "0 + C(c) + x"}`: a categorical term with others sharing one variance',
+        "not supported (patsy's coding of it is not reproduced); says to pass the matrices as `exog_vc`",
+        lambda: bm.mixedlm(
+            "Reaction ~ Days", sleep(), groups="Subject", vc_formula={"m": "0 + C(Days) + Days"}
+        ),
+        NotImplementedError,
+        match="pass exog_vc",
+    ),
 ]
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from bayesmlm.design.levels import level_keys
-from bayesmlm.exceptions import ArgumentError, DataError
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.model import Model
 from bayesmlm.spec.formula import ModelSpec
 from bayesmlm.statsmodels_api.free import blocks_for_free
@@ -25,6 +25,7 @@ from bayesmlm.statsmodels_api.translate import (
     formula_inputs,
     group_values,
 )
+from bayesmlm.statsmodels_api.variance_components import build_model, fit_tied, with_exog_vc
 from bayesmlm.statsmodels_api.wrap import uses_pandas
 
 if TYPE_CHECKING:
@@ -51,9 +52,11 @@ class MixedLM(ModelArrays):
     exog_re : array_like, optional
         Random-effects design matrix (correlated effects within each group); the default is a random
         intercept. A column of ones is the random intercept.
-    exog_vc : None
-        statsmodels' variance-component matrices are not supported here: use
-        ``MixedLM.from_formula(..., vc_formula=...)``.
+    exog_vc : dict, optional
+        statsmodels' variance components: ``{name: {group: matrix}}``, each matrix holding that group's
+        rows (in the data's order) and any number of columns, independent random effects with one
+        variance per name (see :mod:`bayesmlm.statsmodels_api.variance_components`). Without
+        ``exog_re`` there is then no random intercept, as in statsmodels.
     use_sqrt : bool
         Accepted for compatibility; it has no effect.
     missing : {"none", "drop", "raise"}
@@ -122,11 +125,8 @@ class MixedLM(ModelArrays):
     ):
         if kwargs:
             raise TypeError(f"MixedLM() got unsupported argument(s) {sorted(kwargs)}")
-        if exog_vc is not None:
-            raise NotImplementedError(
-                "exog_vc is not supported; use MixedLM.from_formula(..., vc_formula={name: formula})"
-            )
-        self._setup(missing=missing, **array_inputs(endog, exog, groups, exog_re))
+        inputs = with_exog_vc(array_inputs(endog, exog, groups, exog_re), exog_vc, exog_re is not None)
+        self._setup(missing=missing, **inputs)
         self.uses_pandas = uses_pandas(endog, exog)
         self._groups_given, self._given, self.use_sqrt = groups, (endog, exog), bool(use_sqrt)
 
@@ -232,6 +232,7 @@ class MixedLM(ModelArrays):
         self._fixed_display = fixed_display
         self._re_display = re_display
         self._models: dict[tuple[str, ...], tuple[Model, tuple]] = {}
+        self._ties: dict[tuple[str, ...], tuple] = {}
         default = (_block_expr(re_intercept, re_terms),) if (re_intercept or re_terms) else ()
         self._default_blocks = default
         model, roles = self._model_for(default)
@@ -278,22 +279,16 @@ class MixedLM(ModelArrays):
     def _model_for(self, re_blocks: tuple[str, ...]) -> tuple[Model, tuple]:
         """Return the bayesmlm Model (and each random term's role) for these correlated blocks."""
         if re_blocks not in self._models:
-            terms = [f"({expr} | {self.group_col})" for expr in re_blocks]
-            terms += [str(c) for c in self._components]
-            formula = f"{self._fixed_formula} + " + " + ".join(terms)
-            try:
-                model = Model(formula, self._frame, na_action=_MISSING[self.missing])
-            except DataError as err:
-                raise DataError(str(err).replace("na_action='drop'", "missing='drop'")) from err
-            roles = ("re",) * len(re_blocks) + tuple(self._components)
-            for block, role in zip(model.design.blocks, roles, strict=True):
-                if role != "re" and block.q != 1:
-                    raise NotImplementedError(
-                        f"vc_formula[{role.name!r}] = {role.formula!r} makes {block.q} columns sharing one "
-                        "variance, which an lme4 formula cannot express; use a single numeric term "
-                        "('0 + x') or a categorical one ('0 + C(c)')"
-                    )
+            model, roles, ties = build_model(
+                self._fixed_formula,
+                self._frame,
+                self.group_col,
+                re_blocks,
+                self._components,
+                _MISSING[self.missing],
+            )
             self._models[re_blocks] = (model, roles)
+            self._ties[re_blocks] = ties
         return self._models[re_blocks]
 
     # -- fitting ------------------------------------------------------------------------------------
@@ -378,7 +373,10 @@ class MixedLM(ModelArrays):
             raise NotImplementedError("penalised fits (fe_pen, cov_pen) are not supported")
         if not do_cg:
             raise NotImplementedError("do_cg=False (results at the starting values) is not supported")
-        model, roles = self._model_for(blocks_for_free(self, free, start_params))
+        blocks = blocks_for_free(self, free, start_params)
+        model, roles = self._model_for(blocks)
+        if bayes and self._ties[blocks]:
+            raise NotImplementedError("bayes=True with a variance component of several columns")
         if bayes:
             return model.fit(**{k: v for k, v in kwargs.items() if k not in _OPTIMIZER_KWARGS})
         unknown = sorted(set(kwargs) - _OPTIMIZER_KWARGS)
@@ -386,7 +384,7 @@ class MixedLM(ModelArrays):
             raise TypeError(
                 f"MixedLM.fit() got unsupported argument(s) {unknown}; sampler options need bayes=True"
             )
-        fit, self.reml = (model.fit_reml() if reml else model.fit_ml()), bool(reml)
+        fit, self.reml = fit_tied(model, bool(reml), self._ties[blocks]), bool(reml)
         return MixedLMResults(self, fit, roles, free)
 
     @property

@@ -204,7 +204,9 @@ class ModelArrays:
     def _by_group(self) -> tuple[list[np.ndarray], ...]:
         model, roles = self._model_for(self._default_blocks)
         if any(role != "re" and role.nested for role in roles):
-            raise NotImplementedError("loglike with a categorical variance component ('0 + C(c)')")
+            raise NotImplementedError(
+                "loglike with a categorical ('0 + C(c)') or several-column variance component"
+            )
         vc = [b.Z[:, 0] for b, role in zip(model.design.blocks, roles, strict=True) if role != "re"]
         W = np.column_stack(vc) if vc else np.zeros((self.nobs, 0))
         return tuple(self.group_list(a) for a in (self.endog, self.exog, self.exog_re, W))

@@ -128,7 +128,10 @@ class MixedLMResults(TypedOutputs, Contrasts):
             ]
         )
         self._cov_re = pd.DataFrame(cov.reshape(self.k_re, self.k_re), index=names, columns=names)
-        self.vcomp = np.array([covs[f.group][k, k] for _, f, k, _ in self._vc_place])
+        vcomp: dict[int, float] = {}  # a component of several tied blocks has one variance
+        for role, f, k, _ in self._vc_place:
+            vcomp.setdefault(id(role), covs[f.group][k, k])
+        self.vcomp = np.array(list(vcomp.values()))
         fe = fit.fixed_effects
         order = [k for k in model._fixed_internal if k in fe.index]
         display = [model._fixed_display.get(k, k) for k in order]
