@@ -273,7 +273,7 @@ class MixedLM(ModelArrays):
     @property
     def data(self) -> MixedLMData:
         """The statsmodels ``model.data`` (names and the rows used); see :class:`MixedLMData`."""
-        return MixedLMData(self)
+        return self.__dict__.get("_removed_data") or MixedLMData(self)
 
     # -- building the lme4 model ----------------------------------------------------------------------
     def _model_for(self, re_blocks: tuple[str, ...]) -> tuple[Model, tuple]:

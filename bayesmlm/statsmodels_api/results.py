@@ -14,6 +14,7 @@ from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.statsmodels_api.contrasts import Contrasts
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
 from bayesmlm.statsmodels_api.params import MixedLMParams
+from bayesmlm.statsmodels_api.removal import remove_data
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
 from bayesmlm.statsmodels_api.wrap import TypedOutputs
 
@@ -255,6 +256,14 @@ class MixedLMResults(TypedOutputs, Contrasts):
             return pd.Series(X @ beta.to_numpy(), index=exog.index)
         coef = self._fe_params.reindex(self.model.exog_names).fillna(0.0).to_numpy()
         return np.asarray(exog, dtype=float) @ coef
+
+    def remove_data(self) -> None:
+        """Drop the data arrays of results and model, keep the estimates (statsmodels' ``remove_data``).
+
+        ``model.endog``, ``model.exog``, ``model.data.endog``, ``model.data.exog``, ``fittedvalues``
+        and ``resid`` become None, as in statsmodels; see :mod:`bayesmlm.statsmodels_api.removal`.
+        """
+        remove_data(self)
 
     # -- summary --------------------------------------------------------------------------------
     def summary(

@@ -1,0 +1,81 @@
+"""statsmodels' tools around MixedLM: ``summary_col``, ``remove_data``, ``fit_regularized``, ``eval_env``.
+
+Side by side with statsmodels 0.15 (optional: the module is skipped without it).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayesmlm as bm
+from bayesmlm import MixedLM
+
+sm = pytest.importorskip("statsmodels.api")
+from statsmodels.iolib.summary2 import summary_col  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return bm.load_dataset("sleepstudy")
+
+
+def _both(data, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM.from_formula("Reaction ~ Days", data, groups="Subject", **kw).fit()
+    return MixedLM.from_formula("Reaction ~ Days", data, groups="Subject", **kw).fit(), ref
+
+
+def test_summary_col_takes_our_results_and_shows_our_numbers(sleep):
+    ours1, ref1 = _both(sleep)
+    ours2, ref2 = _both(sleep, re_formula="~Days")
+    table = summary_col([ours1, ours2], stars=True).tables[0]
+    ref_table = summary_col([ref1, ref2], stars=True).tables[0]
+    assert list(table.index) == list(ref_table.index)
+    assert list(table.columns) == list(ref_table.columns) == ["Reaction I", "Reaction II"]
+    fe = ours2.fe_params
+    assert table.iloc[0, 1] == f"{fe['Intercept']:.4f}***"
+    assert table.iloc[3, 1] == f"({ours2.bse_fe['Days']:.4f})"
+    # the random-intercept fit: statsmodels reaches lme4's optimum, so the fixed-effect rows are its own
+    assert list(table.iloc[:4, 0]) == list(ref_table.iloc[:4, 0])
+    assert table.iloc[4, 0] == f"{ours1.params['Subject Var']:.4f}"
+    info = summary_col([ours1], info_dict={"N": lambda r: str(r.nobs), "llf": lambda r: f"{r.llf:.2f}"})
+    assert list(info.tables[0].iloc[-2:, 0]) == ["180", "-893.23"]
+
+
+def test_summary_object_has_statsmodels_summary_methods(sleep):
+    ours, _ = _both(sleep)
+    s = ours.summary()
+    s.add_text("a note_1")
+    s.add_title("My title")
+    assert s.as_text().splitlines()[0].strip() == "My title"
+    assert s.as_text().rstrip().endswith("a note_1")
+    latex = s.as_latex(label="tab")
+    assert latex.startswith("\\begin{table}") and "\\label{tab}" in latex and "a note\\_1" in latex
+    assert "Subject Var & 1378.179" in latex
+    html = s.as_html()
+    assert html.count("<table") == 2 and "1378.179" in html and "a note_1" in html
+
+
+def test_remove_data_drops_what_statsmodels_drops_and_keeps_the_estimates(sleep):
+    ours, ref = _both(sleep)
+    key = next(iter(ours.random_effects))
+    params, llf, ranef = ours.params.copy(), ours.llf, ours.random_effects[key].copy()
+    _ = ref.bse  # statsmodels 0.15's remove_data needs its cache made first
+    ref.remove_data()
+    ours.remove_data()
+    for obj, name in [("model", "endog"), ("model", "exog"), ("data", "endog"), ("data", "exog")]:
+        mine = ours.model if obj == "model" else ours.model.data
+        theirs = ref.model if obj == "model" else ref.model.data
+        assert getattr(mine, name) is None and getattr(theirs, name) is None, (obj, name)
+    assert ours.fittedvalues is None and ours.resid is None and ours.wresid is None
+    with pytest.raises(TypeError):  # statsmodels 0.15 recomputes them from the removed exog and fails
+        ref.fittedvalues  # noqa: B018
+    np.testing.assert_array_equal(ours.params, params)
+    assert ours.llf == llf  # statsmodels 0.15 fails here too
+    with pytest.raises(TypeError):
+        ref.llf  # noqa: B018
+    np.testing.assert_array_equal(ours.random_effects[key], ranef)
+    assert ours.model.data.param_names == ref.model.data.param_names
+    assert "Subject Var" in str(ours.summary())
