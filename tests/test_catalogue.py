@@ -1346,6 +1346,22 @@ CASES: list[Case] = [
         NotImplementedError,
         match="pass exog_vc",
     ),
+    Case(
+        "sm-eval-env-frame-depth",
+        "`mixedlm(..., eval_env=1)`: statsmodels' frame depth (formulas would read the caller's variables)",
+        "refused: formulas see only the whitelist; says to pass them as `eval_env={'name': function}`",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject", eval_env=1),
+        bm.ArgumentError,
+        match="frame depth",
+    ),
+    Case(
+        "sm-eval-env-module",
+        '`mixedlm(..., eval_env={"os": os})`: a module (or any non-function) for formulas to call',
+        "refused before the formula is read: only plain names of functions",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject", eval_env={"os": np}),
+        bm.FormulaError,
+        match="eval_env\\['os'\\] must be a function, not module",
+    ),
 ]
 
 

@@ -79,3 +79,27 @@ def test_remove_data_drops_what_statsmodels_drops_and_keeps_the_estimates(sleep)
     np.testing.assert_array_equal(ours.random_effects[key], ranef)
     assert ours.model.data.param_names == ref.model.data.param_names
     assert "Subject Var" in str(ours.summary())
+
+
+def _square(x):
+    return x**2
+
+
+def test_formulas_call_the_functions_passed_as_eval_env_as_statsmodels_calls_the_callers(sleep):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # statsmodels finds _square in this frame; here it must be passed
+        ref = sm.MixedLM.from_formula(
+            "Reaction ~ _square(Days)", sleep, groups="Subject", vc_formula={"s": "0 + _square(Days)"}
+        ).fit()
+    env = {"sq": _square}
+    ours = MixedLM.from_formula(
+        "Reaction ~ sq(Days)", sleep, groups="Subject", vc_formula={"s": "0 + sq(Days)"}, eval_env=env
+    ).fit()
+    assert abs(ours.llf - ref.llf) <= 1e-6 * abs(ref.llf)
+    np.testing.assert_allclose(ours.fe_params.to_numpy(), ref.fe_params.to_numpy(), rtol=1e-4)
+    np.testing.assert_allclose(ours.vcomp, ref.vcomp, rtol=1e-3)
+    same = MixedLM.from_formula("Reaction ~ sq(Days)", sleep, groups="Subject", extra_namespace=env).fit()
+    lme4 = bm.Model("Reaction ~ I(Days**2) + (1 | Subject)", sleep).fit_reml()
+    assert same.llf == pytest.approx(lme4.loglik, rel=1e-10)
+    assert MixedLM.from_formula("Reaction ~ Days", sleep, groups="Subject", eval_env=-1).k_fe == 2

@@ -168,7 +168,9 @@ class MixedLM(ModelArrays):
         missing : {"none", "drop", "raise"}
             ``"drop"`` drops rows with a missing value in a used column; otherwise they are an error.
         **kwargs
-            ``eval_env`` and ``use_sqrt`` are accepted and ignored; anything else is an error.
+            ``eval_env`` or ``extra_namespace``: a dict ``{"name": function}`` of your own functions
+            the formulas may call (statsmodels' integer frame depth is refused: formulas see only
+            bayesmlm's whitelist and what you pass). ``use_sqrt`` is accepted and ignored.
 
         Returns
         -------
@@ -212,6 +214,7 @@ class MixedLM(ModelArrays):
         fixed_display: dict[str, str],
         re_display: dict[str, str],
         re_param_names: list[str] | None,
+        namespace: dict | None = None,
     ) -> None:
         if missing not in _MISSING:
             raise ArgumentError(f"missing must be 'none', 'drop' or 'raise', not {missing!r}")
@@ -220,7 +223,7 @@ class MixedLM(ModelArrays):
                 "the model has no random effects: re_formula='0' needs a vc_formula "
                 "(for a model without random effects use ordinary least squares)"
             )
-        self._frame = data
+        self._frame, self._namespace = data, namespace
         self._from_formula = endog_name is None
         self.group_col = group_col
         self.group_name = group_name
@@ -286,6 +289,7 @@ class MixedLM(ModelArrays):
                 re_blocks,
                 self._components,
                 _MISSING[self.missing],
+                self._namespace,
             )
             self._models[re_blocks] = (model, roles)
             self._ties[re_blocks] = ties

@@ -18,6 +18,7 @@ import pandas as pd
 
 from bayesmlm.design.levels import level_keys
 from bayesmlm.exceptions import ArgumentError, DataError
+from bayesmlm.statsmodels_api.namespace import caller_functions
 from bayesmlm.statsmodels_api.variance_components import MatrixComponent, formula_component
 
 __all__ = ["array_inputs", "formula_inputs", "group_values"]
@@ -302,6 +303,7 @@ def array_inputs(endog: Any, exog: Any, groups: Any, exog_re: Any) -> dict[str, 
         "fixed_display": fixed_display,
         "re_display": re_display,
         "re_param_names": re_names,
+        "namespace": None,
     }
 
 
@@ -330,9 +332,10 @@ def formula_inputs(
     kwargs: dict,
 ) -> dict[str, Any]:
     """Translate ``MixedLM.from_formula``'s arguments into the keyword arguments of ``MixedLM._setup``."""
-    unknown = sorted(set(kwargs) - {"eval_env", "use_sqrt"})
+    unknown = sorted(set(kwargs) - {"eval_env", "extra_namespace", "use_sqrt"})
     if unknown:
         raise TypeError(f"mixedlm() got unsupported argument(s) {unknown}")
+    namespace = caller_functions(kwargs.get("eval_env"), kwargs.get("extra_namespace"))
     if not isinstance(formula, str) or "~" not in formula:
         raise ArgumentError(f"formula must be a string such as 'y ~ x', not {formula!r}")
     if "|" in formula:
@@ -363,4 +366,5 @@ def formula_inputs(
         fixed_display={},
         re_display={"Intercept": group_name},
         re_param_names=None,
+        namespace=namespace,
     )

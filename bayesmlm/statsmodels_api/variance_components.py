@@ -219,7 +219,13 @@ def with_exog_vc(inputs: dict[str, Any], exog_vc: Any, has_exog_re: bool) -> dic
 
 
 def build_model(
-    fixed: str, frame: pd.DataFrame, group: str, re_blocks: tuple[str, ...], components: list, na_action: str
+    fixed: str,
+    frame: pd.DataFrame,
+    group: str,
+    re_blocks: tuple[str, ...],
+    components: list,
+    na_action: str,
+    namespace: dict | None = None,
 ) -> tuple[Model, tuple, tuple[tuple[int, ...], ...]]:
     """Return the lme4 :class:`Model`, each block's role (``"re"`` or its component) and the theta ties."""
     terms = [f"({expr} | {group})" for expr in re_blocks]
@@ -229,7 +235,9 @@ def build_model(
         terms.append(str(comp))
         roles += [comp] * n
     try:
-        model = Model(f"{fixed} + " + " + ".join(terms), frame, na_action=na_action)
+        model = Model(
+            f"{fixed} + " + " + ".join(terms), frame, na_action=na_action, extra_namespace=namespace
+        )
     except DataError as err:
         raise DataError(str(err).replace("na_action='drop'", "missing='drop'")) from err
     for block, role in zip(model.design.blocks, roles, strict=True):
