@@ -1362,6 +1362,16 @@ CASES: list[Case] = [
         bm.FormulaError,
         match="eval_env\\['os'\\] must be a function, not module",
     ),
+    Case(
+        "sm-fit-regularized-alpha-length",
+        "`MixedLM.fit_regularized(alpha=[...])` with a weight count other than the fixed effects'",
+        "says how many weights were given and how many fixed effects the model has",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").fit_regularized(
+            alpha=[1.0, 2.0, 3.0]
+        ),
+        bm.ArgumentError,
+        match="alpha has 3 weights; the model has 2 fixed effects",
+    ),
 ]
 
 

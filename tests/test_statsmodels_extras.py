@@ -103,3 +103,69 @@ def test_formulas_call_the_functions_passed_as_eval_env_as_statsmodels_calls_the
     lme4 = bm.Model("Reaction ~ I(Days**2) + (1 | Subject)", sleep).fit_reml()
     assert same.llf == pytest.approx(lme4.loglik, rel=1e-10)
     assert MixedLM.from_formula("Reaction ~ Days", sleep, groups="Subject", eval_env=-1).k_fe == 2
+
+
+def _arrays(sleep):
+    rng = np.random.default_rng(0)
+    y = sleep["Reaction"].to_numpy()
+    X = np.column_stack([np.ones(180), sleep["Days"], rng.normal(size=180), rng.normal(size=180)])
+    return y, X, sleep["Subject"].to_numpy()
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("alpha", [0.0, 100.0, [0.0, 500.0, 2000.0, 50.0], [0.0, 20.0, 0.0, 0.0]])
+def test_fit_regularized_equals_statsmodels(sleep, alpha, reml):
+    # statsmodels 0.15's fit_regularized fails on a formula model (it indexes fe_params by position), so
+    # arrays; a random intercept, where statsmodels' unpenalised fit reaches lme4's optimum
+    y, X, g = _arrays(sleep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM(y, X, g).fit_regularized(alpha=alpha, reml=reml)
+    ours = MixedLM(y, X, g).fit_regularized(alpha=alpha, reml=reml)
+    assert isinstance(ours.fe_params, np.ndarray)
+    np.testing.assert_allclose(ours.fe_params, ref.fe_params, rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(ours.fe_params == 0, ref.fe_params == 0)  # the same zeros
+    np.testing.assert_allclose(ours.params, ref.params, rtol=1e-5, atol=1e-5)
+    assert ours.scale == pytest.approx(ref.scale, rel=1e-5)
+    np.testing.assert_allclose(ours.fittedvalues, ref.fittedvalues, atol=1e-3)
+    np.testing.assert_array_equal(np.isnan(ours.bse), np.isnan(ref.bse))
+    np.testing.assert_allclose(ours.vcomp, ref.vcomp)
+    np.testing.assert_allclose(ours.cov_re, ref.cov_re, rtol=1e-5)
+
+
+def test_fit_regularized_hessian_is_statsmodels_at_the_point_it_reads(sleep):
+    """statsmodels reads the packed covariance parameters as square roots (``use_sqrt``) for its Hessian.
+
+    Evaluated at that point our Hessian gives its standard errors; ours are taken at the estimates.
+    """
+    from bayesmlm.statsmodels_api import regularized
+    from bayesmlm.statsmodels_api.params import MixedLMParams
+
+    y, X, g = _arrays(sleep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM(y, X, g).fit_regularized(alpha=0.0)
+    md = MixedLM(y, X, g)
+    ours = md.fit_regularized(alpha=0.0)
+    read = MixedLMParams.from_packed(ours.params, md.k_fe, md.k_re, True, has_fe=True)
+    point = np.concatenate([read.fe_params, read.cov_re[np.tril_indices(1)], read.vcomp])
+    cov = regularized._bse(md, point, np.ones(len(point), dtype=bool))
+    np.testing.assert_allclose(np.sqrt(np.diag(cov)), ref.bse, rtol=1e-3)
+    # at the estimates themselves the fixed effects' errors are near lme4's sigma^2 (X'V^-1 X)^-1
+    plain = md.fit()
+    np.testing.assert_allclose(ours.bse[:4], plain.bse_fe, rtol=0.02)
+
+
+def test_fit_regularized_refuses_what_it_cannot_do(sleep):
+    y, X, g = _arrays(sleep)
+    md = MixedLM(y, X, g)
+    with pytest.raises(bm.ArgumentError, match="Invalid regularization method"):
+        md.fit_regularized(method="l2")
+    with pytest.raises(bm.ArgumentError, match="alpha has 2 weights; the model has 4 fixed effects"):
+        md.fit_regularized(alpha=[1.0, 2.0])
+    with pytest.raises(bm.ArgumentError, match="non-negative"):
+        md.fit_regularized(alpha=-1.0)
+    from statsmodels.base._penalties import L2
+
+    with pytest.raises(NotImplementedError, match="Penalty object"):
+        md.fit_regularized(method=L2())

@@ -13,6 +13,7 @@ from bayesmlm.model import Model
 from bayesmlm.spec.formula import ModelSpec
 from bayesmlm.statsmodels_api.free import blocks_for_free
 from bayesmlm.statsmodels_api.model_data import MixedLMData, ModelArrays
+from bayesmlm.statsmodels_api.regularized import Regularized
 from bayesmlm.statsmodels_api.results import MixedLMResults
 from bayesmlm.statsmodels_api.translate import (
     _MISSING,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["MixedLM"]
 
 
-class MixedLM(ModelArrays):
+class MixedLM(ModelArrays, Regularized):
     """A linear mixed model specified the statsmodels way, fitted by bayesmlm.
 
     Build it with :meth:`from_formula` (= :func:`mixedlm`) or, as statsmodels' array interface, with
@@ -53,10 +54,9 @@ class MixedLM(ModelArrays):
         Random-effects design matrix (correlated effects within each group); the default is a random
         intercept. A column of ones is the random intercept.
     exog_vc : dict, optional
-        statsmodels' variance components: ``{name: {group: matrix}}``, each matrix holding that group's
-        rows (in the data's order) and any number of columns, independent random effects with one
-        variance per name (see :mod:`bayesmlm.statsmodels_api.variance_components`). Without
-        ``exog_re`` there is then no random intercept, as in statsmodels.
+        statsmodels' variance components, ``{name: {group: matrix of the group's rows}}``: any number
+        of columns, independent random effects with one variance per name (see
+        :mod:`bayesmlm.statsmodels_api.variance_components`); no random intercept without ``exog_re``.
     use_sqrt : bool
         Accepted for compatibility; it has no effect.
     missing : {"none", "drop", "raise"}
