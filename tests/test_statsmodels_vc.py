@@ -200,3 +200,36 @@ def test_exog_vc_errors_say_what_to_do(schools):
         MixedLM(y, X, g, exog_vc=vc)
     with pytest.raises(NotImplementedError, match="pass exog_vc"):
         MixedLM.from_formula("y ~ x", schools, groups="school", vc_formula={"m": "0 + C(c) + a"})
+
+
+def test_exog_vc_with_a_different_number_of_columns_per_group(schools):
+    """Dense columns, two in even schools and one in odd ones: padded tied terms, the same likelihood."""
+    g = schools["school"].to_numpy()
+    cols = {k: ["a", "b"] if k % 2 == 0 else ["a"] for k in np.unique(g)}
+    frames = {"ab": {k: schools.loc[g == k, c] for k, c in cols.items()}}  # DataFrames keep their names
+    vc = {"ab": {k: m.to_numpy() for k, m in frames["ab"].items()}}  # statsmodels 0.15 fails on frames
+    X, y = np.column_stack([np.ones(len(g)), schools["x"]]), schools["y"].to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref_model = sm.MixedLM(y, X, g, exog_re=np.ones(len(g)), exog_vc=vc)
+        ref = ref_model.fit(method=["lbfgs"])
+    ours = MixedLM(y, X, g, exog_re=np.ones(len(g)), exog_vc=vc).fit()
+    assert abs(_sm_loglike_at(ref_model, ours, True) - ours.llf) <= 1e-8 * abs(ours.llf)
+    assert abs(ours.llf - ref.llf) <= 1e-6 * abs(ref.llf)
+    np.testing.assert_allclose(ours.vcomp, ref.vcomp, rtol=1e-4)
+    for k in (0, 1):
+        assert list(ours.random_effects[k].index) == list(ref.random_effects[k].index)
+        np.testing.assert_allclose(ours.random_effects[k], ref.random_effects[k], atol=1e-4)
+    assert list(ours.random_effects[1].index) == ["x_re1", "ab[0]"]
+    named = MixedLM(y, X, g, exog_re=np.ones(len(g)), exog_vc=frames).fit()
+    assert named.llf == pytest.approx(ours.llf, rel=1e-12)
+    assert list(named.random_effects[0].index) == ["x_re1", "ab[a]", "ab[b]"]
+
+
+@pytest.mark.parametrize("kind", ["str", "float", "category"])
+def test_variance_components_ignore_the_group_column_type(schools, kind):
+    base = MixedLM.from_formula("y ~ x", schools, groups="school", **VC_CASES["both"]).fit()
+    typed = schools.assign(school=schools["school"].astype(kind))
+    res = MixedLM.from_formula("y ~ x", typed, groups="school", **VC_CASES["both"]).fit()
+    assert res.llf == pytest.approx(base.llf, rel=1e-10)
+    np.testing.assert_allclose(res.vcomp, base.vcomp, rtol=1e-6)

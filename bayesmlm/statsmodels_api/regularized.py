@@ -131,9 +131,9 @@ class Regularized:
         --------
         >>> import bayesmlm as bm
         >>> md = bm.mixedlm("Reaction ~ Days", bm.load_dataset("sleepstudy"), groups="Subject")
-        >>> res = md.fit_regularized(alpha=1000.0)
+        >>> res = md.fit_regularized(alpha=[0.0, 5.0])  # the intercept unpenalised
         >>> res.fe_params.round(3).tolist()
-        [252.221, 10.315]
+        [258.681, 8.85]
         """
         return _fit_regularized(self, start_params, method, alpha, ceps, ptol, maxit, fit_kwargs)
 
