@@ -233,3 +233,22 @@ def test_variance_components_ignore_the_group_column_type(schools, kind):
     res = MixedLM.from_formula("y ~ x", typed, groups="school", **VC_CASES["both"]).fit()
     assert res.llf == pytest.approx(base.llf, rel=1e-10)
     np.testing.assert_allclose(res.vcomp, base.vcomp, rtol=1e-6)
+
+
+def test_tied_fit_refuses_free_theta_derivatives_and_bootstraps_with_the_tie(schools):
+    res = MixedLM.from_formula("y ~ x", schools, groups="school", **VC_CASES["tied"]).fit()
+    fit = res.fit_result
+    assert fit.opt.ties and fit.n_parameters == 2 + 2 + 1
+    with pytest.raises(NotImplementedError, match="tied theta"):
+        fit.coef_table()  # Satterthwaite's df
+    with pytest.raises(NotImplementedError, match="tied theta"):
+        fit.confint()  # profiles
+    table = fit.confint(method="boot", n_boot=20, seed=1)
+    f = fit.structure.factors[0]
+    cov = fit.estimates.covariances[f.group]
+    assert cov[1, 1] == pytest.approx(cov[2, 2], rel=1e-10)  # a and b share one variance
+    assert len(table) == 6  # sd of the intercept, of a and of b (equal), sigma, two fixed effects
+    boot = np.asarray(fit.bootstrap_draws(n_boot=10, seed=2).covariances[0])
+    np.testing.assert_allclose(boot[:, 1, 1], boot[:, 2, 2], rtol=1e-10)  # the refits keep the tie
+    assert np.ptp(boot[:, 1, 1]) > 0
+    assert res.fit_result.refit(reml=False).opt.ties == fit.opt.ties
