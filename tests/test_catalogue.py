@@ -1372,6 +1372,25 @@ CASES: list[Case] = [
         bm.ArgumentError,
         match="alpha has 3 weights; the model has 2 fixed effects",
     ),
+    Case(
+        "sm-tied-small-sample",
+        'Satterthwaite\'s df (`fit_result.coef_table()`) of a fit with `vc_formula={"ab": "0 + a + b"}`',
+        "not supported for tied variances (derivatives over free theta); says to use asymptotic tests "
+        "or the bootstrap",
+        lambda: (
+            bm.mixedlm(
+                "Reaction ~ Days",
+                sleep().assign(d2=lambda d: d["Days"] ** 2),
+                groups="Subject",
+                re_formula="1",
+                vc_formula={"ab": "0 + Days + d2"},
+            )
+            .fit()
+            .fit_result.coef_table()
+        ),
+        NotImplementedError,
+        match="tied theta",
+    ),
 ]
 
 
