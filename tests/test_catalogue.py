@@ -1367,6 +1367,74 @@ CASES: list[Case] = [
         bm.ArgumentError,
         match="holds the fixed effects, 1 covariance parameters",
     ),
+    Case(
+        "sm-exog-vc-missing-group",
+        "`MixedLM(..., exog_vc={name: {group: matrix}})` without a matrix for some group",
+        "names the component and the group that has no matrix",
+        lambda: bm.MixedLM(
+            sleep()["Reaction"],
+            np.ones((180, 1)),
+            sleep()["Subject"],
+            exog_vc={"d": {"308": np.ones((10, 1))}},
+        ),
+        bm.DataError,
+        match="exog_vc\\['d'\\] has no matrix for group '309'",
+    ),
+    Case(
+        "sm-vc-formula-mixed-categorical",
+        '`vc_formula={"m": "0 + C(c) + x"}`: a categorical term with others sharing one variance',
+        "not supported (patsy's coding of it is not reproduced); says to pass the matrices as `exog_vc`",
+        lambda: bm.mixedlm(
+            "Reaction ~ Days", sleep(), groups="Subject", vc_formula={"m": "0 + C(Days) + Days"}
+        ),
+        NotImplementedError,
+        match="pass exog_vc",
+    ),
+    Case(
+        "sm-eval-env-frame-depth",
+        "`mixedlm(..., eval_env=1)`: statsmodels' frame depth (formulas would read the caller's variables)",
+        "refused: formulas see only the whitelist; says to pass them as `eval_env={'name': function}`",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject", eval_env=1),
+        bm.ArgumentError,
+        match="frame depth",
+    ),
+    Case(
+        "sm-eval-env-module",
+        '`mixedlm(..., eval_env={"os": os})`: a module (or any non-function) for formulas to call',
+        "refused before the formula is read: only plain names of functions",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject", eval_env={"os": np}),
+        bm.FormulaError,
+        match="eval_env\\['os'\\] must be a function, not module",
+    ),
+    Case(
+        "sm-fit-regularized-alpha-length",
+        "`MixedLM.fit_regularized(alpha=[...])` with a weight count other than the fixed effects'",
+        "says how many weights were given and how many fixed effects the model has",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").fit_regularized(
+            alpha=[1.0, 2.0, 3.0]
+        ),
+        bm.ArgumentError,
+        match="alpha has 3 weights; the model has 2 fixed effects",
+    ),
+    Case(
+        "sm-tied-small-sample",
+        'Satterthwaite\'s df (`fit_result.coef_table()`) of a fit with `vc_formula={"ab": "0 + a + b"}`',
+        "not supported for tied variances (derivatives over free theta); says to use asymptotic tests "
+        "or the bootstrap",
+        lambda: (
+            bm.mixedlm(
+                "Reaction ~ Days",
+                sleep().assign(d2=lambda d: d["Days"] ** 2),
+                groups="Subject",
+                re_formula="1",
+                vc_formula={"ab": "0 + Days + d2"},
+            )
+            .fit()
+            .fit_result.coef_table()
+        ),
+        NotImplementedError,
+        match="tied theta",
+    ),
 ]
 
 

@@ -478,3 +478,38 @@ def test_statsmodels_entry_point_formulas_are_checked(data, tmp_path):
     with pytest.raises(bm.FormulaError, match="is not allowed"):
         bm.mixedlm("Reaction ~ Days", data, groups=data["Subject"], vc_formula={"v": f"0 + {payload}"}).fit()
     assert not marker.exists()
+
+
+def test_statsmodels_eval_env_is_only_an_explicit_dict_of_functions(data, tmp_path):
+    import os
+    import subprocess
+
+    marker = tmp_path / MARKER
+    with pytest.raises(bm.ArgumentError, match=r"frame depth.*eval_env=\{'name': function\}"):
+        bm.mixedlm("Reaction ~ Days", data, groups="Subject", eval_env=1)  # statsmodels' caller frame
+    with pytest.raises(bm.ArgumentError, match="frame depth"):
+        bm.mixedlm("Reaction ~ Days", data, groups="Subject", eval_env=True)
+    with pytest.raises(bm.ArgumentError, match="must be a dict"):
+        bm.mixedlm("Reaction ~ Days", data, groups="Subject", eval_env="os")
+    refused = [
+        ({"os": os}, "eval_env\\['os'\\] must be a function, not module"),
+        ({"sp": subprocess}, "must be a function, not module"),
+        ({"x": 3}, "must be a function, not int"),
+        ({"__import__": __import__}, "starts with '_'"),
+        ({"_f": len}, "starts with '_'"),
+        ({"a b": len}, "not a valid name"),
+        ({"class": len}, "not a valid name"),
+    ]
+    for env, message in refused:
+        with pytest.raises(bm.FormulaError, match=message):
+            bm.mixedlm("Reaction ~ Days", data, groups="Subject", eval_env=env)
+        with pytest.raises(bm.FormulaError, match=message.replace("eval_env", "extra_namespace")):
+            bm.mixedlm("Reaction ~ Days", data, groups="Subject", extra_namespace=env)
+    # a function passed in does not open the rest: attribute access on it is still refused
+    touch = f"__import__(chr(111)+chr(115)).system({chr_code(f'touch {marker}')})"
+    for term in ["sq.__globals__", "sq.__class__.__call__(sq, 1)", touch, "os.system('true')"]:
+        with pytest.raises(bm.FormulaError):
+            bm.mixedlm(f"Reaction ~ {term}", data, groups="Subject", eval_env={"sq": np.square}).fit()
+    assert not marker.exists()
+    with pytest.raises(bm.ArgumentError, match="not both"):
+        bm.mixedlm("Reaction ~ Days", data, groups="Subject", eval_env={}, extra_namespace={})

@@ -83,6 +83,7 @@ class _Problem:
     estimate: ParameterDraws
     theta: np.ndarray
     reml: bool
+    ties: tuple[tuple[int, ...], ...] = ()  # theta entries held equal (:mod:`bayesmlm.reml.ties`)
 
 
 def _simulate(problem: _Problem, seed: int, index: int) -> np.ndarray:
@@ -104,7 +105,9 @@ def _refit(problem: _Problem, seed: int, index: int):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            opt = optimize_theta(problem.structure, stats, reml=problem.reml, theta0=problem.theta)
+            opt = optimize_theta(
+                problem.structure, stats, reml=problem.reml, theta0=problem.theta, ties=problem.ties
+            )
         est = estimates_at(opt.theta, problem.structure, stats, reml=problem.reml)
     except Exception:  # a replicate the optimiser cannot handle counts as failed, not as an error
         return None
@@ -179,7 +182,8 @@ class BootstrapCache:
 def _problem(fit: LikelihoodFaces) -> _Problem:
     structure = RandomStructure(tuple(replace(f, source_blocks=()) for f in fit.structure.factors))
     rows = _Rows(np.asarray(fit.design.X, dtype=float))
-    return _Problem(rows, structure, fit.stats, fit.population_draws(), fit.theta, fit.method == "REML")
+    ties = getattr(getattr(fit, "opt", None), "ties", ())
+    return _Problem(rows, structure, fit.stats, fit.population_draws(), fit.theta, fit.method == "REML", ties)
 
 
 def _run(problem: _Problem, seed: int, indices: list[int], n_jobs: int | None, progress) -> list:

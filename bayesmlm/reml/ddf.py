@@ -75,9 +75,19 @@ class SmallSample:
         self._fit = fit
         self._profiles: dict[tuple[float, int], Profile] = {}
 
+    def _untied(self, what: str) -> None:
+        """Refuse ``what`` for a fit with tied theta (its derivatives treat every entry as free)."""
+        if getattr(getattr(self._fit, "opt", None), "ties", ()):
+            raise NotImplementedError(
+                f"{what} of a fit whose variance components share one variance across several terms "
+                "(tied theta) is not supported; use asymptotic tests (ddf='asymptotic') or "
+                "confint(method='boot')"
+            )
+
     def profile(self, level: float = 0.95, grid: int = 0) -> Profile:
         """Profile the ML deviance of every parameter (:func:`~bayesmlm.reml.profile.profile`), kept."""
         key = (float(level), int(grid))
+        self._untied("profiling")
         if key not in self._profiles:
             self._profiles[key] = profile(self._fit, level, grid=grid)
         return self._profiles[key]
@@ -95,12 +105,14 @@ class SmallSample:
     @cached_property
     def varpar(self) -> VarparCovariance:
         """LmerTest's ``vcov_varpar`` and ``Jac_list`` at this fit's estimates."""
+        self._untied("Satterthwaite's df")
         fit = self._fit
         return varpar_covariance(fit.structure, self.stats, fit.theta, fit.sigma, reml=fit.method == "REML")
 
     @cached_property
     def kenward_roger(self) -> KenwardRoger:
         """Pbkrtest's ``vcovAdj`` at this fit's estimates."""
+        self._untied("Kenward-Roger's adjustment")
         fit = self._fit
         if fit.method != "REML":
             raise FitError(

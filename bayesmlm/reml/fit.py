@@ -36,6 +36,7 @@ from bayesmlm.reml.optimize import BOUNDARY_TOL, OptSummary, optimize_theta
 from bayesmlm.reml.predict import NewLevels, fitted_values, predict_mean
 from bayesmlm.reml.random_effects import coefficients_frame, random_effects_frame
 from bayesmlm.reml.summary import LikelihoodSummary
+from bayesmlm.reml.ties import free_count
 from bayesmlm.reml.varcorr import statsmodels_components, varcorr_frame
 
 __all__ = ["LikelihoodFit"]
@@ -285,8 +286,8 @@ class LikelihoodFit:
 
     @property
     def n_parameters(self) -> int:
-        """Fixed effects + covariance parameters + residual variance."""
-        return self.design.p + self.structure.n_theta + 1
+        """Fixed effects + covariance parameters (tied ones once) + residual variance."""
+        return self.design.p + free_count(self.structure.n_theta, self.opt.ties) + 1
 
     @property
     def aic(self) -> float:
@@ -379,7 +380,7 @@ class LikelihoodFit:
         """Fit the same model by REML (``reml=True``) or ML, starting from this fit's theta."""
         if (self.method == "REML") == reml:
             return self
-        opt = optimize_theta(self.structure, self.stats, reml=reml, theta0=self.theta)
+        opt = optimize_theta(self.structure, self.stats, reml=reml, theta0=self.theta, ties=self.opt.ties)
         return LikelihoodFit(self.design, self.structure, self.stats, opt)
 
     # -- printing ----------------------------------------------------------------------------

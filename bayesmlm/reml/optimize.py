@@ -39,6 +39,7 @@ from bayesmlm.reml.convergence import (
     probe_bounds,
 )
 from bayesmlm.reml.objective import deviance_and_gradient
+from bayesmlm.reml.ties import check_ties, representatives, tie_matrix
 
 __all__ = ["BOUNDARY_TOL", "OptSummary", "optimize_theta"]
 
@@ -80,6 +81,8 @@ class OptSummary:
         Every start: ``label``, ``theta`` (internal, where it began), ``objective`` reached, ``on_bound``.
     checks : ConvergenceChecks
         The checks at the end point.
+    ties : tuple of tuple of int
+        Groups of theta entries held equal on the user's scale (:mod:`bayesmlm.reml.ties`).
     """
 
     method: str
@@ -96,6 +99,7 @@ class OptSummary:
     theta_internal: np.ndarray | None = None
     starts: tuple[dict, ...] = ()
     checks: ConvergenceChecks | None = None
+    ties: tuple[tuple[int, ...], ...] = ()
 
 
 class _Evaluations:
@@ -105,8 +109,8 @@ class _Evaluations:
     checks difference the gradient at the same points; each is computed once.
     """
 
-    def __init__(self, system, reml: bool, keep: int = 64):
-        self.system, self.reml, self.keep = system, reml, keep
+    def __init__(self, system, reml: bool, keep: int = 64, expand: np.ndarray | None = None):
+        self.system, self.reml, self.keep, self.expand = system, reml, keep, expand
         self.count = 0
         self._seen: dict[bytes, tuple[float, np.ndarray]] = {}
 
@@ -116,7 +120,11 @@ class _Evaluations:
         hit = self._seen.get(key)
         if hit is None:
             self.count += 1
-            hit = deviance_and_gradient(x, self.system, self.reml)
+            if self.expand is None:
+                hit = deviance_and_gradient(x, self.system, self.reml)
+            else:  # tied theta: the reduced parameters, chain rule through θ = E φ
+                dev, grad = deviance_and_gradient(self.expand @ x, self.system, self.reml)
+                hit = (dev, self.expand.T @ grad)
             if len(self._seen) >= self.keep:
                 self._seen.pop(next(iter(self._seen)))
             self._seen[key] = hit
@@ -205,6 +213,7 @@ def optimize_theta(
     theta0: np.ndarray | None = None,
     max_iter: int = 2000,
     grad_tol: float = 1e-6,
+    ties: tuple[tuple[int, ...], ...] = (),
 ) -> OptSummary:
     """Find the theta that minimises the profiled REML criterion or ML deviance.
 
@@ -244,22 +253,28 @@ def optimize_theta(
     system = blocked_system(structure, stats)
     laid_out = time.perf_counter()
     scaling = stats.scaling
-    lower = structure.theta_lower_bounds()
+    ties = check_ties(structure, ties)
+    expand = tie_matrix(structure, scaling, ties) if ties else None
+    reps = representatives(structure.n_theta, ties)
+    lower = structure.theta_lower_bounds()[reps]
     if theta0 is None:
         x0 = structure.theta_initial()
     else:
         x0 = np.asarray(theta0, dtype=float)
         x0 = scaling.theta_to_internal(structure, x0) if scaling is not None else x0
-    fun = _Evaluations(system, reml)
+    x0 = x0[reps]
+    fun = _Evaluations(system, reml, expand=expand)
     runs = [("start", x0, _local_search(fun, x0, lower, max_iter))]
     best = runs[0][2]
     first_checks = check_convergence(fun, best.x, best.f, best.g, lower, grad_tol)
     if at_bound(best.x, lower).any() or not first_checks.passed:
         starts = [] if theta0 is None else [("identity", structure.theta_initial())]
         if not reml:
-            starts.append(("REML optimum", optimize_theta(structure, stats, reml=True).theta_internal))
+            remled = optimize_theta(structure, stats, reml=True, ties=ties).theta_internal
+            starts.append(("REML optimum", remled))
         starts += [(f"jittered {k + 1}", s) for k, s in enumerate(_jittered_starts(structure, N_JITTERED))]
         for label, x_start in starts:
+            x_start = np.asarray(x_start)[reps]
             run = _local_search(fun, x_start, lower, max_iter)
             runs.append((label, x_start, run))
             if run.f < best.f - 1e-10 * max(1.0, abs(best.f)):
@@ -268,7 +283,11 @@ def optimize_theta(
     checks = first_checks if same else check_convergence(fun, best.x, best.f, best.g, lower, grad_tol)
     n, p = stats.n, stats.p
     dev = best.f if scaling is None else scaling.deviance_to_user(best.f, n, p, reml)
-    to_user = (lambda t: t) if scaling is None else (lambda t: scaling.theta_to_user(structure, t))
+    full = (lambda x: x) if expand is None else (lambda x: expand @ x)
+    if scaling is None:
+        to_user = full
+    else:
+        to_user = lambda t: scaling.theta_to_user(structure, full(t))  # noqa: E731
     record = tuple(
         {
             "label": label,
@@ -296,7 +315,8 @@ def optimize_theta(
         message=message,
         seconds=time.perf_counter() - start,
         setup_seconds=laid_out - start,
-        theta_internal=best.x,
+        theta_internal=full(best.x),
         starts=record,
         checks=checks,
+        ties=ties,
     )

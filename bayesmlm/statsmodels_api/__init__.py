@@ -29,6 +29,9 @@ statsmodels                                                    lme4 formula
 ``vc_formula={"x": "0 + x"}`` (re_formula None or ``"0"``)     ``y ~ x + (0 + x | g)``
 ``re_formula="1", vc_formula={"c": "0 + C(c)"}``               ``y ~ x + (1 | g) + (1 | g:c)``
 ``vc_formula={"cx": "0 + C(c):x"}``                            ``y ~ x + (0 + x | g:c)``
+``vc_formula={"ab": "0 + a + b"}``                             ``(0 + a | g) + (0 + b | g)``, theta tied
+``MixedLM(..., exog_vc={"c": {g: indicators}})``               ``(0 + c_value | g:c_slot)``
+``MixedLM(..., exog_vc={"m": {g: dense matrix}})``             ``(0 + m_0 | g) + (0 + m_1 | g)``, tied
 ``re_formula="~x"`` and ``fit(free=...)`` with ``cov_re`` = I  ``y ~ x + (1 | g) + (0 + x | g)``
 ``MixedLM(endog, exog, groups, exog_re)``                      ``y ~ 0 + x1 + x2 + (0 + z1 | g)``
 =============================================================  ======================================
@@ -37,7 +40,11 @@ statsmodels                                                    lme4 formula
 covariance matrix, as lme4's ``(x | g)`` does). Each ``vc_formula`` entry is a variance component
 independent of everything else: a numeric ``"0 + x"`` is an independent random slope; a categorical
 ``"0 + C(c)"`` (one column per level of ``c``, all sharing one variance) is a random intercept for each
-``c`` within each group, written ``(1 | g:c)``. As in statsmodels, giving ``vc_formula`` without
+``c`` within each group, written ``(1 | g:c)``. Several numeric terms, ``"0 + a + b"``, or statsmodels'
+``exog_vc`` matrices (``{name: {group: matrix}}``, any columns) share one variance: scalar terms whose
+relative scales are held equal (tied theta, :mod:`bayesmlm.reml.ties`), or a nested factor when every
+row has at most one non-zero entry (:mod:`bayesmlm.statsmodels_api.variance_components`).
+As in statsmodels, giving ``vc_formula`` without
 ``re_formula`` drops the default random group intercept (``re_formula="1"`` keeps it), and
 ``re_formula="0"`` asks for no correlated random effects at all. With ``MixedLM(endog, exog, ...)`` a
 column of ones in ``exog`` or ``exog_re`` becomes the intercept ``1`` of the formula.

@@ -39,7 +39,8 @@ def mixedlm(
     use_sparse : bool
     missing : {"none", "drop", "raise"}
     **kwargs
-        ``eval_env`` and ``use_sqrt`` are accepted and ignored.
+        ``eval_env`` / ``extra_namespace``: a dict of functions formulas may call (see
+        :meth:`MixedLM.from_formula`); ``use_sqrt`` is accepted and ignored.
 
     Returns
     -------

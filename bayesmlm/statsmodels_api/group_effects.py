@@ -13,6 +13,7 @@ import pandas as pd
 
 from bayesmlm.design.levels import level_keys
 from bayesmlm.statsmodels_api.translate import group_values
+from bayesmlm.statsmodels_api.variance_components import MatrixComponent
 
 __all__ = ["random_effects", "random_effects_cov"]
 
@@ -25,10 +26,16 @@ def random_effects(results) -> dict[Any, pd.Series]:
     rows_label = level_keys(data, (model.group_col,))
     modes = {f.group: fit.random_effects(f.group).to_numpy() for f in fit.structure.factors}
     index_of = {f.group: {lev: i for i, lev in enumerate(f.levels)} for f in fit.structure.factors}
-    nested: list[dict[str, list[tuple[str, str]]]] = []
-    for comp, f, _, _ in results._vc_place:
-        per_group: dict[str, list[tuple[str, str]]] = {}
-        if comp.nested:
+    nested: list = []
+    blocks_of: dict[int, list[tuple[Any, int]]] = {}
+    for comp, f, k, _ in results._vc_place:
+        blocks_of.setdefault(id(comp), []).append((f, k))
+    for comp, f, k, _ in results._vc_place:
+        per_group: Any = {}
+        if isinstance(comp, MatrixComponent):
+            first = blocks_of[id(comp)][0] == (f, k)
+            per_group = comp.entries(data, to_value) if first else None
+        elif comp.nested:
             keys = level_keys(data, comp.nesting)
             cat_labels = {col: level_keys(data, (col,)) for _, col in comp.parts if col is not None}
             seen = set()
@@ -51,7 +58,13 @@ def random_effects(results) -> dict[Any, pd.Series]:
         for f, k in results._re_place:
             values.append(modes[f.group][index_of[f.group][label], k])
         for (comp, f, k, term), per_group in zip(results._vc_place, nested, strict=True):
-            if comp.nested:
+            if isinstance(comp, MatrixComponent):
+                for name, j, key in per_group.get(label, []) if per_group is not None else []:
+                    fj, kj = blocks_of[id(comp)][j]
+                    level = label if comp.slot is None else key
+                    names.append(name)
+                    values.append(0.0 if level is None else modes[fj.group][index_of[fj.group][level], kj])
+            elif comp.nested:
                 for key, name in per_group.get(label, []):
                     names.append(name)
                     values.append(modes[f.group][index_of[f.group][key], k])

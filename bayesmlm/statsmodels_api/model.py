@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from bayesmlm.design.levels import level_keys
-from bayesmlm.exceptions import ArgumentError, DataError
+from bayesmlm.exceptions import ArgumentError
 from bayesmlm.model import Model
 from bayesmlm.spec.formula import ModelSpec
 from bayesmlm.statsmodels_api.free import blocks_for_free
 from bayesmlm.statsmodels_api.likelihood import LikelihoodDerivatives
 from bayesmlm.statsmodels_api.model_data import MixedLMData, ModelArrays
+from bayesmlm.statsmodels_api.regularized import Regularized
 from bayesmlm.statsmodels_api.results import MixedLMResults
 from bayesmlm.statsmodels_api.translate import (
     _MISSING,
@@ -24,8 +25,8 @@ from bayesmlm.statsmodels_api.translate import (
     _Component,
     array_inputs,
     formula_inputs,
-    group_values,
 )
+from bayesmlm.statsmodels_api.variance_components import build_model, fit_tied, with_exog_vc
 from bayesmlm.statsmodels_api.wrap import uses_pandas
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["MixedLM"]
 
 
-class MixedLM(ModelArrays, LikelihoodDerivatives):
+class MixedLM(ModelArrays, LikelihoodDerivatives, Regularized):
     """A linear mixed model specified the statsmodels way, fitted by bayesmlm.
 
     Build it with :meth:`from_formula` (= :func:`mixedlm`) or, as statsmodels' array interface, with
@@ -52,9 +53,10 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
     exog_re : array_like, optional
         Random-effects design matrix (correlated effects within each group); the default is a random
         intercept. A column of ones is the random intercept.
-    exog_vc : None
-        statsmodels' variance-component matrices are not supported here: use
-        ``MixedLM.from_formula(..., vc_formula=...)``.
+    exog_vc : dict, optional
+        statsmodels' variance components, ``{name: {group: matrix of the group's rows}}``: any number
+        of columns, independent random effects with one variance per name (see
+        :mod:`bayesmlm.statsmodels_api.variance_components`); no random intercept without ``exog_re``.
     use_sqrt : bool
         Accepted for compatibility; it has no effect.
     missing : {"none", "drop", "raise"}
@@ -123,11 +125,8 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
     ):
         if kwargs:
             raise TypeError(f"MixedLM() got unsupported argument(s) {sorted(kwargs)}")
-        if exog_vc is not None:
-            raise NotImplementedError(
-                "exog_vc is not supported; use MixedLM.from_formula(..., vc_formula={name: formula})"
-            )
-        self._setup(missing=missing, **array_inputs(endog, exog, groups, exog_re))
+        inputs = with_exog_vc(array_inputs(endog, exog, groups, exog_re), exog_vc, exog_re is not None)
+        self._setup(missing=missing, **inputs)
         self.uses_pandas = uses_pandas(endog, exog)
         self._groups_given, self._given, self.use_sqrt = groups, (endog, exog), bool(use_sqrt)
 
@@ -169,7 +168,9 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
         missing : {"none", "drop", "raise"}
             ``"drop"`` drops rows with a missing value in a used column; otherwise they are an error.
         **kwargs
-            ``eval_env`` and ``use_sqrt`` are accepted and ignored; anything else is an error.
+            ``eval_env`` or ``extra_namespace``: a dict ``{"name": function}`` of your own functions
+            the formulas may call (statsmodels' integer frame depth is refused: formulas see only
+            bayesmlm's whitelist and what you pass). ``use_sqrt`` is accepted and ignored.
 
         Returns
         -------
@@ -213,6 +214,7 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
         fixed_display: dict[str, str],
         re_display: dict[str, str],
         re_param_names: list[str] | None,
+        namespace: dict | None = None,
     ) -> None:
         if missing not in _MISSING:
             raise ArgumentError(f"missing must be 'none', 'drop' or 'raise', not {missing!r}")
@@ -221,7 +223,7 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
                 "the model has no random effects: re_formula='0' needs a vc_formula "
                 "(for a model without random effects use ordinary least squares)"
             )
-        self._frame = data
+        self._frame, self._namespace = data, namespace
         self._from_formula = endog_name is None
         self.group_col = group_col
         self.group_name = group_name
@@ -233,6 +235,7 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
         self._fixed_display = fixed_display
         self._re_display = re_display
         self._models: dict[tuple[str, ...], tuple[Model, tuple]] = {}
+        self._ties: dict[tuple[str, ...], tuple] = {}
         default = (_block_expr(re_intercept, re_terms),) if (re_intercept or re_terms) else ()
         self._default_blocks = default
         model, roles = self._model_for(default)
@@ -273,28 +276,23 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
     @property
     def data(self) -> MixedLMData:
         """The statsmodels ``model.data`` (names and the rows used); see :class:`MixedLMData`."""
-        return MixedLMData(self)
+        return self.__dict__.get("_removed_data") or MixedLMData(self)
 
     # -- building the lme4 model ----------------------------------------------------------------------
     def _model_for(self, re_blocks: tuple[str, ...]) -> tuple[Model, tuple]:
         """Return the bayesmlm Model (and each random term's role) for these correlated blocks."""
         if re_blocks not in self._models:
-            terms = [f"({expr} | {self.group_col})" for expr in re_blocks]
-            terms += [str(c) for c in self._components]
-            formula = f"{self._fixed_formula} + " + " + ".join(terms)
-            try:
-                model = Model(formula, self._frame, na_action=_MISSING[self.missing])
-            except DataError as err:
-                raise DataError(str(err).replace("na_action='drop'", "missing='drop'")) from err
-            roles = ("re",) * len(re_blocks) + tuple(self._components)
-            for block, role in zip(model.design.blocks, roles, strict=True):
-                if role != "re" and block.q != 1:
-                    raise NotImplementedError(
-                        f"vc_formula[{role.name!r}] = {role.formula!r} makes {block.q} columns sharing one "
-                        "variance, which an lme4 formula cannot express; use a single numeric term "
-                        "('0 + x') or a categorical one ('0 + C(c)')"
-                    )
+            model, roles, ties = build_model(
+                self._fixed_formula,
+                self._frame,
+                self.group_col,
+                re_blocks,
+                self._components,
+                _MISSING[self.missing],
+                self._namespace,
+            )
             self._models[re_blocks] = (model, roles)
+            self._ties[re_blocks] = ties
         return self._models[re_blocks]
 
     # -- fitting ------------------------------------------------------------------------------------
@@ -379,7 +377,10 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
             raise NotImplementedError("penalised fits (fe_pen, cov_pen) are not supported")
         if not do_cg:
             raise NotImplementedError("do_cg=False (results at the starting values) is not supported")
-        model, roles = self._model_for(blocks_for_free(self, free, start_params))
+        blocks = blocks_for_free(self, free, start_params)
+        model, roles = self._model_for(blocks)
+        if bayes and self._ties[blocks]:
+            raise NotImplementedError("bayes=True with a variance component of several columns")
         if bayes:
             return model.fit(**{k: v for k, v in kwargs.items() if k not in _OPTIMIZER_KWARGS})
         unknown = sorted(set(kwargs) - _OPTIMIZER_KWARGS)
@@ -387,13 +388,8 @@ class MixedLM(ModelArrays, LikelihoodDerivatives):
             raise TypeError(
                 f"MixedLM.fit() got unsupported argument(s) {unknown}; sampler options need bayes=True"
             )
-        fit, self.reml = (model.fit_reml() if reml else model.fit_ml()), bool(reml)
+        fit, self.reml = fit_tied(model, bool(reml), self._ties[blocks]), bool(reml)
         return MixedLMResults(self, fit, roles, free)
-
-    @property
-    def group_labels(self) -> list:
-        """The distinct groups, sorted, as statsmodels lists them."""
-        return group_values(self.bayesmlm_model.design.data, self.group_col)[1]
 
     def __repr__(self) -> str:
         return f"<bayesmlm.MixedLM {self.formula}; {self.nobs} observations, {self.n_groups} groups>"

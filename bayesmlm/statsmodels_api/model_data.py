@@ -97,6 +97,11 @@ class ModelArrays:
     vc_names: list[str]
     _model_for: Any
 
+    @property
+    def group_labels(self) -> list:
+        """The distinct groups, sorted, as statsmodels lists them."""
+        return group_values(self.bayesmlm_model.design.data, self.group_col)[1]
+
     @cached_property
     def endog(self) -> np.ndarray:
         """The response of the rows used, shape ``(nobs,)``."""
@@ -204,7 +209,9 @@ class ModelArrays:
     def _by_group(self) -> tuple[list[np.ndarray], ...]:
         model, roles = self._model_for(self._default_blocks)
         if any(role != "re" and role.nested for role in roles):
-            raise NotImplementedError("loglike with a categorical variance component ('0 + C(c)')")
+            raise NotImplementedError(
+                "loglike with a categorical ('0 + C(c)') or several-column variance component"
+            )
         vc = [b.Z[:, 0] for b, role in zip(model.design.blocks, roles, strict=True) if role != "re"]
         W = np.column_stack(vc) if vc else np.zeros((self.nobs, 0))
         return tuple(self.group_list(a) for a in (self.endog, self.exog, self.exog_re, W))

@@ -16,6 +16,7 @@ from bayesmlm.statsmodels_api.free import free_pattern
 from bayesmlm.statsmodels_api.group_effects import random_effects, random_effects_cov
 from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.profile import profile_re
+from bayesmlm.statsmodels_api.removal import remove_data
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
 from bayesmlm.statsmodels_api.wrap import TypedOutputs
 
@@ -129,7 +130,10 @@ class MixedLMResults(TypedOutputs, Contrasts):
             ]
         )
         self._cov_re_values = cov.reshape(self.k_re, self.k_re)
-        self.vcomp = np.array([covs[f.group][k, k] for _, f, k, _ in self._vc_place])
+        vcomp: dict[int, float] = {}  # a component of several tied blocks has one variance
+        for role, f, k, _ in self._vc_place:
+            vcomp.setdefault(id(role), covs[f.group][k, k])
+        self.vcomp = np.array(list(vcomp.values()))
         # the estimates and lme4's vcov directly (fit.fixed_effects builds a whole Wald table);
         # the labelled pandas objects are made on first use
         position = {name: j for j, name in enumerate(fit.design.fixed_names)}
@@ -315,6 +319,14 @@ class MixedLMResults(TypedOutputs, Contrasts):
             return pd.Series(X @ beta, index=exog.index)
         coef = self._fe_params.reindex(self.model.exog_names).fillna(0.0).to_numpy()
         return np.asarray(exog, dtype=float) @ coef
+
+    def remove_data(self) -> None:
+        """Drop the data arrays of results and model, keep the estimates (statsmodels' ``remove_data``).
+
+        ``model.endog``, ``model.exog``, ``model.data.endog``, ``model.data.exog``, ``fittedvalues``
+        and ``resid`` become None, as in statsmodels; see :mod:`bayesmlm.statsmodels_api.removal`.
+        """
+        remove_data(self)
 
     # -- summary --------------------------------------------------------------------------------
     def summary(

@@ -48,6 +48,14 @@ class MixedLMSummary:
         The model information (four columns: label, value, label, value) and the parameter table
         (formatted strings).
     title : str
+    extra_txt : list of str
+        Notes printed under the tables (:meth:`add_text`), as in statsmodels' ``summary2.Summary``.
+
+    Notes
+    -----
+    statsmodels' ``summary_col`` takes results, not summaries: ``summary_col([res1, res2])`` works on
+    :class:`MixedLMResults` (it reads ``params``, ``bse``, ``tvalues``, ``pvalues``, ``conf_int``,
+    ``model.data.param_names`` and ``model.endog_names``).
     """
 
     def __init__(self, info: dict[str, Any], params: pd.DataFrame, title: str):
@@ -61,6 +69,50 @@ class MixedLMSummary:
         grid = [a + b for a, b in zip(pairs[:half], pairs[half:], strict=True)]
         self.tables = [pd.DataFrame(grid), params]
         self.title = title
+        self.extra_txt: list[str] = []
+
+    def add_text(self, string: str) -> None:
+        """Append a note under the tables (statsmodels' ``Summary.add_text``)."""
+        self.extra_txt.append(str(string))
+
+    def add_title(self, title: str | None = None, results: Any = None) -> None:
+        """Replace the title (statsmodels' ``Summary.add_title``; ``results`` is accepted and unused)."""
+        if title is not None:
+            self.title = str(title)
+
+    def as_html(self) -> str:
+        """Return the tables as HTML (statsmodels' ``Summary.as_html``)."""
+        info, params = self.tables
+        parts = [info.to_html(header=False, index=False), params.to_html()]
+        text = "<br/>\n".join(t.replace("\n", "<br/>\n") for t in self.extra_txt)
+        return "\n".join(parts) + "<br/>\n" + text
+
+    def as_latex(self, label: str = "") -> str:
+        """Return the tables as a LaTeX ``table`` (statsmodels' ``Summary.as_latex``)."""
+
+        def tex(text: Any) -> str:
+            out = str(text)
+            for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"), ("#", "\\#")):
+                out = out.replace(a, b)
+            return out
+
+        info, params = self.tables
+        lines = [
+            "\\begin{table}",
+            f"\\caption{{{tex(self.title)}}}",
+            f"\\label{{{label}}}",
+            "\\begin{center}",
+        ]
+        lines += ["\\begin{tabular}{" + "l" * info.shape[1] + "}", "\\hline"]
+        lines += [" & ".join(tex(c) for c in row) + " \\\\" for row in info.to_numpy()]
+        lines += ["\\hline", "\\end{tabular}", "\\begin{tabular}{l" + "r" * params.shape[1] + "}", "\\hline"]
+        lines.append(" & " + " & ".join(tex(c) for c in params.columns) + " \\\\")
+        lines.append("\\hline")
+        rows = zip(params.index, params.to_numpy(), strict=True)
+        lines += [" & ".join(tex(c) for c in [k, *row]) + " \\\\" for k, row in rows]
+        lines += ["\\hline", "\\end{tabular}", "\\end{center}", "\\end{table}"]
+        lines += [tex(t) for t in self.extra_txt]
+        return "\n".join(lines)
 
     def _layout(self, pads: list[int] | None = None, index_pads: list[int] | None = None) -> list[list[str]]:
         info, params = self.tables
@@ -92,7 +144,7 @@ class MixedLMSummary:
         title = self.title
         if len(title) < widest:
             title = " " * int(widest / 2 - len(title) / 2) + title
-        return "\n".join([title, *lines, ""])
+        return "\n".join([title, *lines, *self.extra_txt, ""])
 
     def __str__(self) -> str:
         return self.as_text()

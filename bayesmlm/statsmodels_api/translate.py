@@ -18,6 +18,8 @@ import pandas as pd
 
 from bayesmlm.design.levels import level_keys
 from bayesmlm.exceptions import ArgumentError, DataError
+from bayesmlm.statsmodels_api.namespace import caller_functions
+from bayesmlm.statsmodels_api.variance_components import MatrixComponent, formula_component
 
 __all__ = ["array_inputs", "formula_inputs", "group_values"]
 
@@ -130,7 +132,7 @@ class _Component:
         return f"({self.expr} | {':'.join(self.nesting)})"
 
 
-def _component(name: Any, formula: Any, data: pd.DataFrame, group: str) -> _Component:
+def _component(name: Any, formula: Any, data: pd.DataFrame, group: str) -> _Component | MatrixComponent:
     what = f"vc_formula[{name!r}]"
     if not isinstance(name, str):
         raise TypeError(f"the names in vc_formula must be strings, not {type(name).__name__}")
@@ -142,10 +144,19 @@ def _component(name: Any, formula: Any, data: pd.DataFrame, group: str) -> _Comp
             "'0 + x' for an independent random slope"
         )
     if len(terms) != 1:
-        raise NotImplementedError(
-            f"{what} = {formula!r} has {len(terms)} terms sharing one variance, which an lme4 formula "
-            "cannot express; give each term its own entry in vc_formula (each gets its own variance)"
-        )
+        categorical = [
+            t
+            for t in terms
+            for _, part in _split_top(t, ":")
+            if _C_CALL.fullmatch(part) or (part in data.columns and _is_categorical(data[part]))
+        ]
+        if categorical:
+            raise NotImplementedError(
+                f"{what} = {formula!r} mixes the categorical term {categorical[0]!r} with others; patsy's "
+                "coding of that is not reproduced: build the columns yourself and pass exog_vc "
+                "(MixedLM(endog, exog, groups, exog_vc={name: {group: matrix}}))"
+            )
+        return formula_component(name, formula, terms, group)
     parts = []
     for _, part in _split_top(terms[0], ":"):
         call = _C_CALL.fullmatch(part)
@@ -292,6 +303,7 @@ def array_inputs(endog: Any, exog: Any, groups: Any, exog_re: Any) -> dict[str, 
         "fixed_display": fixed_display,
         "re_display": re_display,
         "re_param_names": re_names,
+        "namespace": None,
     }
 
 
@@ -320,9 +332,10 @@ def formula_inputs(
     kwargs: dict,
 ) -> dict[str, Any]:
     """Translate ``MixedLM.from_formula``'s arguments into the keyword arguments of ``MixedLM._setup``."""
-    unknown = sorted(set(kwargs) - {"eval_env", "use_sqrt"})
+    unknown = sorted(set(kwargs) - {"eval_env", "extra_namespace", "use_sqrt"})
     if unknown:
         raise TypeError(f"mixedlm() got unsupported argument(s) {unknown}")
+    namespace = caller_functions(kwargs.get("eval_env"), kwargs.get("extra_namespace"))
     if not isinstance(formula, str) or "~" not in formula:
         raise ArgumentError(f"formula must be a string such as 'y ~ x', not {formula!r}")
     if "|" in formula:
@@ -353,4 +366,5 @@ def formula_inputs(
         fixed_display={},
         re_display={"Intercept": group_name},
         re_param_names=None,
+        namespace=namespace,
     )
