@@ -129,3 +129,25 @@ def test_small_samples_notebook(few_draws):
     assert re.search(r"Days\s+.*prior-data conflict", text)  # the deliberately conflicting prior
     assert re.search(r"age\s+6\.5255\s+0\.3363\s+25\.0", text)  # Kenward-Roger: 25 df
     assert "singular: True; sd(age|Subject) profile interval: [0.0000, 1.8803]" in text
+
+
+@pytest.mark.slow
+def test_glmm_notebook(few_draws):
+    text = _run_small("glmm.ipynb")
+    assert "VerbAgg NUTS: 2 chains x 50 draws after 50 tuning steps" in text
+    # cbpp, lme4 1.1-31 glmer: logLik -92.0266, herd variance 0.41225, intercept -1.39834 (SE 0.23121)
+    assert "logLik: -92.0266" in text
+    assert re.search(r"herd Intercept\s+0\.4122\s+0\.6421", text)
+    assert re.search(r"Intercept\s+-1\.3983\s+0\.2312", text)
+    assert "residual variance π²/3 = 3.290 (logit link)" in text
+    assert "ICC = 0.4122 / (0.4122 + pi^2/3) = 0.1114" in text
+    assert re.search(r"herd\s+0\.1114", text)
+    assert "spread of the herd intercepts (sd, logit scale): own data 0.658, model 0.534" in text
+    # VerbAgg, lme4 1.1-31 glmer: logLik -4075.70025, variances id 1.79435, item 0.24526
+    assert "logLik: -4075.7002" in text
+    assert re.search(r"id Intercept\s+1\.7944\s+1\.3395", text)
+    assert re.search(r"item Intercept\s+0\.2453\s+0\.4952", text)
+    assert re.search(r"Anger\s+0\.0574\s+0\.0168", text)
+    assert "person: 1.7944 / 5.3295 = 0.3367;  item: 0.2453 / 5.3295 = 0.0460" in text
+    assert re.search(r"id\s+0\.3367", text) and re.search(r"item\s+0\.0460", text)
+    assert "parametric bootstrap (100)" in text

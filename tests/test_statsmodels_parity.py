@@ -239,7 +239,7 @@ def test_coverage_page_lists_every_statsmodels_name_truthfully(pairs):
     """Each statsmodels name is on the page; 'matches'/'differs' exist on bayesmlm's object, 'missing' not."""
     ref_model, ref, ours_model, ours = pairs["formula"]
     tables = _coverage_tables()
-    assert set(tables) == {"MixedLM (the model)", "MixedLMResults (the fit)"}
+    assert {"MixedLM (the model)", "MixedLMResults (the fit)"} <= set(tables)  # + the GLMM tables
     for title, ref_obj, ours_obj in [
         ("MixedLM (the model)", ref_model, ours_model),
         ("MixedLMResults (the fit)", ref, ours),

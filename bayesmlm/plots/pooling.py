@@ -7,6 +7,10 @@ The three kinds of pooling compared here:
 - *no pooling*: each group's own least-squares estimate of its random-term coefficients, the other
   fixed effects held at the model's estimates (:func:`no_pooling_coefficients`);
 - *partial pooling*: the model's group-specific coefficients (fixed effect + group effect).
+
+For a generalized fit (binomial, Poisson, negative binomial) all three are on the link scale: the
+complete pooling is the ordinary GLM and the no pooling each group's own GLM with a 0.5 continuity
+correction (see :mod:`bayesmlm.plots.link_pooling`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from bayesmlm.plots._common import (
     several_axes,
     x_variable,
 )
+from bayesmlm.plots.link_pooling import generalized_family, glm_complete_pooling, glm_no_pooling, scale_label
 
 __all__ = ["complete_pooling_coefficients", "no_pooling_coefficients", "plot_pooling", "plot_shrinkage"]
 
@@ -37,7 +42,9 @@ __all__ = ["complete_pooling_coefficients", "no_pooling_coefficients", "plot_poo
 def complete_pooling_coefficients(fit: FitFaces) -> pd.Series:
     """Ordinary least-squares coefficients of the fixed-effects columns through all rows (complete pooling).
 
-    The groups are ignored: one regression of the response on the model's fixed-effects matrix.
+    The groups are ignored: one regression of the response on the model's fixed-effects matrix. For a
+    generalized fit, the ordinary GLM instead (maximum likelihood, the model's family, link, offset and
+    prior weights), so the coefficients are on the link scale.
 
     Parameters
     ----------
@@ -57,6 +64,8 @@ def complete_pooling_coefficients(fit: FitFaces) -> pd.Series:
     """
     design, _ = (fit.design, fit.structure)
     names = pd.Index(list(design.fixed_names), name="term")
+    if design.p and generalized_family(fit) is not None:
+        return glm_complete_pooling(fit)
     if design.p == 0:
         return pd.Series(np.zeros(0), index=names, name="estimate")
     beta = np.linalg.lstsq(design.X, design.y, rcond=None)[0]
@@ -71,6 +80,13 @@ def no_pooling_coefficients(fit: FitFaces, group: str | None = None) -> pd.DataF
     at their estimates (posterior means for a Bayesian fit), so the result is on the same scale as
     the group-specific coefficients of the model. Groups whose rows cannot identify the coefficients
     get NaN.
+
+    For a generalized fit the estimates are on the link scale: each group's own GLM (its family and
+    link, the other fixed effects and the offset as a fixed offset) fitted with a continuity
+    correction of 0.5, so that groups with no or only successes stay finite. A binomial row of ``s``
+    successes in ``n`` trials counts as ``s + 0.5`` in ``n + 1``: a group of one row gets the empirical
+    logit ``log((s + 0.5) / (n - s + 0.5))``. A count ``y`` counts as ``y + 0.5``: a group intercept
+    alone is ``log(mean(y) + 0.5)``. Negative binomial counts are fitted with Poisson weights.
 
     Parameters
     ----------
@@ -97,6 +113,9 @@ def no_pooling_coefficients(fit: FitFaces, group: str | None = None) -> pd.DataF
     fixed_other = [n for n in design.fixed_names if n not in names]
     X = pd.DataFrame(design.X, columns=list(design.fixed_names))
     offset = X[fixed_other].to_numpy() @ beta[fixed_other].to_numpy() if fixed_other else 0.0
+    if generalized_family(fit) is not None:
+        coefs = glm_no_pooling(fit, factor, np.broadcast_to(offset, (design.n,)))
+        return pd.DataFrame(coefs, index=pd.Index(factor.levels, name=factor.group), columns=names)
     target = design.y - offset
     out = np.full((factor.n_levels, factor.q), np.nan)
     for level in range(factor.n_levels):
@@ -118,6 +137,11 @@ def plot_shrinkage(fit: FitFaces, group: str | None = None, ax=None) -> Figure:
     of the population distribution of the group coefficients. With one random term, one row per
     group with its two estimates joined by an arrow, and the population and complete-pooling
     estimates as vertical lines.
+
+    For a generalized fit (:class:`~bayesmlm.GeneralizedFit`, :class:`~bayesmlm.GeneralizedLikelihoodFit`)
+    every estimate is on the link scale (logit, probit, log), and the axis labels say which: the model's
+    group coefficients, the fixed effects, the GLM through all rows as complete pooling and each group's
+    own GLM with a 0.5 continuity correction as no pooling (see :func:`no_pooling_coefficients`).
 
     Parameters
     ----------
@@ -148,6 +172,8 @@ def plot_shrinkage(fit: FitFaces, group: str | None = None, ax=None) -> Figure:
     names = list(own.columns)
     population = np.array([beta.get(n, 0.0) for n in names])
     complete = np.array([ols.get(n, 0.0) for n in names])
+    on_link = scale_label(fit)
+    pooled_label = "complete pooling (GLM, all data)" if on_link else "complete pooling (OLS, all data)"
     fig, ax = one_axes(ax, (6.5, 5) if len(names) >= 2 else (6.5, max(3.5, 0.28 * factor.n_levels + 1.2)))
     arrow = {"arrowstyle": "->", "color": "0.5", "lw": 0.8}
     if len(names) >= 2:
@@ -172,7 +198,7 @@ def plot_shrinkage(fit: FitFaces, group: str | None = None, ax=None) -> Figure:
             facecolor="none",
             edgecolor="tab:green",
             linewidth=2,
-            label="complete pooling (OLS, all data)",
+            label=pooled_label,
             zorder=5,
         )
         cov = population_covariance(fit, factor)[:2, :2]
@@ -191,8 +217,8 @@ def plot_shrinkage(fit: FitFaces, group: str | None = None, ax=None) -> Figure:
                 label=f"95% of {factor.group}s (population)",
             )
         )
-        ax.set_xlabel(f"{x} (coefficient per {factor.group})")
-        ax.set_ylabel(f"{y} (coefficient per {factor.group})")
+        ax.set_xlabel(f"{x} (coefficient per {factor.group}{on_link})")
+        ax.set_ylabel(f"{y} (coefficient per {factor.group}{on_link})")
     else:
         x = names[0]
         order = np.argsort(own[x].to_numpy())
@@ -204,9 +230,9 @@ def plot_shrinkage(fit: FitFaces, group: str | None = None, ax=None) -> Figure:
             if np.isfinite(own_x[k]):
                 ax.annotate("", xy=(pooled_x[k], k), xytext=(own_x[k], k), arrowprops=arrow)
         ax.axvline(population[0], color="black", ls="--", label="population (fixed effect)")
-        ax.axvline(complete[0], color="tab:green", ls=":", lw=2, label="complete pooling (OLS, all data)")
+        ax.axvline(complete[0], color="tab:green", ls=":", lw=2, label=pooled_label)
         ax.set_yticks(pos, [str(own.index[i]) for i in order])
-        ax.set_xlabel(f"{x} (coefficient per {factor.group})")
+        ax.set_xlabel(f"{x} (coefficient per {factor.group}{on_link})")
         ax.set_ylabel(factor.group)
     ax.set_title(f"Shrinkage of {factor.group} coefficients ({fit.estimate_label})")
     ax.legend(fontsize="small", loc="best")

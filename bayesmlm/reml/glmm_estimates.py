@@ -56,6 +56,9 @@ class GLMMEstimates:
         Linear predictor, mean and IRLS weights at the modes.
     conditional_deviance : float
         The sum of the deviance residuals at the modes (lme4's ``deviance()`` of a GLMM).
+    theta_beta_vcov : ndarray or None
+        Covariance of ``(θ, β)`` (``2 ×`` the inverse Hessian of the deviance, ``β`` on the original
+        scale), whose ``β`` block is ``vcov``; None where ``vcov`` does not come from the Hessian.
     """
 
     theta: np.ndarray
@@ -70,6 +73,7 @@ class GLMMEstimates:
     mu: np.ndarray
     working_weights: np.ndarray
     conditional_deviance: float
+    theta_beta_vcov: np.ndarray | None = None
 
 
 def glmm_terms(
@@ -104,13 +108,17 @@ def estimates_at_optimum(terms: GLMMTerms, scaling: Standardisation, opt: GLMMOp
     dispersion = float(np.exp(opt.x[-1])) if terms.family.n_dispersion else None
     r = pirls(terms, theta, beta_std, dispersion)
     J = scaling.jacobian
-    vcov, source = None, "RX"
+    vcov, source, joint = None, "RX", None
     if not singular and p:
         try:
-            inverse = np.linalg.inv(opt.hessian)[k:, k:]
+            full = np.linalg.inv(opt.hessian)
+            inverse = full[k:, k:]
             candidate = J @ (inverse + inverse.T) @ J.T
             if np.all(np.isfinite(candidate)) and np.linalg.eigvalsh(candidate).min() > 0:
                 vcov, source = candidate, "Hessian"
+                if full.shape == (k + p, k + p):
+                    T = np.block([[np.eye(k), np.zeros((k, p))], [np.zeros((p, k)), J]])
+                    joint = T @ (full + full.T) @ T.T
         except np.linalg.LinAlgError:
             pass
     if vcov is None:
@@ -149,4 +157,5 @@ def estimates_at_optimum(terms: GLMMTerms, scaling: Standardisation, opt: GLMMOp
         r.mu,
         r.weights,
         float(np.sum(r.deviance_residuals)),
+        joint,
     )

@@ -11,19 +11,24 @@ Code written for :mod:`statsmodels.genmod.bayes_mixed_glm` runs with only the im
 
 Each ``vc_formulas`` entry is an independent variance component, as in statsmodels: ``"0 + C(g)"`` is
 a random intercept per level of ``g``, ``(1 | g)``; ``"0 + C(g):x"`` an independent random slope,
-``(0 + x | g)``. The results carry statsmodels' attribute names: ``fe_mean``, ``fe_sd`` (fixed effects),
-``vcp_mean``, ``vcp_sd`` (the log standard deviations of the components), ``vc_mean``, ``vc_sd`` (the
-random effects), ``params``, ``random_effects()``, ``predict()``, ``summary()``.
+``(0 + x | g)``. The model has statsmodels' ``fep_names``, ``vcp_names``, ``vc_names``, ``names``,
+``ident``, ``exog``, ``exog_vc``, ``k_fep``/``k_vcp``/``k_vc`` and ``logposterior(params)``; the results
+(:mod:`bayesmlm.statsmodels_api.bayes_glm_results`) its ``params``, ``fe_mean``, ``fe_sd``, ``vcp_mean``,
+``vcp_sd``, ``vc_mean``, ``vc_sd``, ``cov_params()``, ``random_effects()``, ``predict()``,
+``summary()`` and ``optim_retvals``, with statsmodels' types and shapes.
 
 How it differs from statsmodels
 -------------------------------
-statsmodels approximates the posterior: ``fit_map`` by its mode with a Laplace (Hessian) sd, ``fit_vb``
-by a mean-field Gaussian variational family, which ignores posterior correlations and typically
-understates the variance components' uncertainty. Here ``fit_map()`` is glmer's Laplace *maximum
-likelihood* fit (no priors; ``fe_sd`` the ML standard errors, ``vcp_sd`` NaN, the random effects' modes
-and conditional sds), and ``fit_vb()`` samples the exact posterior with NUTS (``fe_sd``, ``vcp_sd`` posterior
-sds). The fixed effects get statsmodels' ``Normal(0, fe_p)`` prior; the component sds get bayesmlm's
-default ``HalfStudentT(3, 2.5)`` instead of statsmodels' log-normal with scale ``vcp_p`` (not offered).
+statsmodels approximates the posterior: ``fit_map`` by the mode of the joint density of the fixed
+effects, log sds *and random effects* with an inverse-Hessian covariance (a joint mode, which can
+collapse a variance towards zero), ``fit_vb`` by a mean-field Gaussian variational family, which ignores
+posterior correlations and typically understates the uncertainty. Here ``fit_map()`` is glmer's
+Laplace *maximum likelihood* fit (random effects integrated out, no priors; ``fe_sd`` the ML standard
+errors, ``vcp_sd`` from the Hessian of the deviance by the delta method, the random effects' modes and
+conditional sds), and ``fit_vb()`` samples the exact posterior with NUTS (posterior means and sds).
+The fixed effects get statsmodels' ``Normal(0, fe_p)`` prior; the component sds get bayesmlm's
+default ``HalfStudentT(3, 2.5)`` instead of statsmodels' log-normal with scale ``vcp_p``, which only
+``logposterior`` uses. ``docs/statsmodels.md`` lists every attribute and whether it matches.
 """
 
 from __future__ import annotations
@@ -32,11 +37,12 @@ import re
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from bayesmlm.bayes.priors import Normal
-from bayesmlm.design.names import sd_names
 from bayesmlm.exceptions import FormulaError
 from bayesmlm.model import Model
+from bayesmlm.statsmodels_api.bayes_glm_results import BayesMixedGLMResults
 
 __all__ = ["BayesMixedGLMResults", "BinomialBayesMixedGLM", "PoissonBayesMixedGLM"]
 
@@ -64,19 +70,56 @@ def component_term(name: str, formula: str) -> str:
     return f"(1 | {groups[0]})" if not others else f"(0 + {others[0]} | {groups[0]})"
 
 
+def _component(name: str, formula: str) -> tuple[str, str]:
+    """Return the group and the term (``"Intercept"`` or the slope's variable) of one variance component."""
+    term = component_term(name, formula)
+    inside = term[1:-1]
+    left, group = (part.strip() for part in inside.split("|"))
+    return group, "Intercept" if left == "1" else left.split("+")[-1].strip()
+
+
 class _BayesMixedGLM:
     family = ""
 
-    def __init__(self, formula: str, vc_formulas: dict, data: pd.DataFrame, fe_p: float = 2.0):
+    def __init__(
+        self, formula: str, vc_formulas: dict, data: pd.DataFrame, vcp_p: float = 1.0, fe_p: float = 2.0
+    ):
         if not isinstance(vc_formulas, dict) or not vc_formulas:
             raise FormulaError("vc_formulas must be a dict such as {'herd': '0 + C(herd)'}")
         terms = [component_term(k, v) for k, v in vc_formulas.items()]
         self.vcp_names = list(vc_formulas)
         self.formula = f"{formula} + " + " + ".join(terms)
-        self.fe_p = float(fe_p)
+        self.fe_p, self.vcp_p = float(fe_p), float(vcp_p)
         priors = {"Intercept": Normal(0.0, self.fe_p), "b": Normal(0.0, self.fe_p)}
         self.bayesmlm_model = Model(self.formula, data, family=self.family, priors=priors)
-        self.fep_names = list(self.bayesmlm_model.design.fixed_names)
+        design, structure = self.bayesmlm_model.design, self.bayesmlm_model.structure
+        self.fep_names = list(design.fixed_names)
+        #: per component: (factor index, term index), statsmodels' order (that of ``vc_formulas``)
+        groups = [f.group for f in structure.factors]
+        self.components = []
+        for name, fml in vc_formulas.items():
+            group, term = _component(name, fml)
+            k = groups.index(group)
+            self.components.append((k, list(structure.factors[k].term_names).index(term)))
+        self.vc_names, ident, columns = [], [], []
+        for j, (k, t) in enumerate(self.components):
+            f = structure.factors[k]
+            term = f.term_names[t]
+            suffix = "" if term == "Intercept" else f":{term}"
+            self.vc_names += [f"C({f.group})[{level}]{suffix}" for level in f.levels]
+            ident += [j] * f.n_levels
+            z = np.asarray(f.Z[:, t], dtype=float)
+            columns.append(
+                sparse.csr_matrix((z, (np.arange(design.n), f.codes)), shape=(design.n, f.n_levels))
+            )
+        self.ident = np.asarray(ident, dtype=int)
+        self.exog_vc = sparse.hstack(columns, format="csr")
+        self.exog = np.asarray(design.X, dtype=float)
+        self.endog = np.asarray(self.bayesmlm_model.family.glm_data(design).y, dtype=float)
+        self.names = self.fep_names + self.vcp_names + self.vc_names
+        self.k_fep, self.k_vcp, self.k_vc = len(self.fep_names), len(self.vcp_names), len(self.vc_names)
+        self.exog_names, self.endog_names = list(self.fep_names), design.response_name
+        self.k_constant = int("Intercept" in self.fep_names)
 
     @classmethod
     def from_formula(
@@ -84,16 +127,83 @@ class _BayesMixedGLM:
     ):
         """Create the model from a formula and a dict of variance components (statsmodels' signature).
 
-        ``vcp_p`` is accepted for compatibility and not used (see the module docstring).
+        ``vcp_p`` enters :meth:`logposterior` only; the fits do not use it (see the module docstring).
         """
-        return cls(formula, vc_formulas, data, fe_p=fe_p)
+        return cls(formula, vc_formulas, data, vcp_p=vcp_p, fe_p=fe_p)
 
-    def fit_map(self):
-        """Fit by glmer's Laplace maximum likelihood (statsmodels: the posterior mode)."""
+    def _unpack(self, vec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        vec = np.asarray(vec, dtype=float)
+        a, b = self.k_fep, self.k_fep + self.k_vcp
+        return vec[:a], vec[a:b], vec[b:]
+
+    def logposterior(self, params) -> float:
+        """Statsmodels' log-density ``log p(y, fe, vc, vcp)`` at ``params`` (fixed effects, log sds, effects).
+
+        The same function as statsmodels' (its priors: ``N(0, fe_p²)`` on the fixed effects,
+        ``N(0, vcp_p²)`` on the log sds, up to an additive constant), evaluated with this model's data.
+        It is not the density our ``fit_vb`` samples (whose sd prior is a half-Student-t).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bayesmlm as bm
+        >>> m = bm.PoissonBayesMixedGLM.from_formula("TICKS ~ 1", {"b": "0 + C(BROOD)"},
+        ...                                          bm.load_dataset("grouseticks"))
+        >>> round(m.logposterior(np.zeros(len(m.names))), 3)  # statsmodels 0.15: -5978.182
+        -5978.182
+        """
+        fep, vcp, vc = self._unpack(params)
+        eta = self.exog @ fep + self.exog_vc @ vc
+        design = self.bayesmlm_model.design
+        if design.offset is not None:
+            eta = eta + np.asarray(design.offset, dtype=float)
+        family = self.bayesmlm_model.family
+        ll = float(np.sum(family.loglik_rows(family.glm_data(design), family.link.linkinv(eta))))
+        vcp0 = vcp[self.ident]
+        ll -= 0.5 * np.sum(vc**2 / np.exp(vcp0) ** 2) + np.sum(vcp0)
+        ll -= 0.5 * np.sum(vcp**2 / self.vcp_p**2)
+        ll -= 0.5 * np.sum(fep**2 / self.fe_p**2)
+        return float(ll)
+
+    def predict(self, params, exog=None, linear: bool = False) -> np.ndarray:
+        """Return ``linkinv(exog @ params[:k])`` (``k = exog.shape[1]``), statsmodels' model ``predict``."""
+        X = self.exog if exog is None else np.asarray(exog, dtype=float)
+        eta = X @ np.asarray(params, dtype=float)[: X.shape[1]]
+        return eta if linear else np.asarray(self.bayesmlm_model.family.link.linkinv(eta), dtype=float)
+
+    def fit(self, method: str = "BFGS", minim_opts: dict | None = None):
+        """Return :meth:`fit_map` (as statsmodels, where ``fit`` is ``fit_map``)."""
+        return self.fit_map(method, minim_opts)
+
+    def fit_map(self, method: str = "BFGS", minim_opts: dict | None = None, scale_fe: bool = False, rng=None):
+        """Fit by glmer's Laplace maximum likelihood (statsmodels: the posterior mode).
+
+        statsmodels' arguments (the optimiser, its options, scaling, the start's seed) are accepted and
+        not used: the optimisation is lme4's (see the module docstring).
+        """
         return BayesMixedGLMResults(self, self.bayesmlm_model.fit_ml())
 
-    def fit_vb(self, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int | None = None, **kwargs):
-        """Sample the posterior with NUTS (statsmodels: a variational approximation); see ``Model.fit``."""
+    def fit_vb(
+        self,
+        mean=None,
+        sd=None,
+        fit_method: str = "BFGS",
+        minim_opts: dict | None = None,
+        scale_fe: bool = False,
+        verbose: bool = False,
+        rng=None,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        """Sample the posterior with NUTS (statsmodels: a variational approximation); see ``Model.fit``.
+
+        statsmodels' arguments of the variational optimisation (``mean``, ``sd``, ``fit_method``,
+        ``minim_opts``, ``scale_fe``, ``verbose``, ``rng``) are accepted and not used; ``draws``,
+        ``tune``, ``chains``, ``seed`` and the other keywords go to :meth:`bayesmlm.Model.fit`.
+        """
         fit = self.bayesmlm_model.fit(draws=draws, tune=tune, chains=chains, seed=seed, **kwargs)
         return BayesMixedGLMResults(self, fit)
 
@@ -108,89 +218,3 @@ class PoissonBayesMixedGLM(_BayesMixedGLM):
     """statsmodels' ``PoissonBayesMixedGLM``: a Poisson mixed model with log link."""
 
     family = "poisson"
-
-
-class BayesMixedGLMResults:
-    """statsmodels-shaped results of :meth:`~_BayesMixedGLM.fit_map` or ``fit_vb``.
-
-    Attributes
-    ----------
-    fe_mean, fe_sd : ndarray
-        Fixed effects and their sds (ML standard errors for ``fit_map``).
-    vcp_mean, vcp_sd : ndarray
-        Log standard deviation of each variance component (``vcp_sd`` NaN for ``fit_map``).
-    vc_mean, vc_sd : ndarray
-        The random effects (all components' levels in order) and their sds.
-    params : ndarray
-        ``fe_mean`` then ``vcp_mean``, as statsmodels orders them.
-    fit : Fit or GeneralizedLikelihoodFit
-        The bayesmlm fit behind it.
-    """
-
-    def __init__(self, model: _BayesMixedGLM, fit):
-        self.model, self.fit = model, fit
-        self.bayes = hasattr(fit, "posterior")
-        structure = model.bayesmlm_model.structure
-        if self.bayes:
-            draws = fit.parameter_draws()
-            self.fe_mean = np.array([draws[n].mean() for n in model.fep_names])
-            self.fe_sd = np.array([draws[n].std(ddof=1) for n in model.fep_names])
-            logs = [np.log(draws[n]).ravel() for n in self._sd_names()]
-            self.vcp_mean = np.array([v.mean() for v in logs])
-            self.vcp_sd = np.array([v.std(ddof=1) for v in logs])
-        else:
-            fixed = fit.fixed_effects
-            self.fe_mean = fixed["estimate"].to_numpy()
-            self.fe_sd = fixed["se"].to_numpy()
-            covs = fit.estimates.covariances
-            sd_ml = np.concatenate([np.sqrt(np.diag(covs[f.group])) for f in structure.factors])
-            with np.errstate(divide="ignore"):  # a variance at the boundary: log sd -inf
-                self.vcp_mean = np.log(sd_ml)
-            self.vcp_sd = np.full(len(self.vcp_mean), np.nan)
-        means, sds = [], []
-        for f in structure.factors:  # each factor's levels, term by term
-            if self.bayes:
-                re = fit.random_effects(f.group)
-                for t in f.term_names:
-                    part = re.xs(t, level="term")
-                    means.append(part["mean"].to_numpy())
-                    sds.append(part["sd"].to_numpy())
-            else:
-                re = fit.random_effects(f.group, conditional_sd=True)
-                for t in f.term_names:
-                    means.append(re[t].to_numpy())
-                    sds.append(re[f"{t}_sd"].to_numpy())
-        self.vc_mean = np.concatenate(means).astype(float)
-        self.vc_sd = np.concatenate(sds).astype(float)
-        self.params = np.concatenate([self.fe_mean, self.vcp_mean])
-
-    def _sd_names(self) -> list[str]:
-        return [name for names in sd_names(self.model.bayesmlm_model.structure) for name in names]
-
-    def predict(self, exog: pd.DataFrame | None = None, linear: bool = False) -> np.ndarray:
-        """Predicted mean (probability or rate), or the linear predictor with ``linear=True``.
-
-        Like statsmodels, from the fixed effects only (the population-level prediction).
-        """
-        scale = "link" if linear else "response"
-        if self.bayes:
-            table = self.fit.predict(exog, include_random=False, scale=scale)
-            return table["mean"].to_numpy()
-        return np.asarray(self.fit.predict(exog, include_random=False, scale=scale), dtype=float)
-
-    def random_effects(self, term: str | None = None) -> pd.DataFrame:
-        """Means and sds of the random effects (columns ``Mean``, ``SD``), statsmodels' layout."""
-        return pd.DataFrame({"Mean": self.vc_mean, "SD": self.vc_sd})
-
-    def summary(self) -> pd.DataFrame:
-        """Return the fixed effects and log-sds with their sds, as statsmodels' summary table."""
-        names = [*self.model.fep_names, *self.model.vcp_names]
-        kind = ["M"] * len(self.model.fep_names) + ["V"] * len(self.model.vcp_names)
-        return pd.DataFrame(
-            {"Type": kind, "Post. Mean": self.params, "Post. SD": np.concatenate([self.fe_sd, self.vcp_sd])},
-            index=names,
-        )
-
-    def __repr__(self) -> str:
-        how = "NUTS" if self.bayes else "Laplace ML"
-        return f"<bayesmlm.BayesMixedGLMResults {self.model.family} '{self.model.formula}' ({how})>"
