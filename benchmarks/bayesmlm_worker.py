@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--formula", required=True)
     parser.add_argument("--group", required=True)
-    parser.add_argument("--sampler", default="pymc")
+    parser.add_argument("--sampler", default=None)  # None: the default ("auto")
     parser.add_argument("--method", default="auto")
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
@@ -67,14 +67,14 @@ def main() -> None:
                 chains=args.chains,
                 cores=args.cores,
                 seed=args.seed,
-                sampler=args.sampler,
+                sampler=None if args.sampler in (None, "auto") else args.sampler,
                 method=args.method,
                 progressbar=False,
             )
         summary = fit.summary()
         out.update(
             mode="NUTS",
-            sampler=args.sampler,
+            sampler=fit.info["sampler"],
             method=fit.info["method"],
             fit_s=round(time.perf_counter() - fit_start, 3),
             group_effects_s=fit.info["group_effects_seconds"],

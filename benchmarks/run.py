@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--bambi-timeout", type=float, default=900)
     parser.add_argument("--bambi-sampler", default="default")
-    parser.add_argument("--sampler", default="pymc", help="bayesmlm's sampler")
+    parser.add_argument("--sampler", default="auto", help="bayesmlm's sampler (auto: its default)")
     parser.add_argument("--reml-speed", action="store_true", help="also run benchmarks/reml_speed.py")
     parser.add_argument("--reml-speed-only", action="store_true", help="run benchmarks/reml_speed.py alone")
     args = parser.parse_args()

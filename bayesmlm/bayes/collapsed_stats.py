@@ -1,7 +1,7 @@
 """Stage 4b, Bayes: what the collapsed path runs on, without PyMC: when it applies, its statistics.
 
 The pieces of :mod:`bayesmlm.bayes.collapsed` that need no PyTensor graph, so that a fit whose
-collapsed density is written in numpy (:mod:`bayesmlm.bayes.direct`) never imports PyMC: the rule for
+collapsed density is written out (:mod:`bayesmlm.bayes.direct`) never imports PyMC: the rule for
 when the group effects are integrated out, the centring of the predictors and the response, and the
 per-group cross-products formed with that centring.
 """

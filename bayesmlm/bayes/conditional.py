@@ -66,10 +66,10 @@ def one_factor_conditional(
     --------
     >>> import bayesmlm as bm
     >>> m = bm.Model("Yield ~ 1 + (1 | Batch)", bm.load_dataset("Dyestuff"))
-    >>> b = one_factor_conditional(m.cross_products, np.array([[[0.7526]]]), np.array([[1527.5]]),
-    ...                            np.array([49.51]), np.zeros((1, 6, 1)))
-    >>> b[0, :, 0].round(2).tolist()  # lme4's ranef(): -17.61, 0.39, 26.48, -21.09, 53.58, -41.75
-    [-17.61, 0.39, 26.48, -21.09, 53.58, -41.75]
+    >>> b = one_factor_conditional(m.cross_products, np.array([[[0.8483237832]]]), np.array([[1527.5]]),
+    ...                            np.array([49.51009997]), np.zeros((1, 6, 1)))
+    >>> b[0, :, 0].round(4).tolist()  # lme4 1.1-31's ranef() at its REML estimates
+    [-17.6069, 0.3913, 28.5622, -23.0845, 56.7332, -44.9953]
     """
     A, B, g = stats.ztz1, stats.ztx1, stats.zty1
     q = A.shape[-1]

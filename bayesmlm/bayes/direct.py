@@ -3,12 +3,13 @@
 For a one-factor Gaussian model with priors of the built-in families, the collapsed posterior has a
 hand-written log density and gradient (:class:`~bayesmlm.bayes.direct_density.DirectDensity`, held to
 PyMC's by the tests). nutpie (Rust) runs NUTS on it through its Python-function interface, so a fit
-builds no PyTensor graph and compiles nothing: nothing is cached between processes because nothing
-needs to be. The draws come back in PyMC's coordinates and get the PyMC collapsed model's variable
-names, so everything downstream (group effects, summaries, LOO, plots, saving) is unchanged.
+builds no PyTensor graph and compiles nothing per model: the one numba loop it calls is the same for
+every model, compiled once per machine (2.7 s) and loaded from numba's cache afterwards (0.25 s). The
+draws come back in PyMC's coordinates and get the PyMC collapsed model's variable names, so everything
+downstream (group effects, summaries, LOO, plots, saving) is unchanged.
 
-Measured on sleepstudy ``(Days | Subject)``, 4 chains × 1,000: nutpie needed 22,400 gradient
-evaluations (2.8 per draw); one evaluation costs tens of microseconds.
+Measured on sleepstudy ``(Days | Subject)``, 4 chains × 1,000: 47,000 evaluations of the density, 13 µs
+each from nutpie (4.6 µs in the loop), 1.65 s for the whole fit.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def direct_available(structure: RandomStructure, priors: PriorSet) -> tuple[bool
         import nutpie  # noqa: F401
     except ImportError:
         return False, "nutpie is not installed (pip install 'bayesmlm[nutpie]')"
-    return True, "nutpie's NUTS on the collapsed density written in numpy (no compilation)"
+    return True, "nutpie's NUTS on the collapsed density written out (nothing compiled per model)"
 
 
 def sample_direct(
