@@ -351,3 +351,26 @@ def test_short_weighted_fit_is_near_the_weighted_reml_estimate(method):
     # PSIS-LOO of the weighted pointwise terms: below their lppd by p_loo, at most the 42 parameters
     lppd = float(np.sum(np.log(np.mean(np.exp(expected), axis=0))))
     assert lppd - 42 < elpd < lppd
+
+
+def test_symbolic_statistics_carry_the_weights_into_the_sampled_likelihood():
+    # the compiled collapsed likelihood reads the statistics symbolically (crossed factors: a dense part)
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+
+    from bayesmlm.bayes.collapsed import _stat_data
+    from bayesmlm.families.gaussian import marginal_loglik
+    from bayesmlm.linalg.blocked import symbolic_stats
+
+    model = _model("penicillin")
+    fit = _fit(model, "ML")
+    theta, beta, sigma = fit.theta * 0.8, fit.fixed_effects["estimate"].to_numpy() + 0.3, fit.sigma * 1.1
+    sym, inputs, values = symbolic_stats(model.cross_products, model.structure)
+    ll = marginal_loglik(pt.as_tensor(theta), pt.as_tensor(beta), pt.as_tensor(sigma), model.structure, sym)
+    value = pytensor.function(inputs, ll, on_unused_input="ignore")(*values)
+    assert float(value) == pytest.approx(_dense_loglik(model, theta, beta, sigma), abs=1e-7)
+    with pm.Model():
+        data = _stat_data(model.cross_products, model.structure)
+    assert data.log_weights == pytest.approx(np.sum(np.log(model.design.weights)), rel=1e-14)
+    assert data.log_weights != 0.0
