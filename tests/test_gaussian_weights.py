@@ -374,3 +374,14 @@ def test_symbolic_statistics_carry_the_weights_into_the_sampled_likelihood():
         data = _stat_data(model.cross_products, model.structure)
     assert data.log_weights == pytest.approx(np.sum(np.log(model.design.weights)), rel=1e-14)
     assert data.log_weights != 0.0
+
+
+def test_weighted_fit_saves_and_loads_with_its_weights(tmp_path):
+    model = _model("sleepstudy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = model.fit(draws=100, tune=100, chains=1, seed=1, progressbar=False)
+    loaded = bm.load_fit(fit.save(tmp_path / "weighted.nc"))
+    assert loaded.model.weights == "w"
+    np.testing.assert_array_equal(loaded.model.design.weights, model.design.weights)
+    np.testing.assert_array_equal(loaded.fixed_estimates(), fit.fixed_estimates())
