@@ -76,7 +76,9 @@ class Model:
     link : str, optional
         The link (default canonical: logit, log; ``"probit"`` or ``"cloglog"`` for binomial).
     weights : str or array_like, optional
-        Prior weights (glmer's ``weights``): a column name or one number per row.
+        Prior weights (lme4's ``weights``): a column name or one number per row. Gaussian: row ``i``
+        has residual variance ``σ² / w_i`` (``w > 0``; REML, ML and both Bayesian paths); other
+        families: a row of weight ``w`` counts as ``w`` observations (see ``docs/formulas.md``).
     priors : dict, optional
         Overrides of the default priors, by class (``"Intercept"``, ``"b"``, ``"sd"``, ``"cor"``,
         ``"sigma"``) or by name (``"Days"``, ``"sd(Days|Subject)"``, ``"cor(Subject)"``); see

@@ -1284,7 +1284,7 @@ CASES: list[Case] = [
     ),
     Case(
         "weights-negative",
-        "Prior weights with a negative value",
+        "Prior weights with a negative value (binomial, Poisson, negative binomial)",
         "weights must be >= 0",
         lambda: bm.Model(CBPP, cbpp(), family="binomial", weights=np.r_[-1.0, np.ones(55)]),
         bm.DataError,
@@ -1299,12 +1299,24 @@ CASES: list[Case] = [
         match="one number per row of the data \\(56\\)",
     ),
     Case(
-        "weights-gaussian",
-        "`weights=` with the Gaussian family",
-        "not supported yet (lmer's weighted linear mixed model)",
-        lambda: bm.Model(F1, sleep(), weights=np.ones(180)),
+        "weights-gaussian-nonpositive",
+        "Gaussian prior weights with a zero or negative value",
+        "says how many; row i has residual variance sigma^2 / w_i, so weights must be > 0: drop the rows of "
+        "weight 0",
+        lambda: bm.Model(F1, sleep(), weights=np.r_[0.0, np.ones(179)]),
         bm.DataError,
-        match="weighted Gaussian model",
+        match="1 prior weights are zero or negative",
+    ),
+    Case(
+        "lrt-different-weights",
+        "`bm.lrt(a, b)` of fits with different prior weights",
+        "refused: refit both with the same weights",
+        lambda: bm.lrt(
+            bm.Model("Reaction ~ 1 + (1 | Subject)", sleep()).fit_ml(),
+            bm.Model(F1, sleep(), weights=np.r_[2.0, np.ones(179)]).fit_ml(),
+        ),
+        bm.BayesMLMError,
+        match="different prior weights",
     ),
     # the statsmodels entry point (issue 20)
     Case(

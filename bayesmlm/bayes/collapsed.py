@@ -56,7 +56,7 @@ def _stat_data(stats: CrossProducts, structure: RandomStructure) -> SymbolicStat
     """Wrap the cross-products in ``pm.Data`` (inside a model context), shaped like :class:`SymbolicStats`."""
     sym, _, values = symbolic_stats(stats, structure)
     fields = sym._asdict()
-    names = [k for k in fields if k not in ("p", "rest_levels") and fields[k] is not None]
+    names = [k for k in fields if k not in ("p", "rest_levels", "log_weights") and fields[k] is not None]
     out = dict(fields)
     for name, value in zip(names, values, strict=False):
         out[name] = pm.Data(f"stat_{name}", value)

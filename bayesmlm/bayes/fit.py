@@ -273,7 +273,9 @@ class Fit:
         new_levels : {"population", "error"}
             An unseen level's effects are drawn from the population distribution, or raise DataError.
         kind : {"mean", "response"}
-            The expected response, or a new observation (adds residual noise).
+            The expected response, or a new observation (adds residual noise: sd ``σ / √w_i`` on the
+            fitted rows of a model with prior weights ``w``, and ``σ``, the sd of a row of weight 1,
+            on ``newdata``).
         prob : float
             HDI probability.
         return_draws : bool
@@ -293,7 +295,9 @@ class Fit:
         draws = self._mean_draws(newdata, include_random, new_levels, seed)
         if kind == "response":
             rng = np.random.default_rng(None if seed is None else seed + 1)
-            draws = draws + rng.standard_normal(draws.shape) * self._stacked("sigma")[:, None]
+            noise = rng.standard_normal(draws.shape) * self._stacked("sigma")[:, None]
+            weights = getattr(self.design, "weights", None) if newdata is None else None
+            draws = draws + (noise if weights is None else noise / np.sqrt(np.asarray(weights))[None, :])
         if return_draws:
             return draws
         index = self.model.design.rows if newdata is None else newdata.index

@@ -11,7 +11,7 @@ Variables in the model (and so in the posterior), for a factor ``g`` (e.g. ``Sub
 ``cor_g``            correlation matrix of a correlated block, dims ``(g__block_term, g__block_term_)``
 ``r_g``              the group-level deviations, dims ``(g, g_term)``
 ``sigma``            residual standard deviation
-``y``                the likelihood, dims ``obs``
+``y``                the likelihood, dims ``obs``: ``N(mu, sigma / √w)`` with prior weights ``w``
 ===================  =====================================================================
 
 A correlated block ``(x | g)`` gets ``pm.LKJCholeskyCov``; each term of ``(x || g)`` its own sd.
@@ -375,5 +375,5 @@ def build_pymc_model(
         mu = linear_predictor(design, structure, priors, parameterization)
         sigma = priors.sigma.create("sigma")
         y = pm.Data("y_obs", np.asarray(design.y), dims="obs")
-        gaussian.likelihood("y", mu, sigma, y)
+        gaussian.likelihood("y", mu, sigma, y, weights=design.weights)
     return model

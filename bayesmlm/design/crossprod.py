@@ -4,6 +4,13 @@ The first factor (the one with the most levels) has a block-diagonal ``Z₁'Z₁
 as an ``(m₁, q₁, q₁)`` array, with ``Z₁'X`` and ``Z₁'y`` per level. The remaining factors, if any, are
 stored densely: ``Z_R'Z_R``, ``Z_R'Z₁``, ``Z_R'X``, ``Z_R'y``. The objective is then a function of theta
 and of these arrays only; its cost does not depend on the number of rows.
+
+Prior weights (lmer's ``weights``: row ``i`` has residual variance ``σ² / w_i``) enter as the weighted
+products ``X'WX``, ``Z'WX``, ``Z'Wy``, ``y'Wy``, ...: those of the rows multiplied by ``√w_i``, whose
+model has residual variance ``σ²``. Its density differs from the weighted model's only by the Jacobian
+``½ Σ log w_i`` (:attr:`CrossProducts.log_weights`, which the deviance subtracts as lme4 does). The
+centring and scaling of :mod:`bayesmlm.design.scaling` are applied before the weights: the weighted
+model in centred columns is the same model.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from bayesmlm.design.covariance import FactorTerms, RandomStructure
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.scaling import Scaling
 
-__all__ = ["CrossProducts", "cross_products", "per_level_sum", "sparse_z", "with_response"]
+__all__ = ["CrossProducts", "cross_products", "log_weight_sum", "per_level_sum", "sparse_z", "with_response"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +49,9 @@ class CrossProducts:
         The statistics are those of ``y - response_shift`` (the collapsed sampler centres the response,
         so that ``y'y`` of a response like ``y + 1e9`` does not cancel); a likelihood computed from them
         subtracts the shift from the intercept.
+    log_weights : float
+        ``Σ log w_i`` of the prior weights (0 without weights): lme4's ``ldW``, subtracted from the
+        deviance and the REML criterion.
     """
 
     n: int
@@ -58,6 +68,7 @@ class CrossProducts:
     yty: float
     scaling: Scaling | None = None
     response_shift: float = 0.0
+    log_weights: float = 0.0
 
     @property
     def has_rest(self) -> bool:
@@ -117,6 +128,7 @@ def cross_products(
     X, y, Zs = _columns(design, structure, scaling)
     if shift is not None:
         X = X - shift
+    X, y, Zs = _weighted(getattr(design, "weights", None), X, y, Zs)
     first, rest = structure.factors[0], structure.factors[1:]
     Z1 = Zs[0]
     m1 = first.n_levels
@@ -143,7 +155,21 @@ def cross_products(
         xtx=X.T @ X,
         **_response_products(first, Z1, zrt, X, y),
         scaling=scaling,
+        log_weights=log_weight_sum(getattr(design, "weights", None)),
     )
+
+
+def log_weight_sum(weights: np.ndarray | None) -> float:
+    """Return ``Σ log w_i`` of prior weights (lme4's ``ldW``; 0 for None)."""
+    return 0.0 if weights is None else float(np.sum(np.log(np.asarray(weights, dtype=float))))
+
+
+def _weighted(weights: np.ndarray | None, X: np.ndarray, y: np.ndarray, Zs: list[np.ndarray]):
+    """Multiply every row by ``√w_i`` (the products are then ``X'WX``, ``Z'Wy``, ...); no weights: as is."""
+    if weights is None:
+        return X, y, Zs
+    root = np.sqrt(np.asarray(weights, dtype=float))
+    return X * root[:, None], y * root, [Z * root[:, None] for Z in Zs]
 
 
 def _columns(design: Design, structure: RandomStructure, scaling: Scaling | None):
@@ -169,7 +195,8 @@ def with_response(stats: CrossProducts, design: Design, structure: RandomStructu
     """Return the cross-products of the same design with another response ``y`` (only ``y`` terms change).
 
     Used to refit simulated responses (parametric bootstrap) without recomputing ``Z'Z`` or ``X'X``; the
-    new response is put into the same parameterisation as ``stats`` (``stats.scaling``).
+    new response is put into the same parameterisation as ``stats`` (``stats.scaling``) and weighted by
+    ``design.weights`` (if it has them) as the statistics are.
     """
     X = np.asarray(design.X, dtype=float)  # ``design`` may be anything with ``X`` (a bootstrap worker's)
     y_new = np.asarray(y, dtype=float)
@@ -177,6 +204,7 @@ def with_response(stats: CrossProducts, design: Design, structure: RandomStructu
     if stats.scaling is not None:
         scaling = stats.scaling
         X, y_new, Zs = scaling.x(X), scaling.y(y_new), [scaling.z(k, Z) for k, Z in enumerate(Zs)]
+    X, y_new, Zs = _weighted(getattr(design, "weights", None), X, y_new, Zs)
     rest = structure.factors[1:]
     zrt = None
     if rest:

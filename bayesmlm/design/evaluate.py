@@ -264,7 +264,8 @@ def make_design(
         Functions the formula may call besides numpy's element-wise ones and formulae's transforms
         (see :mod:`bayesmlm.spec.namespace`); nothing else is callable from a formula.
     weights : str or array_like, optional
-        Prior weights: a column name or one number per row.
+        Prior weights: a column name or one number per row (see :mod:`bayesmlm.design.response`; a
+        row whose weight is missing or infinite is dropped like one with a missing value).
     generalized : bool
         Accept two-column (binomial) and two-level responses, leaving the response checks to the
         family; otherwise (Gaussian) they are refused.
@@ -362,7 +363,7 @@ def make_design(
         )
     check_random_terms(blocks)
     check_identifiable(len(y), X.shape[1], y, spec.response, blocks, generalized)
-    w = checked_weights(frame[weight_column].to_numpy(dtype=float)) if weight_column else None
+    w = checked_weights(frame[weight_column].to_numpy(dtype=float), generalized) if weight_column else None
     return Design(
         spec=spec,
         y=_readonly(y),

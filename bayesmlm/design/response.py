@@ -5,8 +5,11 @@ binomial response (lme4's ``cbind(successes, failures)`` or bambi's ``p(successe
 two-level categorical column, read as glmer reads a factor response: the first level is a failure,
 the second a success. Which of these a family accepts is the family's to say
 (:mod:`bayesmlm.families`); here they are only evaluated. ``offset(...)`` terms of the fixed part
-are summed into one offset, kept apart from the fixed-effects columns. Prior weights (glmer's
-``weights``) are a column of the data or one number per row.
+are summed into one offset, kept apart from the fixed-effects columns. Prior weights (lme4's
+``weights``) are a column of the data or one number per row: for a generalized family a row of weight
+``w`` counts as ``w`` observations (glmer's meaning, ``w >= 0``); for the Gaussian family row ``i`` has
+residual variance ``σ² / w_i`` (lmer's meaning, ``w > 0``). A missing or infinite weight makes its row
+unusable, dropped and counted like a missing value in any other column.
 """
 
 from __future__ import annotations
@@ -142,16 +145,10 @@ def prior_weight_column(
     Raises
     ------
     DataError
-        For an unknown column or a sequence of the wrong length, and for weights in a Gaussian model
-        (not ``generalized``), which are not supported yet.
+        For an unknown column, a sequence of the wrong length, or values that are not numbers.
     """
     if weights is None:
         return data, None
-    if not generalized:
-        raise DataError(
-            "prior weights are supported for the binomial, Poisson and negative binomial families; "
-            "a weighted Gaussian model (lmer's weights=) is not supported yet"
-        )
     if isinstance(weights, str):
         if weights not in data.columns:
             raise DataError(f"weights={weights!r} is not a column of the data")
@@ -167,9 +164,21 @@ def prior_weight_column(
     return data.assign(**{WEIGHTS_COLUMN: values.astype(float)}), WEIGHTS_COLUMN
 
 
-def checked_weights(values: np.ndarray) -> np.ndarray:
-    """Refuse negative weights and all-zero weights; return them as floats."""
+def checked_weights(values: np.ndarray, generalized: bool = True) -> np.ndarray:
+    """Refuse negative weights and all-zero weights (Gaussian: any zero weight); return them as floats.
+
+    Examples
+    --------
+    >>> checked_weights(np.array([1, 2.5]), generalized=False)
+    array([1. , 2.5])
+    """
     values = np.asarray(values, dtype=float)
+    if not generalized and np.any(values <= 0):
+        raise DataError(
+            f"{int(np.sum(values <= 0))} prior weights are zero or negative; in a Gaussian model row i "
+            "has residual variance sigma^2 / w_i (lmer's weights), so every weight must be > 0: drop "
+            "the rows of weight 0 from the data"
+        )
     if np.any(values < 0):
         raise DataError(
             f"{int(np.sum(values < 0))} prior weights are negative; weights must be >= 0 (glmer's "

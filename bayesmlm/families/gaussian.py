@@ -37,7 +37,9 @@ def marginal_loglik(
     (random-effect covariance ``σ² Λ Λᵀ``). With the factorisation of :func:`decompose`,
     ``log|V| = 2n log σ + log|L|²`` and the quadratic form is ``(‖y − Xβ‖² − ‖c_y − C_x β‖²) / σ²``,
     so one evaluation costs the same as the REML objective and nothing depends on the number of rows.
-    This is the likelihood a collapsed sampler runs NUTS on.
+    This is the likelihood a collapsed sampler runs NUTS on. With prior weights (row ``i``'s residual
+    variance ``σ² / w_i``) the statistics are the weighted ones and the covariance is
+    ``σ² (W⁻¹ + Z Λ Λᵀ Zᵀ)``: the same formula plus ``½ Σ log w_i`` (``stats.log_weights``).
 
     Parameters
     ----------
@@ -76,7 +78,8 @@ def marginal_loglik(
     if dec.cr_y is not None:
         explained = explained + pt.sum((dec.cr_y - pt.dot(dec.cr_x, beta)) ** 2)
     quad = (resid2 - explained) / sigma**2
-    return -0.5 * (n * math.log(2.0 * math.pi) + 2.0 * n * pt.log(sigma) + dec.logdet_L + quad)
+    const = n * math.log(2.0 * math.pi) - float(getattr(stats, "log_weights", 0.0))
+    return -0.5 * (const + 2.0 * n * pt.log(sigma) + dec.logdet_L + quad)
 
 
 def pointwise_loglik(
@@ -88,18 +91,26 @@ def pointwise_loglik(
 ) -> np.ndarray:
     """Log-density of each observation given each draw's fixed and group effects: (S, n).
 
-    This is the full model's pointwise log-likelihood (``y_i ~ N(x_iβ + z_i b, σ)``), as PSIS-LOO uses it.
+    This is the full model's pointwise log-likelihood (``y_i ~ N(x_iβ + z_i b, σ / √w_i)`` with prior
+    weights ``w``, else ``σ``), as PSIS-LOO uses it.
     """
     X, y = np.asarray(design.X), np.asarray(design.y)
     mu = fixed @ X.T
     for f, b in zip(structure.factors, effects, strict=True):
         mu += np.einsum("nq,snq->sn", f.Z, b[:, f.codes, :])
     resid = (y[None, :] - mu) / sigma[:, None]
-    return -0.5 * resid**2 - np.log(sigma)[:, None] - 0.5 * np.log(2 * np.pi)
+    if design.weights is None:
+        return -0.5 * resid**2 - np.log(sigma)[:, None] - 0.5 * np.log(2 * np.pi)
+    w = np.asarray(design.weights, dtype=float)[None, :]
+    return -0.5 * w * resid**2 - np.log(sigma)[:, None] + 0.5 * np.log(w) - 0.5 * np.log(2 * np.pi)
 
 
-def likelihood(name: str, mu, sigma, observed, dims: str = "obs"):
-    """Add the observed Gaussian response ``y ~ N(mu, sigma)`` to the current PyMC model."""
+def likelihood(name: str, mu, sigma, observed, dims: str = "obs", weights: np.ndarray | None = None):
+    """Add the observed Gaussian response ``y ~ N(mu, sigma / √weights)`` to the current PyMC model."""
     import pymc as pm
 
+    if weights is not None:
+        import pytensor.tensor as pt
+
+        sigma = sigma / pt.as_tensor(np.sqrt(np.asarray(weights, dtype=float)))
     return pm.Normal(name, mu=mu, sigma=sigma, observed=observed, dims=dims)

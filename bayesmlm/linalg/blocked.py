@@ -51,6 +51,7 @@ class SymbolicStats(NamedTuple):
     n: pt.TensorVariable
     p: int  # only whether it is 0 shapes the graph
     rest_levels: pt.TensorVariable | None  # levels of each factor after the first
+    log_weights: float = 0.0  # Σ log w of the prior weights: a constant, not an input
 
     @property
     def has_rest(self) -> bool:
@@ -82,7 +83,8 @@ def symbolic_stats(
         rest_levels = pt.lvector("rest_levels")
         inputs.append(rest_levels)
         values.append(np.array([f.n_levels for f in structure.factors[1:]], dtype=np.int64))
-    return SymbolicStats(**sym, p=stats.p, rest_levels=rest_levels), inputs, values
+    out = SymbolicStats(**sym, p=stats.p, rest_levels=rest_levels, log_weights=float(stats.log_weights))
+    return out, inputs, values
 
 
 class Decomposition(NamedTuple):

@@ -98,6 +98,8 @@ class BlockedSystem:
         ``G_TT``: the trailing rows' cross-products, ``n_T = n_rest + p + 1`` (full, symmetric).
     coupling : DenseCoupling or SparseCoupling
         ``G_T1``.
+    log_weights : float
+        ``Σ log w_i`` of the prior weights (lme4's ``ldW``), subtracted from the deviance.
     """
 
     n: int
@@ -109,6 +111,7 @@ class BlockedSystem:
     n_rest: int
     gram: np.ndarray
     coupling: DenseCoupling | SparseCoupling
+    log_weights: float = 0.0
 
     @property
     def n_trailing(self) -> int:
@@ -163,6 +166,7 @@ def blocked_system(structure: RandomStructure, stats: CrossProducts) -> BlockedS
         n_rest=start,
         gram=_trailing_gram(stats),
         coupling=make_coupling(coupling_blocks(stats.ztz_rest1, stats.ztx1, stats.zty1)),
+        log_weights=float(stats.log_weights),
     )
     _SYSTEMS[stats] = (structure, system)
     return system

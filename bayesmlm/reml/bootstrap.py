@@ -63,6 +63,7 @@ class _Rows:
     """
 
     X: np.ndarray
+    weights: np.ndarray | None = None  # prior weights: row i's residual sd is sigma / sqrt(w_i)
 
     @property
     def n(self) -> int:
@@ -89,9 +90,10 @@ class _Problem:
 def _simulate(problem: _Problem, seed: int, index: int) -> np.ndarray:
     design, estimate = problem.design, problem.estimate
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
-    y = (np.asarray(design.X) @ estimate.fixed[0] if design.p else np.zeros(design.n)) + np.sqrt(
-        estimate.sigma2[0]
-    ) * rng.standard_normal(design.n)
+    noise = np.sqrt(estimate.sigma2[0]) * rng.standard_normal(design.n)
+    if design.weights is not None:
+        noise = noise / np.sqrt(design.weights)
+    y = (np.asarray(design.X) @ estimate.fixed[0] if design.p else np.zeros(design.n)) + noise
     for f, c in zip(problem.structure.factors, estimate.covariances, strict=True):
         w, v = np.linalg.eigh(c[0])
         root = v * np.sqrt(np.clip(w, 0.0, None))  # any square root: boundary fits have singular covariances
@@ -181,7 +183,8 @@ class BootstrapCache:
 
 def _problem(fit: LikelihoodFaces) -> _Problem:
     structure = RandomStructure(tuple(replace(f, source_blocks=()) for f in fit.structure.factors))
-    rows = _Rows(np.asarray(fit.design.X, dtype=float))
+    weights = getattr(fit.design, "weights", None)
+    rows = _Rows(np.asarray(fit.design.X, dtype=float), None if weights is None else np.asarray(weights))
     ties = getattr(getattr(fit, "opt", None), "ties", ())
     return _Problem(rows, structure, fit.stats, fit.population_draws(), fit.theta, fit.method == "REML", ties)
 

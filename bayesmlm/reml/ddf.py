@@ -119,7 +119,8 @@ class SmallSample:
                 "Kenward-Roger is defined for REML fits only (as in pbkrtest); use "
                 "fit.refit(reml=True) for it, or ddf='satterthwaite', which works for ML fits too"
             )
-        return kenward_roger(fit.design.X, fit.structure, fit.theta, fit.sigma**2)
+        weights = getattr(fit.design, "weights", None)
+        return kenward_roger(fit.design.X, fit.structure, fit.theta, fit.sigma**2, weights)
 
 
 def _contrast_matrix(fit: LikelihoodFaces, L) -> np.ndarray:

@@ -349,7 +349,13 @@ class LikelihoodFit:
         return fitted_values(self.design, self.structure, self.estimates)
 
     def residuals(self) -> pd.Series:
-        """Response minus fitted values."""
+        """Response minus fitted values (lme4's ``residuals(fit, type = "response")``).
+
+        With prior weights ``w`` (``Model(..., weights=)``) row ``i``'s residual has sd ``σ / √w_i``
+        (:attr:`sigma` is the sd of a row of weight 1); ``residuals() * np.sqrt(fit.design.weights)``
+        are lme4's Pearson residuals. Fitted values and predictions do not depend on the weights except
+        through the estimates.
+        """
         return pd.Series(self.design.y - self.fitted().to_numpy(), index=self.design.rows, name="residual")
 
     def predict(

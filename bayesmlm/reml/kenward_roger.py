@@ -82,7 +82,11 @@ def _pattern(M: np.ndarray, q: int, i: int, j: int) -> np.ndarray:
 
 
 def kenward_roger(
-    X: np.ndarray, structure: RandomStructure, theta: np.ndarray, sigma2: float
+    X: np.ndarray,
+    structure: RandomStructure,
+    theta: np.ndarray,
+    sigma2: float,
+    weights: np.ndarray | None = None,
 ) -> KenwardRoger:
     """Compute Kenward and Roger's adjusted covariance of β̂ at REML estimates.
 
@@ -94,6 +98,10 @@ def kenward_roger(
         Relative covariance parameters (REML estimates): the random effects' covariance is ``σ² Λ Λᵀ``.
     sigma2 : float
         Residual variance (REML).
+    weights : ndarray, optional
+        Prior weights (row ``i``'s residual variance ``σ² / w_i``): everything below is a function of
+        ``U'WU``, ``U = [Z X]``, the cross-products of the rows times ``√w_i``, whose model has
+        ``V = σ² (I + Z̃ΛΛᵀZ̃ᵀ)``; Kenward and Roger's adjustment is unchanged by that change of rows.
 
     Returns
     -------
@@ -119,6 +127,8 @@ def kenward_roger(
         )
     offsets = np.concatenate([[0], np.cumsum(widths)])
     U = sp.hstack([*(sparse_z(f) for f in factors), sp.csr_array(X)], format="csr")
+    if weights is not None:
+        U = sp.csr_array(sp.diags(np.sqrt(np.asarray(weights, dtype=float))) @ U)
     UtU = (U.T @ U).toarray()
     lam = sp.block_diag(
         [sp.kron(sp.eye(f.n_levels), f.relative_factor(theta)) for f in factors], format="csr"

@@ -103,6 +103,14 @@ def lrt(smaller: LikelihoodFit, larger: LikelihoodFit) -> LRTResult:
             "the models were fitted to different observations "
             f"({smaller.nobs} and {larger.nobs} rows); refit both to the same rows"
         )
+    w_small, w_large = (getattr(f.design, "weights", None) for f in (smaller, larger))
+    if (w_small is None) != (w_large is None) or (
+        w_small is not None and not np.array_equal(w_small, w_large)
+    ):
+        raise BayesMLMError(
+            "the models were fitted with different prior weights (weights=); a likelihood-ratio test "
+            "compares models of the same weighted observations: refit both with the same weights"
+        )
     if smaller.n_parameters > larger.n_parameters:
         raise BayesMLMError(
             f"the first model has more parameters ({smaller.n_parameters}) than the second "

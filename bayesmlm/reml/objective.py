@@ -7,6 +7,9 @@ residual sum of squares, the profiled deviances (``σ`` and ``β`` profiled out)
     ML:    log|L|² + n (1 + log(2π r² / n))
     REML:  log|L|² + log|R_X|² + (n − p) (1 + log(2π r² / (n − p)))
 
+each less ``Σ log w_i`` for prior weights (lme4's ``ldW``; the statistics are then the weighted ones,
+:mod:`bayesmlm.design.crossprod`).
+
 Both are ``Σ_j log|A_j| + Σ_i ω_i log L_ii²`` plus a constant, with weights ``ω`` of 1 on the other
 factors' rows, 1 (REML) or 0 (ML) on ``R_X``'s and ``n − p`` or ``n`` on ``r``'s, so their gradient is
 :func:`~bayesmlm.linalg.factorize.logdiag_gradient` with those weights. Everything is NumPy and LAPACK:
@@ -51,6 +54,7 @@ def _deviance(factor: BlockedFactor, reml: bool) -> float:
     dev += dof * float(d[-1])
     if reml:
         dev += float(np.sum(d[system.n_rest : system.n_rest + system.p]))
+    dev -= system.log_weights  # lme4's - ldW: the Jacobian of the prior weights
     return dev if math.isfinite(dev) else math.inf
 
 

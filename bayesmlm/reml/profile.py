@@ -161,12 +161,13 @@ def _compiled_parts(structure, stats):
 
 
 class _MLDeviance:
-    """ML deviance of (sds, cors, σ), β profiled out (log|L|² + r²/σ² + n log 2πσ²), with its gradient."""
+    """ML deviance of (sds, cors, σ), β profiled out (log|L|² + r²/σ² + n log 2πσ² - Σ log w); gradient."""
 
     def __init__(self, fit: LikelihoodFaces):
         self.fit = fit
         self.parts = _compiled_parts(fit.structure, fit.small_sample.stats)
         self.n = fit.stats.n
+        self.log_weights = float(fit.stats.log_weights)  # prior weights: lme4's ldW
 
     def __call__(self, psi: np.ndarray) -> tuple[float, np.ndarray]:
         sigma = psi[-1]
@@ -175,7 +176,7 @@ class _MLDeviance:
             return 1e300, np.zeros_like(psi)
         logdet, r2, g_logdet, g_r2 = self.parts(theta)
         s2 = sigma**2
-        value = float(logdet) + float(r2) / s2 + self.n * np.log(2 * np.pi * s2)
+        value = float(logdet) + float(r2) / s2 + self.n * np.log(2 * np.pi * s2) - self.log_weights
         grad_theta = np.asarray(g_logdet) + np.asarray(g_r2) / s2
         # θ depends on ψ through Λ = diag(sd) chol(R) / σ: its Jacobian by central differences of that map
         jac = np.empty((len(theta), len(psi)))
