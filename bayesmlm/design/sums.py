@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.linalg as sla
 
+from bayesmlm.design.accumulate import level_products
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.moments import ColumnMoments, DesignMoments
 
@@ -143,11 +144,11 @@ def partition_sums(
     z_centred, shift_z, level_zz, level_zw = [], [], [], []
     for k, (codes, Z, m) in enumerate(factors):
         z, shift = _centred(Z, None if shifts is None else shifts[1][k])
-        counts = np.bincount(codes, minlength=m)
         z_centred.append(z)
         shift_z.append(shift)
-        level_zz.append(_per_level(codes, counts, z, z, m, symmetric=True))
-        level_zw.append(_per_level(codes, counts, z, w, m, symmetric=False))
+        zz, zw = level_products(codes, z, w, m)  # compiled, or weighted bincount
+        level_zz.append(zz)
+        level_zw.append(zw)
     pairs = []
     for f, h in _pair_index(len(factors)):
         keys = factors[f][0].astype(np.int64) * factors[h][2] + factors[h][0]
