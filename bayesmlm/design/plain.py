@@ -9,8 +9,9 @@ before the sums but the levels of the grouping factors, so the reduction reads t
 2. **the pass** (:func:`plain_partition`): per partition, the rows with a missing or infinite value in
    a used column are dropped and counted as :func:`~bayesmlm.design.checks.unusable_counts` counts
    them, the columns are taken from the frame as numpy arrays (no formula evaluation), each row gets
-   its provisional level code, and the centred sums are formed about the partition's own means
-   (:func:`~bayesmlm.design.sums.partition_sums`; merging sums about different shifts is exact);
+   its provisional level code, and the centred sums are formed about the column means of the data's
+   first rows (:func:`pilot_shifts`; :func:`~bayesmlm.design.sums.partition_sums`), so they merge by
+   addition;
 3. levels whose every row was dropped (a group whose rows all have a missing value) have no rows in
    the sums: :func:`keep_levels` removes them, as a pandas frame never has them.
 
@@ -32,7 +33,15 @@ from bayesmlm.design.checks import unusable_counts
 from bayesmlm.design.partitions import CodeLookup
 from bayesmlm.design.sums import PairSums, PartitionSums, _pair_index, merge_sums, partition_sums
 
-__all__ = ["PlainPlan", "PlainResult", "keep_levels", "merge_plain", "plain_columns", "plain_partition"]
+__all__ = [
+    "PlainPlan",
+    "PlainResult",
+    "keep_levels",
+    "merge_plain",
+    "pilot_shifts",
+    "plain_columns",
+    "plain_partition",
+]
 
 #: a column of ones (the intercept) in :attr:`PlainPlan.fixed` and :attr:`PlainPlan.blocks`
 INTERCEPT = None
@@ -113,6 +122,28 @@ class PlainPlan:
     blocks: tuple[tuple[str | None, ...], ...]
     factors: tuple[tuple[tuple[int, ...], CodeLookup, int], ...]  # structure order: blocks, codes, levels
     range_columns: tuple[str, ...]
+    shifts: tuple[np.ndarray, tuple[np.ndarray, ...]] | None = None  # None: each partition's means
+
+
+def _columns(kept: pd.DataFrame, plan: PlainPlan):
+    y = kept[plan.response].to_numpy(dtype=float)
+    X = _build(kept, plan.fixed)
+    Z = [_build(kept, columns) for columns in plan.blocks]
+    return y, X, [Z[b[0]] if len(b) == 1 else np.column_stack([Z[i] for i in b]) for b, _, _ in plan.factors]
+
+
+def pilot_shifts(rows: pd.DataFrame, plan: PlainPlan):
+    """Column means of some rows (the first rows of the data): every partition's sums are about them.
+
+    Sums about the same shifts merge by addition; these are within the data's range, so near enough
+    the means (see :mod:`bayesmlm.design.sums`). None if no row is usable (then each partition's own).
+    """
+    bad, _ = unusable_counts(rows, list(plan.used))
+    kept = rows.loc[~bad]
+    if not len(kept):
+        return None
+    y, X, Z = _columns(kept, plan)
+    return np.append(X.mean(axis=0), y.mean()), tuple(z.mean(axis=0) for z in Z)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,19 +161,16 @@ def plain_partition(partition: pd.DataFrame, plan: PlainPlan) -> PlainResult:
     bad, counts = unusable_counts(partition, list(plan.used))
     kept = partition.loc[~bad] if bad.any() else partition
     n = len(kept)
-    y = kept[plan.response].to_numpy(dtype=float)
-    X = _build(kept, plan.fixed)
-    Z = [_build(kept, columns) for columns in plan.blocks]
-    factors = []
-    for block_index, lookup, m in plan.factors:
-        codes = lookup(kept) if n else np.zeros(0, dtype=np.int64)
-        columns = Z[block_index[0]] if len(block_index) == 1 else np.column_stack([Z[b] for b in block_index])
-        factors.append((codes, columns, m))
+    y, X, Z = _columns(kept, plan)
+    factors = [
+        (lookup(kept) if n else np.zeros(0, dtype=np.int64), z, m)
+        for (_, lookup, m), z in zip(plan.factors, Z, strict=True)
+    ]
     ranges = {}
     for c in plan.range_columns:
         values = kept[c].to_numpy(dtype=float)
         ranges[c] = (float(values.min()), float(values.max())) if n else (np.inf, -np.inf)
-    return PlainResult(partition_sums(y, X, factors), len(partition), counts, ranges)
+    return PlainResult(partition_sums(y, X, factors, plan.shifts), len(partition), counts, ranges)
 
 
 def merge_plain(a: PlainResult, b: PlainResult) -> PlainResult:

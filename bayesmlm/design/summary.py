@@ -38,7 +38,14 @@ from bayesmlm.design.dask_input import (
 from bayesmlm.design.evaluate import Design, NaAction, RandomBlock
 from bayesmlm.design.evaluation import independent_columns
 from bayesmlm.design.partitions import EvaluationPlan, merge_scans, partition_statistics, scan_partition
-from bayesmlm.design.plain import PlainPlan, keep_levels, merge_plain, plain_columns, plain_partition
+from bayesmlm.design.plain import (
+    PlainPlan,
+    keep_levels,
+    merge_plain,
+    pilot_shifts,
+    plain_columns,
+    plain_partition,
+)
 from bayesmlm.design.prototype import evaluate_prototype, factor_levels, scan_plan
 from bayesmlm.design.rows import NoRows
 from bayesmlm.design.sums import (
@@ -231,6 +238,10 @@ def one_pass_statistics(spec: ModelSpec, frame, meta, plan, extra_namespace, sou
         factors.append((index, lookups[f.source_blocks[0].term.factor], f.n_levels))
     response, fixed, blocks = columns
     one = PlainPlan(plan.used, response, fixed, blocks, tuple(factors), plan.range_columns)
+    with warnings.catch_warnings():  # dask warns when the first partition has fewer rows
+        warnings.simplefilter("ignore")
+        head = frame[list(plan.used)].head(1000, npartitions=1)
+    one = replace(one, shifts=pilot_shifts(head, one))
     result, sums_pass = reduce_partitions(
         frame[list(plan.used)], plain_partition, merge_plain, one, source, "statistics"
     )

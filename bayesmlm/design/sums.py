@@ -163,9 +163,9 @@ def partition_sums(
         pairs.append(PairSums(unique, np.concatenate([first, values], axis=2)))
     y = np.asarray(y, dtype=float)
     y_range = (float(y.min()), float(y.max())) if len(y) else (np.inf, -np.inf)
-    fixed_r = (  # in place on the raw columns, no longer needed (LAPACK's column-major layout)
-        sla.qr(raw[:, :p], mode="r", overwrite_a=True, check_finite=False)[0] if n and p else np.zeros((0, p))
-    )
+    # in place on the raw columns, no longer needed (LAPACK's layout); R's first min(n, p) rows only
+    r = sla.qr(raw[:, :p], mode="r", overwrite_a=True, check_finite=False)[0] if n and p else None
+    fixed_r = r[: min(n, p)].copy() if r is not None else np.zeros((0, p))
     return PartitionSums(
         shift_w, tuple(shift_z), gram, tuple(level_zz), tuple(level_zw), tuple(pairs), y_range, fixed_r
     )
