@@ -12,7 +12,8 @@ A ``distributed.LocalCluster`` of ``--workers`` processes with one thread each d
 script prints, as one JSON line and a small table: the wall time of the statistics (both passes, and
 each), of the REML fit and of the collapsed posterior (``--chains`` x ``--draws`` after as many tuning
 steps); rows per second of the statistics; the peak resident memory of the client (this process and
-the sampler's chain processes, polled every 0.1 s) and of each worker; the CPU seconds the workers
+the sampler's chain processes, polled every 0.1 s; also by proportional set size, which counts the
+pages a forked chain process shares with this one once) and of each worker; the CPU seconds the workers
 used for the statistics, per million rows (per core: one thread per worker), and the rows per second
 two idle cores would give at that cost; and the machine's load average before and after, since the
 machine may be shared (wall times grow with the load, CPU seconds hardly).
@@ -76,6 +77,7 @@ class PeakMemory:
         self.me = psutil.Process()
         self.workers = {pid: psutil.Process(pid) for pid in workers}
         self.client_peak = 0
+        self.client_pss_peak = 0  # the same processes by proportional set size: shared pages counted once
         self.process_peak = 0  # this process alone, without the sampler's chain processes
         self.worker_peak = dict.fromkeys(workers, 0)
         self._stop = threading.Event()
@@ -93,10 +95,26 @@ class PeakMemory:
                 continue
         return total
 
+    def _client_pss(self) -> int:
+        """Like _client_rss, but forked chain processes' pages shared with this one counted once."""
+        total = self.me.memory_full_info().pss
+        for child in self.me.children(recursive=True):
+            try:
+                if child.pid in self.workers or any(p.pid in self.workers for p in child.parents()):
+                    continue
+                total += child.memory_full_info().pss
+            except Exception:
+                continue
+        return total
+
     def _run(self):
+        tick = 0
         while not self._stop.is_set():
             try:
                 self.client_peak = max(self.client_peak, self._client_rss())
+                if tick % 5 == 0:  # reading smaps costs more: every 0.5 s
+                    self.client_pss_peak = max(self.client_pss_peak, self._client_pss())
+                tick += 1
                 self.process_peak = max(self.process_peak, self.me.memory_info().rss)
                 for pid, proc in self.workers.items():
                     self.worker_peak[pid] = max(self.worker_peak[pid], proc.memory_info().rss)
@@ -202,6 +220,7 @@ def main() -> None:
                 out["posterior_means"] = {k: round(float(v), 4) for k, v in summary["mean"].items()}
         out["client_peak_mb"] = round(memory.client_peak / 2**20)
         out["client_process_peak_mb"] = round(memory.process_peak / 2**20)
+        out["client_pss_peak_mb"] = round(memory.client_pss_peak / 2**20)
         out["worker_peak_mb"] = [round(v / 2**20) for v in memory.worker_peak.values()]
     out["load_before"] = [round(v, 2) for v in load_before]
     out["load_after"] = [round(v, 2) for v in os.getloadavg()]
@@ -215,7 +234,11 @@ def main() -> None:
         f"{out['cpu_s_per_million_rows']} CPU s per million rows per core "
         f"(-> {out['rows_per_s_from_cpu'] / 1e6:.2f}M rows/s on {args.workers} idle cores)"
     )
-    print(f"client peak {out['client_peak_mb']} MB, worker peaks {out['worker_peak_mb']} MB")
+    print(
+        f"client peak {out['client_peak_mb']} MB (RSS summed; PSS {out['client_pss_peak_mb']} MB; "
+        f"this process alone {out['client_process_peak_mb']} MB)"
+    )
+    print(f"worker peaks {out['worker_peak_mb']} MB")
     print(f"load average before {out['load_before']}, after {out['load_after']}")
 
 
