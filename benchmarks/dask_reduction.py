@@ -12,8 +12,11 @@ A ``distributed.LocalCluster`` of ``--workers`` processes with one thread each d
 script prints, as one JSON line and a small table: the wall time of the statistics (both passes, and
 each), of the REML fit and of the collapsed posterior (``--chains`` x ``--draws`` after as many tuning
 steps); rows per second of the statistics; the peak resident memory of the client (this process and
-the sampler's chain processes, polled every 0.1 s) and of each worker; and the machine's load average
-before and after, since the machine may be shared.
+the sampler's chain processes, polled every 0.1 s; also by proportional set size, which counts the
+pages a forked chain process shares with this one once) and of each worker; the CPU seconds the workers
+used for the statistics, per million rows (per core: one thread per worker), and the rows per second
+two idle cores would give at that cost; and the machine's load average before and after, since the
+machine may be shared (wall times grow with the load, CPU seconds hardly).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class PeakMemory:
         self.me = psutil.Process()
         self.workers = {pid: psutil.Process(pid) for pid in workers}
         self.client_peak = 0
+        self.client_pss_peak = 0  # the same processes by proportional set size: shared pages counted once
         self.process_peak = 0  # this process alone, without the sampler's chain processes
         self.worker_peak = dict.fromkeys(workers, 0)
         self._stop = threading.Event()
@@ -91,10 +95,26 @@ class PeakMemory:
                 continue
         return total
 
+    def _client_pss(self) -> int:
+        """Like _client_rss, but forked chain processes' pages shared with this one counted once."""
+        total = self.me.memory_full_info().pss
+        for child in self.me.children(recursive=True):
+            try:
+                if child.pid in self.workers or any(p.pid in self.workers for p in child.parents()):
+                    continue
+                total += child.memory_full_info().pss
+            except Exception:
+                continue
+        return total
+
     def _run(self):
+        tick = 0
         while not self._stop.is_set():
             try:
                 self.client_peak = max(self.client_peak, self._client_rss())
+                if tick % 5 == 0:  # reading smaps costs more: every 0.5 s
+                    self.client_pss_peak = max(self.client_pss_peak, self._client_pss())
+                tick += 1
                 self.process_peak = max(self.process_peak, self.me.memory_info().rss)
                 for pid, proc in self.workers.items():
                     self.worker_peak[pid] = max(self.worker_peak[pid], proc.memory_info().rss)
@@ -111,6 +131,13 @@ class PeakMemory:
         self._thread.join()
 
 
+def _warm_worker() -> None:
+    """Import the per-partition code and load the compiled per-level loop (numba's cache) in a worker."""
+    from bayesmlm.design.accumulate import level_products
+
+    level_products(np.zeros(2, dtype=np.int64), np.ones((2, 1)), np.ones((2, 1)), 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="/work/bench-data/dask100m")
@@ -123,6 +150,9 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--skip-posterior", action="store_true")
     parser.add_argument("--write-only", action="store_true")
+    parser.add_argument(
+        "--warm-up", action="store_true", help="fit the first file once first (workers' imports, numba)"
+    )
     parser.add_argument("--use-files", type=int, default=None, help="fit the first N files only")
     args = parser.parse_args()
     folder = Path(args.data)
@@ -147,6 +177,12 @@ def main() -> None:
         pids = list(client.run(os.getpid).values())
         with PeakMemory(pids) as memory, warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            files = sorted(str(p) for p in folder.glob("part-*.parquet"))
+            if args.warm_up:  # the workers import bayesmlm and load the compiled loop: once per worker
+                start = time.perf_counter()
+                client.run(_warm_worker)
+                bm.Model("y ~ x + (x | g)", files[0])
+                out["warm_up_s"] = round(time.perf_counter() - start, 2)
             start = time.perf_counter()
             files = sorted(str(p) for p in folder.glob("part-*.parquet"))[: args.use_files]
             source = str(folder / "part-*.parquet") if args.use_files is None else dd.read_parquet(files)
@@ -156,6 +192,13 @@ def main() -> None:
             out["sums_s"] = model.reduction.info["statistics_seconds"]
             out["rows"] = model.reduction.info["rows_read"]
             out["rows_per_s"] = round(out["rows"] / out["statistics_s"])
+            info = model.reduction.info
+            out["passes"] = info["passes"]
+            out["worker_cpu_s"] = info["worker_cpu_seconds"]
+            out["partition_cpu_s"] = info["partition_cpu_seconds"]
+            out["cpu_s_per_million_rows"] = info["cpu_seconds_per_million_rows"]
+            # what 2 idle cores would do at this CPU cost: rows per CPU second times the workers
+            out["rows_per_s_from_cpu"] = round(args.workers * 1e6 / out["cpu_s_per_million_rows"])
             out["client_peak_after_statistics_mb"] = round(memory.client_peak / 2**20)
             print(json.dumps(out), file=sys.stderr, flush=True)  # partial figures, as they come
             start = time.perf_counter()
@@ -177,6 +220,7 @@ def main() -> None:
                 out["posterior_means"] = {k: round(float(v), 4) for k, v in summary["mean"].items()}
         out["client_peak_mb"] = round(memory.client_peak / 2**20)
         out["client_process_peak_mb"] = round(memory.process_peak / 2**20)
+        out["client_pss_peak_mb"] = round(memory.client_pss_peak / 2**20)
         out["worker_peak_mb"] = [round(v / 2**20) for v in memory.worker_peak.values()]
     out["load_before"] = [round(v, 2) for v in load_before]
     out["load_after"] = [round(v, 2) for v in os.getloadavg()]
@@ -185,7 +229,16 @@ def main() -> None:
         f"statistics {out['statistics_s']} s ({out['rows_per_s'] / 1e6:.2f}M rows/s; scan {out['scan_s']} s,"
     )
     print(f"  sums {out['sums_s']} s), REML {out['reml_s']} s, posterior {out.get('posterior_s', '-')} s")
-    print(f"client peak {out['client_peak_mb']} MB, worker peaks {out['worker_peak_mb']} MB")
+    print(
+        f"  {out['passes']} pass(es); workers' CPU {out['worker_cpu_s']} s = "
+        f"{out['cpu_s_per_million_rows']} CPU s per million rows per core "
+        f"(-> {out['rows_per_s_from_cpu'] / 1e6:.2f}M rows/s on {args.workers} idle cores)"
+    )
+    print(
+        f"client peak {out['client_peak_mb']} MB (RSS summed; PSS {out['client_pss_peak_mb']} MB; "
+        f"this process alone {out['client_process_peak_mb']} MB)"
+    )
+    print(f"worker peaks {out['worker_peak_mb']} MB")
     print(f"load average before {out['load_before']}, after {out['load_after']}")
 
 

@@ -6,7 +6,14 @@ import pytest
 from scipy import stats
 
 import bayesmlm as bm
-from bayesmlm.bayes.collapsed import MAX_DENSE, collapsed_plan, draw_group_effects, theta_draws
+from bayesmlm.bayes.collapsed import (
+    FLOAT32_GROUP_EFFECTS_BYTES,
+    MAX_DENSE,
+    collapsed_plan,
+    draw_group_effects,
+    group_effects_dtype,
+    theta_draws,
+)
 from bayesmlm.design.crossprod import cross_products
 from bayesmlm.exceptions import FitError
 from tests.conftest import bayes_fit
@@ -178,3 +185,21 @@ def test_data_rich_groups_mix_well_on_the_collapsed_path():
     assert summary["rhat"].max() <= 1.01
     assert int(fit.idata["sample_stats"]["diverging"].sum()) == 0
     assert fit.posterior["r_g"].shape == (4, 1000, 1000, 2)
+
+
+def test_large_group_effect_draws_are_stored_in_float32():
+    """100,000 groups x 2 terms x 500 draws would be 800 MB in float64: stored in float32 (400 MB)."""
+    model = bm.Model("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"))
+    per_draw = 8 * 18 * 2  # bytes of one draw of every group effect, in float64
+    limit = FLOAT32_GROUP_EFFECTS_BYTES // per_draw
+    assert group_effects_dtype(model.structure, 4000) is np.float64
+    assert group_effects_dtype(model.structure, limit) is np.float64
+    assert group_effects_dtype(model.structure, limit + 1) is np.float32
+    stats = cross_products(model.design, model.structure)
+    theta, beta, sigma = np.array([[1.0, 0.1, 0.5]] * 3), np.array([[250.0, 10.0]] * 3), np.full(3, 25.0)
+    b64, b32 = (
+        draw_group_effects(model.structure, stats, theta, beta, sigma, np.random.default_rng(1), dtype)[0]
+        for dtype in (np.float64, np.float32)
+    )
+    assert b32.dtype == np.float32 and b32.shape == b64.shape == (3, 18, 2)
+    np.testing.assert_allclose(b32, b64, rtol=1e-6, atol=1e-4)

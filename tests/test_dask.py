@@ -178,8 +178,28 @@ def test_the_active_client_computes_the_statistics(client):
 
 
 def _nbytes(sums) -> int:
-    arrays = [sums.gram, *sums.level_zz, *sums.level_zw, *(p.values for p in sums.pairs)]
+    arrays = [sums.gram, sums.fixed_r, *sums.level_zz, *sums.level_zw, *(p.values for p in sums.pairs)]
     return sum(a.nbytes for a in arrays)
+
+
+def test_plain_formulas_read_the_rows_once_and_report_their_cpu(client):
+    """y ~ x + (x | g) of numeric columns: one pass (the grouping column read first); else two."""
+    data = sleep_with_missing()  # subject 308 has no usable row: a level the first pass sees
+    for formula, passes in [(F, "one"), ("Reaction ~ Days + I(Days ** 2) + (Days | Subject)", "two")]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", bm.DroppedRowsWarning)
+            model = bm.Model(formula, partitioned(data, 4))
+            ref = bm.Model(formula, data)
+        info = model.reduction.info
+        assert info["passes"].startswith(passes)
+        assert model.structure.factors[0].levels == ref.structure.factors[0].levels
+        assert "308" not in model.structure.factors[0].levels
+        assert info["rows_read"] == len(data) and model.design.n == ref.design.n
+        assert info["worker_cpu_seconds"] > 0 and info["partition_cpu_seconds"] > 0
+        assert info["cpu_seconds_per_million_rows"] == pytest.approx(
+            info["worker_cpu_seconds"] / len(data) * 1e6, rel=1e-2, abs=1e-3
+        )
+        assert model.fit_reml().loglik == pytest.approx(ref.fit_reml().loglik, rel=1e-10)
 
 
 def _cluster_holds_nothing(client) -> bool:

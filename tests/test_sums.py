@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 
 import bayesmlm as bm
+from bayesmlm.design.accumulate import level_products
 from bayesmlm.design.evaluation import independent_columns
+from bayesmlm.design.plain import keep_levels
 from bayesmlm.design.sums import (
     cross_products_from,
     fixed_basis,
@@ -126,3 +128,50 @@ def test_aliased_columns_are_found_from_the_sums_as_from_the_rows():
         rtol=1e-9,
         atol=1e-6,
     )
+
+
+def test_the_compiled_per_level_loop_gives_bincounts_bits():
+    """The numba loop (packed per-level sums, zero columns skipped) and weighted bincount agree exactly."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(5)
+    n, m = 5000, 37
+    codes = rng.integers(0, m - 1, n)  # the last level has no rows
+    z = np.column_stack([np.zeros(n), rng.normal(size=n) + 1e3, rng.normal(size=n)])
+    w = np.column_stack([rng.normal(size=n), np.zeros(n), rng.normal(size=n) * 1e-3])
+    fast = level_products(codes, z, w, m, use_compiled=True)
+    slow = level_products(codes, z, w, m, use_compiled=False)
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)
+    zz, zw = slow
+    level = codes == 3
+    assert zz[3, 0, 0] == level.sum() and zz[-1].sum() == 0.0
+    assert zz[3, 2, 3] == pytest.approx(np.sum(z[level, 1] * z[level, 2]), rel=1e-12)
+    assert zw[3, 2, 2] == pytest.approx(np.sum(z[level, 1] * w[level, 2]), rel=1e-12)
+
+
+def test_removing_levels_without_rows_leaves_the_sums_of_the_others():
+    """keep_levels: the sums as if the empty levels never existed, crossed pairs recoded in order."""
+    data = three_factors()
+    model = bm.Model("y ~ x + (1 | a) + (1 | b)", data)
+    d, (fa, fb) = model.design, model.structure.factors
+    # the same rows with two more, empty, levels of each factor, at codes 0 and 5 (a) / 2 (b)
+    grow_a = np.insert(np.arange(fa.n_levels), [0, 4], -1)
+    grow_b = np.insert(np.arange(fb.n_levels), [2], -1)
+    code_a = np.flatnonzero(grow_a >= 0)[fa.codes]
+    code_b = np.flatnonzero(grow_b >= 0)[fb.codes]
+    big = partition_sums(d.y, d.X, [(code_a, fa.Z, len(grow_a)), (code_b, fb.Z, len(grow_b))])
+    small = partition_sums(d.y, d.X, [(fa.codes, fa.Z, fa.n_levels), (fb.codes, fb.Z, fb.n_levels)])
+    kept = keep_levels(big, [grow_a >= 0, grow_b >= 0])
+    for x, y in zip([*kept.level_zz, *kept.level_zw], [*small.level_zz, *small.level_zw], strict=True):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(kept.pairs[0].keys, small.pairs[0].keys)
+    np.testing.assert_array_equal(kept.pairs[0].values, small.pairs[0].values)
+
+
+def test_the_r_factor_of_x_has_p_rows_whatever_the_rows():
+    rng = np.random.default_rng(4)
+    for n in (3, 50, 4000):
+        X = np.column_stack([np.ones(n), rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)])
+        s = partition_sums(rng.normal(size=n), X, [(rng.integers(0, 5, n), X[:, :1], 5)])
+        assert s.fixed_r.shape == (min(n, 4), 4)
+        np.testing.assert_allclose(s.fixed_r.T @ s.fixed_r, X.T @ X, rtol=1e-10)

@@ -30,7 +30,12 @@ import pytensor.tensor as pt
 
 from bayesmlm.arguments import checked
 from bayesmlm.bayes.collapsed_stats import MAX_DENSE, centred_cross_products, collapsed_plan, predictor_shift
-from bayesmlm.bayes.conditional import add_group_effects, theta_draws
+from bayesmlm.bayes.conditional import (
+    FLOAT32_GROUP_EFFECTS_BYTES,
+    add_group_effects,
+    group_effects_dtype,
+    theta_draws,
+)
 from bayesmlm.bayes.conditional_graph import draw_group_effects
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.pymc_model import block_covariance, model_coords, population_fixed
@@ -42,12 +47,14 @@ from bayesmlm.families.gaussian import marginal_loglik
 from bayesmlm.linalg.blocked import SymbolicStats, symbolic_stats
 
 __all__ = [
+    "FLOAT32_GROUP_EFFECTS_BYTES",
     "MAX_DENSE",
     "add_group_effects",
     "build_collapsed_model",
     "centred_cross_products",
     "collapsed_plan",
     "draw_group_effects",
+    "group_effects_dtype",
     "theta_draws",
 ]
 

@@ -58,6 +58,7 @@ def draw_group_effects(
     beta: np.ndarray,
     sigma: np.ndarray,
     rng: np.random.Generator,
+    dtype=np.float64,
 ) -> list[np.ndarray]:
     """Draw every factor's group effects from their exact conditional, one draw per posterior sample.
 
@@ -70,6 +71,8 @@ def draw_group_effects(
     beta : ndarray, shape (S, p)
     sigma : ndarray, shape (S,)
     rng : numpy Generator
+    dtype : numpy dtype
+        Of the arrays returned (each draw is computed in float64 and stored in it).
 
     Returns
     -------
@@ -85,7 +88,7 @@ def draw_group_effects(
     first, rest = structure.factors[0], structure.factors[1:]
     q_rest = sum(f.n_levels * f.q for f in rest)
     S = theta.shape[0]
-    out = [np.empty((S, f.n_levels, f.q)) for f in structure.factors]
+    out = [np.empty((S, f.n_levels, f.q), dtype=dtype) for f in structure.factors]
     for s in range(S):
         eps1 = rng.standard_normal((first.n_levels, first.q))
         eps_rest = rng.standard_normal(q_rest)

@@ -18,15 +18,18 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from bayesmlm.exceptions import ArgumentError, BayesMLMError, DataError
 
 __all__ = [
+    "PassTiming",
     "dask_frame",
     "frame_meta",
     "is_distributed_input",
+    "pass_figures",
     "reduce_partitions",
     "refuse_distributed",
     "scheduler_description",
@@ -125,19 +128,79 @@ def scheduler_description() -> str:
         return f"dask's local scheduler ({dask.config.get('scheduler', None) or 'threads'})"
 
 
+@dataclass(frozen=True)
+class PassTiming:
+    """What one pass over the partitions cost.
+
+    ``seconds`` is the pass's wall time on the client; ``partition_cpu`` and ``partition_wall`` add up
+    the CPU time (of the worker thread) and the wall time of the per-partition function over all
+    partitions (reading the files is a task of its own, not in these); ``worker_cpu`` is the CPU time
+    the workers' processes used during the pass (reading, merging, sending included), with a
+    ``distributed`` client only; ``rows`` counts the rows of the partitions.
+    """
+
+    seconds: float = 0.0
+    partition_cpu: float = 0.0
+    partition_wall: float = 0.0
+    rows: int = 0
+    worker_cpu: float | None = None
+    workers: int | None = None
+
+    def __add__(self, other: PassTiming) -> PassTiming:
+        return PassTiming(
+            self.seconds + other.seconds,
+            self.partition_cpu + other.partition_cpu,
+            self.partition_wall + other.partition_wall,
+            self.rows + other.rows,
+        )
+
+
 def _in_partition(function: Callable, partition, plan, k: int, n: int):
-    """Run ``function`` on one partition; say which partition a data error came from."""
+    """Run ``function`` on one partition, timed; say which partition a data error came from."""
+    wall, cpu = time.perf_counter(), time.thread_time()
     try:
-        return function(partition, plan)
+        result = function(partition, plan)
     except BayesMLMError as err:
         raise type(err)(f"in partition {k} of {n}: {err}") from None
+    return result, PassTiming(0.0, time.thread_time() - cpu, time.perf_counter() - wall, len(partition))
 
 
 def _merge_all(merge: Callable, *parts):
-    result = parts[0]
-    for part in parts[1:]:
-        result = merge(result, part)
-    return result
+    result, timing = parts[0]
+    for part, more in parts[1:]:
+        result, timing = merge(result, part), timing + more
+    return result, timing
+
+
+def _worker_cpu() -> dict | None:
+    """CPU seconds used so far by each worker process of the active distributed client (None without)."""
+    try:
+        from distributed import default_client
+
+        return default_client().run(time.process_time)
+    except (ImportError, ValueError):  # no distributed, or no client
+        return None
+
+
+def pass_figures(passes: dict[str, PassTiming], rows: int) -> dict:
+    """Return the figures of some passes for ``info``: wall and CPU seconds, CPU per million rows.
+
+    ``cpu_seconds_per_million_rows`` divides the workers' CPU time (or, without a distributed client,
+    the per-partition CPU time) by the rows read, in millions: per core, since each worker runs one
+    task at a time; it does not grow with the machine's load as wall time does.
+    """
+    out: dict = {f"{label}_seconds": round(t.seconds, 3) for label, t in passes.items()}
+    if "levels" in passes:
+        out["scan_seconds"] = out["levels_seconds"]
+    partition_cpu = sum(t.partition_cpu for t in passes.values())
+    worker = [t.worker_cpu for t in passes.values()]
+    out["partition_cpu_seconds"] = round(partition_cpu, 3)
+    out["partition_wall_seconds"] = round(sum(t.partition_wall for t in passes.values()), 3)
+    out["worker_cpu_seconds"] = None if None in worker else round(sum(worker), 3)
+    cpu = partition_cpu if out["worker_cpu_seconds"] is None else out["worker_cpu_seconds"]
+    out["cpu_seconds_per_million_rows"] = round(cpu / max(rows, 1) * 1e6, 4)
+    out["load_average"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    return out
 
 
 def reduce_partitions(frame, function: Callable, merge: Callable, plan, source: str, label: str):
@@ -159,8 +222,8 @@ def reduce_partitions(frame, function: Callable, merge: Callable, plan, source: 
 
     Returns
     -------
-    result, seconds : object, float
-        The merged result (on this machine) and the wall time of the pass.
+    result, timing : object, PassTiming
+        The merged result (on this machine) and what the pass cost.
 
     Raises
     ------
@@ -169,7 +232,7 @@ def reduce_partitions(frame, function: Callable, merge: Callable, plan, source: 
         pass is kept.
     """
     dask, _ = _import_dask()
-    start = time.perf_counter()
+    start, cpu_before = time.perf_counter(), _worker_cpu()
     token = uuid.uuid4().hex[:8]
     parts = frame.to_delayed()
     shared = dask.delayed(plan, name=f"bayesmlm-{label}-plan-{token}", traverse=False)
@@ -191,7 +254,7 @@ def reduce_partitions(frame, function: Callable, merge: Callable, plan, source: 
             for i in range(0, len(level), SPLIT_EVERY)
         ]
     try:
-        (result,) = dask.compute(level[0])
+        ((result, timing),) = dask.compute(level[0])
     except BayesMLMError:
         raise
     except Exception as err:  # whatever a worker or a reader raised; nothing was kept
@@ -199,4 +262,8 @@ def reduce_partitions(frame, function: Callable, merge: Callable, plan, source: 
             f"computing the statistics of {source} failed: {type(err).__name__}: {err}; nothing was "
             "kept and no model was made"
         ) from err
-    return result, time.perf_counter() - start
+    seconds, cpu_after = time.perf_counter() - start, _worker_cpu()
+    if cpu_before is not None and cpu_after is not None:
+        used = sum(cpu_after[w] - cpu_before[w] for w in cpu_after if w in cpu_before)
+        return result, replace(timing, seconds=seconds, worker_cpu=used, workers=len(cpu_after))
+    return result, replace(timing, seconds=seconds)

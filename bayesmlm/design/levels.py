@@ -29,6 +29,12 @@ def _natural_levels(values: pd.Series) -> list[Any]:
         return sorted(labels)
 
 
+def _plain_integers(column: pd.Series) -> bool:
+    """Numpy integers (not booleans or categories) with no missing value: labelled by ``str``."""
+    dtype = column.dtype
+    return isinstance(dtype, np.dtype) and dtype.kind in "iu"
+
+
 def _label(value: Any) -> str:
     if isinstance(value, np.generic):  # np.float32(9.0) is not a float: label it as the Python value
         value = value.item()
@@ -94,10 +100,21 @@ def group_labels(data: pd.DataFrame, factor: tuple[str, ...]) -> tuple[np.ndarra
     per_column = []
     labels_per_column = []
     for name in factor:
-        labels = [_label(v) for v in _natural_levels(data[name])]
-        keys = data[name].astype(object).map(_label)
+        column = data[name]
+        if _plain_integers(column):  # the same labels and codes, without a Python call per value
+            values = column.to_numpy(dtype=np.int64)
+            uniq = np.unique(values)
+            per_column.append(np.searchsorted(uniq, values).astype(np.int64))
+            labels_per_column.append(uniq.astype(str).tolist())
+            continue
+        labels = [_label(v) for v in _natural_levels(column)]
+        keys = column.astype(object).map(_label)
         per_column.append(np.asarray(pd.Categorical(keys, categories=labels).codes, dtype=np.int64))
         labels_per_column.append(labels)
+    if len(per_column) == 1:  # one column: its labels (join_labels of one part is the part)
+        present, codes = np.unique(per_column[0], return_inverse=True)
+        levels = tuple(np.asarray(labels_per_column[0], dtype=object)[present].tolist())
+        return codes.reshape(-1).astype(np.int64), levels
     combos, codes = np.unique(np.column_stack(per_column), axis=0, return_inverse=True)
     levels = tuple(join_labels([labels_per_column[i][k] for i, k in enumerate(row)]) for row in combos)
     return codes.reshape(-1).astype(np.int64), levels

@@ -28,10 +28,24 @@ import pandas as pd
 from bayesmlm.design.checks import check_column_types, check_columns, check_identifiable, describe_counts
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts
-from bayesmlm.design.dask_input import dask_frame, frame_meta, reduce_partitions, scheduler_description
+from bayesmlm.design.dask_input import (
+    dask_frame,
+    frame_meta,
+    pass_figures,
+    reduce_partitions,
+    scheduler_description,
+)
 from bayesmlm.design.evaluate import Design, NaAction, RandomBlock
 from bayesmlm.design.evaluation import independent_columns
 from bayesmlm.design.partitions import EvaluationPlan, merge_scans, partition_statistics, scan_partition
+from bayesmlm.design.plain import (
+    PlainPlan,
+    keep_levels,
+    merge_plain,
+    pilot_shifts,
+    plain_columns,
+    plain_partition,
+)
 from bayesmlm.design.prototype import evaluate_prototype, factor_levels, scan_plan
 from bayesmlm.design.rows import NoRows
 from bayesmlm.design.sums import (
@@ -166,6 +180,102 @@ def _drop_aliased(design: Design, sums: PartitionSums) -> tuple[PartitionSums, t
     return select_fixed(sums, kept), tuple(names[j] for j in kept), aliased
 
 
+def _design(spec: ModelSpec, scan, meta, plan, extra_namespace, source: str, n_dropped: int):
+    """Return the design (without rows) the scan gives, its structure, formulae's matrices, lookups."""
+    dm, term_matrices = evaluate_prototype(spec, scan, meta, plan, extra_namespace)
+    names = tuple(dm.common.as_dataframe().columns) if dm.common is not None else ()
+    n, used = scan.n_kept, sorted(spec.variables)
+    blocks, lookups = _blocks(spec, scan, meta, term_matrices, source)
+    design = Design(
+        spec=spec,
+        y=_no_rows((n,), "the response values (design.y)", source),
+        X=_no_rows((n, len(names)), "the fixed-effect matrix (design.X)", source),
+        fixed_names=names,
+        blocks=blocks,
+        rows=_no_rows((n,), "the row labels (design.rows)", source),
+        n_dropped=n_dropped,
+        aliased=(),
+        fixed_matrix=dm.common,
+        data=_no_rows((n, len(used)), "the data frame (model.data)", source),
+    )
+    return design, random_structure(design), dm, lookups
+
+
+def _one_pass_possible(plan) -> bool:
+    """Whether only the grouping factors' levels are needed before the sums (see :mod:`.plain`)."""
+    groups = {c for factor in plan.factors for c in factor}
+    return not (plan.object_columns or plan.transforms or groups) and not (
+        set(plan.level_columns) & set(plan.expression_columns)
+    )
+
+
+def one_pass_statistics(spec: ModelSpec, frame, meta, plan, extra_namespace, source: str):
+    """Return the sums from one pass over the rows (levels from the grouping columns); None if not plain.
+
+    Returns the scan of the whole data (its levels: those with rows), the sums (about the provisional
+    levels), the passes' timings, and which provisional levels have rows, per factor.
+    """
+    if not _one_pass_possible(plan):
+        return None
+    groups = plan.level_columns
+    level_plan = replace(
+        plan, used=groups, expression_columns=(), object_columns=(), range_columns=(), transforms=()
+    )
+    found, levels_pass = reduce_partitions(
+        frame[list(groups)], scan_partition, merge_scans, level_plan, source, "scan"
+    )
+    if not all(len(found.uniques[c]) for c in groups):  # no level: the two passes say what is wrong
+        return None
+    provisional = replace(found, n_kept=2, ranges={c: (0.0, 1.0) for c in plan.range_columns})
+    dm, term_matrices = evaluate_prototype(spec, provisional, meta, plan, extra_namespace)
+    columns = plain_columns(dm, term_matrices, meta, set(groups))
+    if columns is None:
+        return None
+    design, structure, _, lookups = _design(spec, provisional, meta, plan, extra_namespace, source, 0)
+    factors = []
+    for f in structure.factors:
+        index = tuple(next(i for i, b in enumerate(design.blocks) if b is s) for s in f.source_blocks)
+        factors.append((index, lookups[f.source_blocks[0].term.factor], f.n_levels))
+    response, fixed, blocks = columns
+    one = PlainPlan(plan.used, response, fixed, blocks, tuple(factors), plan.range_columns)
+    with warnings.catch_warnings():  # dask warns when the first partition has fewer rows
+        warnings.simplefilter("ignore")
+        head = frame[list(plan.used)].head(1000, npartitions=1)
+    one = replace(one, shifts=pilot_shifts(head, one))
+    result, sums_pass = reduce_partitions(
+        frame[list(plan.used)], plain_partition, merge_plain, one, source, "statistics"
+    )
+    keep, uniques = [], dict(found.uniques)
+    for f, (_, lookup, _) in zip(structure.factors, factors, strict=True):
+        keep.append(result.sums.level_zz[len(keep)][:, 0, 0] > 0)
+        (column,) = f.source_blocks[0].term.factor
+        uniques[column] = found.uniques[column][keep[-1][lookup.codes]].reset_index(drop=True)
+    scan = replace(
+        found,
+        n_rows=result.n_rows,
+        n_kept=result.sums.n,
+        counts=result.counts,
+        uniques=uniques,
+        ranges=result.ranges,
+    )
+    return scan, result.sums, {"levels": levels_pass, "statistics": sums_pass}, (structure, keep)
+
+
+def same_levels(sums: PartitionSums, keep, structure: RandomStructure, lookups) -> PartitionSums | None:
+    """Return the one pass's sums for the final levels; None if they are not the provisional ones.
+
+    The final levels must be the provisional ones less those without rows, in the same order and the
+    factors in the same order; if not, the two passes run.
+    """
+    provisional, masks = keep
+    if [f.group for f in provisional.factors] != [f.group for f in structure.factors]:
+        return None
+    for old, new, mask in zip(provisional.factors, structure.factors, masks, strict=True):
+        if tuple(np.asarray(old.levels, dtype=object)[mask]) != tuple(new.levels):
+            return None
+    return keep_levels(sums, masks)
+
+
 def summarise_design(
     spec: ModelSpec, data, na_action: NaAction = "drop", extra_namespace: dict | None = None
 ) -> tuple[Design, ReducedStatistics]:
@@ -197,31 +307,24 @@ def summarise_design(
     check_column_types(meta, used)
     plan = scan_plan(spec, meta, extra_namespace)
     columns = frame[used]
-    scan, scan_seconds = reduce_partitions(columns, scan_partition, merge_scans, plan, source, "scan")
-    for name in plan.object_columns:
-        check_column_types(pd.DataFrame({name: scan.raw_values[name]}), [name])
-    n_dropped = _drop_message(scan, na_action)
-    dm, term_matrices = evaluate_prototype(spec, scan, meta, plan, extra_namespace)
-    names = tuple(dm.common.as_dataframe().columns) if dm.common is not None else ()
+    one_pass = one_pass_statistics(spec, frame, meta, plan, extra_namespace, source)
+    if one_pass is not None:
+        scan, sums, passes, keep = one_pass
+        n_dropped = _drop_message(scan, na_action)
+        design, structure, _, lookups = _design(spec, scan, meta, plan, extra_namespace, source, n_dropped)
+        sums = same_levels(sums, keep, structure, lookups)
+    if one_pass is None or sums is None:  # the two passes: any formula
+        scan, scan_pass = reduce_partitions(columns, scan_partition, merge_scans, plan, source, "scan")
+        for name in plan.object_columns:
+            check_column_types(pd.DataFrame({name: scan.raw_values[name]}), [name])
+        n_dropped = _drop_message(scan, na_action)
+        design, structure, dm, lookups = _design(spec, scan, meta, plan, extra_namespace, source, n_dropped)
+        evaluation = _evaluation_plan(design, structure, scan, dm, lookups)
+        sums, sums_pass = reduce_partitions(
+            columns, partition_statistics, merge_sums, evaluation, source, "statistics"
+        )
+        passes = {"scan": scan_pass, "statistics": sums_pass}
     n = scan.n_kept
-    blocks, lookups = _blocks(spec, scan, meta, term_matrices, source)
-    design = Design(
-        spec=spec,
-        y=_no_rows((n,), "the response values (design.y)", source),
-        X=_no_rows((n, len(names)), "the fixed-effect matrix (design.X)", source),
-        fixed_names=names,
-        blocks=blocks,
-        rows=_no_rows((n,), "the row labels (design.rows)", source),
-        n_dropped=n_dropped,
-        aliased=(),
-        fixed_matrix=dm.common,
-        data=_no_rows((n, len(used)), "the data frame (model.data)", source),
-    )
-    structure = random_structure(design)
-    evaluation = _evaluation_plan(design, structure, scan, dm, lookups)
-    sums, seconds = reduce_partitions(
-        columns, partition_statistics, merge_sums, evaluation, source, "statistics"
-    )
     sums, fixed_names, aliased = _drop_aliased(design, sums)
     moments = moments_from(sums, [f.group for f in structure.factors])
     design = replace(
@@ -237,8 +340,8 @@ def summarise_design(
         "partitions": int(frame.npartitions),
         "rows_read": int(scan.n_rows),
         "scheduler": scheduler_description(),
-        "scan_seconds": round(scan_seconds, 3),
-        "statistics_seconds": round(seconds, 3),
+        "passes": "one (the grouping columns read first)" if "levels" in passes else "two",
+        **pass_figures(passes, int(scan.n_rows)),
     }
     levels = tuple(f.n_levels for f in structure.factors)
     return design, ReducedStatistics(sums, levels, source, info)

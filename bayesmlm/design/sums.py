@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import scipy.linalg as sla
 
+from bayesmlm.design.accumulate import level_products
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.moments import ColumnMoments, DesignMoments
 
@@ -143,11 +144,11 @@ def partition_sums(
     z_centred, shift_z, level_zz, level_zw = [], [], [], []
     for k, (codes, Z, m) in enumerate(factors):
         z, shift = _centred(Z, None if shifts is None else shifts[1][k])
-        counts = np.bincount(codes, minlength=m)
         z_centred.append(z)
         shift_z.append(shift)
-        level_zz.append(_per_level(codes, counts, z, z, m, symmetric=True))
-        level_zw.append(_per_level(codes, counts, z, w, m, symmetric=False))
+        zz, zw = level_products(codes, z, w, m)  # compiled, or weighted bincount
+        level_zz.append(zz)
+        level_zw.append(zw)
     pairs = []
     for f, h in _pair_index(len(factors)):
         keys = factors[f][0].astype(np.int64) * factors[h][2] + factors[h][0]
@@ -162,9 +163,9 @@ def partition_sums(
         pairs.append(PairSums(unique, np.concatenate([first, values], axis=2)))
     y = np.asarray(y, dtype=float)
     y_range = (float(y.min()), float(y.max())) if len(y) else (np.inf, -np.inf)
-    fixed_r = (  # in place on the raw columns, no longer needed (LAPACK's column-major layout)
-        sla.qr(raw[:, :p], mode="r", overwrite_a=True, check_finite=False)[0] if n and p else np.zeros((0, p))
-    )
+    # in place on the raw columns, no longer needed (LAPACK's layout); R's first min(n, p) rows only
+    r = sla.qr(raw[:, :p], mode="r", overwrite_a=True, check_finite=False)[0] if n and p else None
+    fixed_r = r[: min(n, p)].copy() if r is not None else np.zeros((0, p))
     return PartitionSums(
         shift_w, tuple(shift_z), gram, tuple(level_zz), tuple(level_zw), tuple(pairs), y_range, fixed_r
     )
