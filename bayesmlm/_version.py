@@ -19,7 +19,7 @@ def package_versions() -> dict[str, str]:
     True
     """
     out = {"bayesmlm": __version__, "python": platform.python_version()}
-    for pkg in ("pymc", "pytensor", "arviz", "numpy", "pandas", "formulae", "nutpie"):
+    for pkg in ("pymc", "pytensor", "arviz", "numpy", "pandas", "formulae", "nutpie", "numba"):
         try:
             out[pkg] = version(pkg)
         except Exception:  # not installed

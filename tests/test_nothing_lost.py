@@ -172,9 +172,10 @@ def test_fit_info_records_versions_and_sampler_settings():
         "tune": 150,
         "chains": 2,
         "seed": 11,
-        "sampler": "pymc",
+        "sampler": "nutpie",  # the default on a one-factor model: nutpie on the direct density
         "target_accept": 0.8,
     }
+    assert "written out" in bayes.info["density"] and {"nutpie", "numba"} <= set(bayes.info["versions"])
     assert bayes.info["method"] in ("collapsed", "full")
     assert bayes.info["response_scale"] == pytest.approx(np.std(bayes.model.design.y, ddof=1))
 

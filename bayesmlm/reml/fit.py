@@ -316,9 +316,9 @@ class LikelihoodFit:
 
     @property
     def singular(self) -> bool:
-        """Boundary fit: a diagonal entry of a relative covariance factor below 1e-4 (lme4's rule).
+        """Boundary fit: a diagonal entry of the internal, unit-free relative covariance factor < 1e-4.
 
-        Applied to the internal, unit-free theta (lme4's depends on the units of the terms' columns).
+        lme4's rule, which it applies to theta in the units of the terms' columns.
         """
         theta = self.opt.theta if self.opt.theta_internal is None else self.opt.theta_internal
         for f in self.structure.factors:
@@ -395,7 +395,5 @@ class LikelihoodFit:
         return LikelihoodSummary(self, ddf)
 
     def __repr__(self) -> str:
-        return (
-            f"<LikelihoodFit {self.method}: {self.design.spec.formula}; "
-            f"logLik {self.loglik:.4f}, {self.nobs} obs>"
-        )
+        formula, method = self.design.spec.formula, self.method
+        return f"<LikelihoodFit {method}: {formula}; logLik {self.loglik:.4f}, {self.nobs} obs>"
