@@ -248,13 +248,29 @@ class Model:
         return self.prior_set.table()
 
     @cached_property
-    def parameterization(self) -> dict[str, Parameterization]:
-        """Centred or non-centred, per random block label (see ``choose_parameterization``)."""
-        from bayesmlm.bayes.pymc_model import resolve_parameterization
+    def _centring(self) -> tuple[dict[str, Parameterization], dict[str, np.ndarray]]:
+        from bayesmlm.bayes.level_centring import resolve_parameterization
 
         return resolve_parameterization(
-            self.structure, self._parameterization_request, lambda: pilot_estimate(self)
+            self.structure,
+            self._parameterization_request,
+            lambda: pilot_estimate(self),
+            per_level=self.family.generalized,
         )
+
+    @property
+    def parameterization(self) -> dict[str, Parameterization]:
+        """Centred, non-centred or (generalized models) ``"mixed"`` per random block label.
+
+        See :func:`~bayesmlm.bayes.pymc_model.choose_parameterization` and, for the per-level choice
+        of a generalized model's scalar blocks, :mod:`bayesmlm.bayes.level_centring`.
+        """
+        return self._centring[0]
+
+    @property
+    def centred_levels(self) -> dict[str, np.ndarray]:
+        """For each ``"mixed"`` block, which of its levels are centred (a boolean array per level)."""
+        return self._centring[1]
 
     @cached_property
     def _standardised(self) -> Standardised:
@@ -272,7 +288,12 @@ class Model:
             from bayesmlm.bayes.glmm_model import build_glmm_model
 
             return build_glmm_model(
-                self.design, self.structure, self.family, self.prior_set, self.parameterization
+                self.design,
+                self.structure,
+                self.family,
+                self.prior_set,
+                self.parameterization,
+                self.centred_levels,
             )
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
