@@ -86,7 +86,7 @@ class Model:
     parameterization : {"auto", "centered", "noncentered"} or dict
         How each random block is written in the Bayesian model: chosen per block from the REML
         estimate (``"auto"``, see :func:`bayesmlm.bayes.pymc_model.choose_parameterization`), the same
-        for all, or a dict from block label (``"Subject"``) to choice.
+        for all, or a dict from block label to choice (GLMMs: ``"mixed"``, per level).
     extra_namespace : dict, optional
         Functions the formula may call besides numpy's element-wise functions (``np.log``, ``log``,
         ...) and formulae's transforms (``C``, ``scale``, ``center``, ...), e.g.
@@ -249,28 +249,16 @@ class Model:
 
     @cached_property
     def _centring(self) -> tuple[dict[str, Parameterization], dict[str, np.ndarray]]:
-        from bayesmlm.bayes.level_centring import resolve_parameterization
+        from bayesmlm.bayes.centring_choice import resolve_parameterization
 
-        return resolve_parameterization(
-            self.structure,
-            self._parameterization_request,
-            lambda: pilot_estimate(self),
-            per_level=self.family.generalized,
-        )
+        request, pilot = self._parameterization_request, lambda: pilot_estimate(self)
+        return resolve_parameterization(self.structure, request, pilot, self.family.generalized)
 
-    @property
-    def parameterization(self) -> dict[str, Parameterization]:
-        """Centred, non-centred or (generalized models) ``"mixed"`` per random block label.
-
-        See :func:`~bayesmlm.bayes.pymc_model.choose_parameterization` and, for the per-level choice
-        of a generalized model's scalar blocks, :mod:`bayesmlm.bayes.level_centring`.
-        """
-        return self._centring[0]
-
-    @property
-    def centred_levels(self) -> dict[str, np.ndarray]:
-        """For each ``"mixed"`` block, which of its levels are centred (a boolean array per level)."""
-        return self._centring[1]
+    parameterization = property(
+        lambda self: self._centring[0],
+        doc='Centred, non-centred or ``"mixed"`` per block label (:mod:`bayesmlm.bayes.centring_choice`).',
+    )
+    centred_levels = property(lambda self: self._centring[1], doc='A "mixed" block -> its centred levels.')
 
     @cached_property
     def _standardised(self) -> Standardised:
@@ -287,14 +275,8 @@ class Model:
         if self.family.generalized:
             from bayesmlm.bayes.glmm_model import build_glmm_model
 
-            return build_glmm_model(
-                self.design,
-                self.structure,
-                self.family,
-                self.prior_set,
-                self.parameterization,
-                self.centred_levels,
-            )
+            parts = (self.design, self.structure, self.family, self.prior_set, self.parameterization)
+            return build_glmm_model(*parts, self.centred_levels)
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):

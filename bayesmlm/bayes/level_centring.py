@@ -33,9 +33,8 @@ import pytensor.tensor as pt
 from bayesmlm.bayes.nesting import nested_parents
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import per_level_sum
-from bayesmlm.exceptions import ArgumentError
 
-__all__ = ["LEVEL_RATIO", "choose_levels", "level_ratios", "mixed_block", "resolve_parameterization"]
+__all__ = ["LEVEL_RATIO", "choose_levels", "level_ratios", "mixed_block"]
 
 #: a level of a scalar block is centred when its data-to-prior precision ratio exceeds this
 LEVEL_RATIO = 1.0
@@ -113,39 +112,3 @@ def mixed_block(label: str, mask: np.ndarray, sd, mean):
     r = pt.set_subtensor(r[centred], c - mean[centred])
     r = pt.set_subtensor(r[other], z * sd)
     return r[:, None]
-
-
-def resolve_parameterization(structure: RandomStructure, request, pilot, per_level: bool = False) -> tuple:
-    """Centred, non-centred or mixed per block, from ``Model(..., parameterization=request)``.
-
-    ``request`` is ``"auto"`` (:func:`~bayesmlm.bayes.pymc_model.choose_parameterization` at the
-    estimate ``pilot()`` returns: ``(theta, row_weights)``, or Nones), ``"centered"``,
-    ``"noncentered"``, or a dict from block label to choice (the other blocks chosen automatically);
-    a generalized model's (``per_level``) scalar block may be ``"mixed"``: centred per level
-    (:func:`choose_levels`).
-    Returns (label -> choice, label -> centred-level mask).
-    """
-    from bayesmlm.bayes.pymc_model import choose_parameterization  # it imports mixed_block from here
-
-    labels = [label for f in structure.factors for label, *_ in f.blocks()]
-    if isinstance(request, dict):
-        unknown = sorted(set(request) - set(labels))
-        if unknown:
-            raise ArgumentError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
-        if not per_level and "mixed" in request.values():
-            raise ArgumentError("'mixed' (per-level centring) is for generalized families; use 'centered'")
-    elif request not in ("auto", "centered", "noncentered"):
-        raise ArgumentError(
-            f"parameterization must be 'auto', 'centered', 'noncentered' or a dict, not {request!r}"
-        )
-    if request in ("centered", "noncentered"):
-        return dict.fromkeys(labels, request), {}
-    theta, weights = pilot()
-    choice = choose_parameterization(structure, theta, weights)
-    asked = request if isinstance(request, dict) else {}
-    refined, masks = (
-        choose_levels(structure, theta, weights, choice) if "mixed" in asked.values() else ({}, {})
-    )
-    for label, how in asked.items():
-        choice[label] = refined.get(label, choice[label]) if how == "mixed" else how
-    return choice, {label: mask for label, mask in masks.items() if asked.get(label) == "mixed"}
