@@ -24,6 +24,14 @@ def resolve_parameterization(structure: RandomStructure, request, pilot, per_lev
     a generalized model's (``per_level``) scalar block may be ``"mixed"``: centred per level
     (:func:`~bayesmlm.bayes.level_centring.choose_levels`).
     Returns (label -> choice, label -> centred-level mask).
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> m = bm.Model("TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)", bm.load_dataset("grouseticks"),
+    ...              family="poisson")
+    >>> resolve_parameterization(m.structure, "noncentered", lambda: (None, None), True)
+    ({'BROOD': 'noncentered', 'LOCATION': 'noncentered'}, {})
     """
     labels = [label for f in structure.factors for label, *_ in f.blocks()]
     if isinstance(request, dict):

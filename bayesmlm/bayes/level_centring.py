@@ -86,6 +86,16 @@ def choose_levels(structure: RandomStructure, theta, row_weights, choice: dict) 
     Each scalar block's levels are centred where ``ρ_j > 1`` (:data:`LEVEL_RATIO`); a block whose levels
     all agree is ``"centered"`` or ``"noncentered"``, otherwise ``"mixed"`` with its mask. Correlated
     blocks keep ``choice``. Without an estimate (``theta`` None) nothing changes.
+
+    Examples
+    --------
+    >>> import bayesmlm as bm
+    >>> m = bm.Model("TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)",
+    ...              bm.load_dataset("grouseticks"), family="poisson")
+    >>> ml = m.fit_ml()
+    >>> choice, masks = choose_levels(m.structure, ml.theta, ml.working_weights, m.parameterization)
+    >>> choice, int(masks["BROOD"].sum()), int(masks["LOCATION"].sum())
+    ({'BROOD': 'mixed', 'LOCATION': 'mixed'}, 89, 12)
     """
     if theta is None or row_weights is None:
         return dict(choice), {}
@@ -102,6 +112,14 @@ def mixed_block(label: str, mask: np.ndarray, sd, mean):
     """Create a scalar block's effects, its levels ``mask`` centred, the others not: returns ``r`` (m, 1).
 
     ``mean`` is the centred levels' prior mean, (m, 1) or broadcastable to it.
+
+    Examples
+    --------
+    >>> import numpy as np, pymc as pm
+    >>> with pm.Model() as model:
+    ...     r = mixed_block("g", np.array([True, False, True]), pm.HalfNormal("sd", 1.0), 0.0)
+    >>> [v.name for v in model.free_RVs], r.eval({model["sd"]: 1.0}).shape
+    (['sd', 'c__g', 'z__g'], (3, 1))
     """
     m = len(mask)
     centred, other = np.flatnonzero(mask), np.flatnonzero(~mask)
