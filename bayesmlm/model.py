@@ -88,7 +88,7 @@ class Model:
     parameterization : {"auto", "centered", "noncentered"} or dict
         How each random block is written in the Bayesian model: chosen per block from the REML
         estimate (``"auto"``, see :func:`bayesmlm.bayes.pymc_model.choose_parameterization`), the same
-        for all, or a dict from block label (``"Subject"``) to choice.
+        for all, or a dict from block label to choice (GLMMs: ``"mixed"``, per level).
     extra_namespace : dict, optional
         Functions the formula may call besides numpy's element-wise functions (``np.log``, ``log``,
         ...) and formulae's transforms (``C``, ``scale``, ``center``, ...), e.g.
@@ -250,13 +250,17 @@ class Model:
         return self.prior_set.table()
 
     @cached_property
-    def parameterization(self) -> dict[str, Parameterization]:
-        """Centred or non-centred, per random block label (see ``choose_parameterization``)."""
-        from bayesmlm.bayes.pymc_model import resolve_parameterization
+    def _centring(self) -> tuple[dict[str, Parameterization], dict[str, np.ndarray]]:
+        from bayesmlm.bayes.centring_choice import resolve_parameterization
 
-        return resolve_parameterization(
-            self.structure, self._parameterization_request, lambda: pilot_estimate(self)
-        )
+        request, pilot = self._parameterization_request, lambda: pilot_estimate(self)
+        return resolve_parameterization(self.structure, request, pilot, self.family.generalized)
+
+    parameterization = property(
+        lambda self: self._centring[0],
+        doc='Centred, non-centred or ``"mixed"`` per block label (:mod:`bayesmlm.bayes.centring_choice`).',
+    )
+    centred_levels = property(lambda self: self._centring[1], doc='A "mixed" block -> its centred levels.')
 
     @cached_property
     def _standardised(self) -> Standardised:
@@ -273,9 +277,8 @@ class Model:
         if self.family.generalized:
             from bayesmlm.bayes.glmm_model import build_glmm_model
 
-            return build_glmm_model(
-                self.design, self.structure, self.family, self.prior_set, self.parameterization
-            )
+            parts = (self.design, self.structure, self.family, self.prior_set, self.parameterization)
+            return build_glmm_model(*parts, self.centred_levels)
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):

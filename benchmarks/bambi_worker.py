@@ -62,7 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="CSV file")
     parser.add_argument("--formula", required=True)
-    parser.add_argument("--group", required=True, help="grouping column (made categorical)")
+    parser.add_argument("--group", required=True, help="categorical column(s), comma-separated")
+    parser.add_argument("--family", default="gaussian")
     parser.add_argument("--sampler", choices=["default", "nutpie"], default="default")
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
@@ -78,9 +79,11 @@ def main() -> None:
     import pandas as pd
 
     data = pd.read_csv(args.data)
-    data[args.group] = data[args.group].astype(str).astype("category")
+    groups = args.group.split(",")
+    for g in groups:
+        data[g] = data[g].astype(str).astype("category")
 
-    model = bmb.Model(args.formula, data)
+    model = bmb.Model(args.formula, data, family=args.family)
     fit_kwargs = dict(
         draws=args.draws,
         tune=args.tune,
@@ -112,6 +115,8 @@ def main() -> None:
     stats = idata["sample_stats"]
     divergences = int(stats["diverging"].values.sum())
 
+    CPU = ("ru_utime", "ru_stime")
+    who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)  # CPU time: this process and the chain workers
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     versions = {
@@ -123,7 +128,8 @@ def main() -> None:
         "formula": args.formula,
         "data": os.path.basename(args.data),
         "n_rows": len(data),
-        "n_groups": int(data[args.group].nunique()),
+        "n_groups": int(data[groups[0]].nunique()),
+        "family": args.family,
         "draws": args.draws,
         "tune": args.tune,
         "chains": args.chains,
@@ -139,6 +145,7 @@ def main() -> None:
         "cor_present": bool(cor_names),
         "divergences": divergences,
         "peak_rss_mb": round(max(rss_self, rss_children), 1),
+        "cpu_s": round(sum(getattr(resource.getrusage(w), a) for w in who for a in CPU), 2),
         "peak_rss_self_mb": round(rss_self, 1),
         "peak_rss_children_mb": round(rss_children, 1),
         "versions": versions,

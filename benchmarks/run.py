@@ -7,9 +7,12 @@ Usage (from the repository root, with the package's venv)::
 
 Cases: (a) sleepstudy ``Reaction ~ Days + (Days | Subject)``; (b) ``y ~ x + (x | g)`` simulated on
 1,000 groups x 100 rows and (c) on 10,000 x 100 (1M rows), by :func:`bayesmlm.datasets.simulate.simulate` with
-seed 2026. Every fit runs in a fresh process (``bayesmlm_worker.py``, ``bambi_worker.py`` under
-``benchmarks/.venv-bambi``, ``Rscript`` for lme4 if installed), one tool after the other within each
-case, so both see the same machine state. Wall time counts from the start of the process: imports,
+seed 2026; (d) cbpp, binomial ``cbind(incidence, size - incidence) ~ period + (1 | herd)`` (bambi:
+``p(incidence, size) ~ ...``) and (e) grouseticks, Poisson ``TICKS ~ YEAR + cHEIGHT + (1 | BROOD) +
+(1 | LOCATION)`` (``--cases cbpp grouseticks``). Every fit runs in a fresh process
+(``bayesmlm_worker.py``, ``bambi_worker.py`` under ``benchmarks/.venv-bambi``, ``Rscript`` for lme4
+if installed), one tool after the other within each case, so both see the same machine state. Wall
+time counts from the start of the process: imports,
 compilation, sampling and diagnostics. NUTS: 4 chains x 1,000 draws after 1,000 tuning steps, 2 cores,
 each tool's default sampler. Minimum bulk ESS is over the fixed effects, group-level sds and
 correlations (bambi has none) and sigma; ESS/s is that minimum over the wall time.
@@ -41,6 +44,21 @@ CASES = {
     "sim1000": ("y ~ x + (x | g)", "g", 1000),
     "sim10000": ("y ~ x + (x | g)", "g", 10000),
 }
+#: generalized cases: (bayesmlm formula, bambi formula, categorical columns, family); bundled data
+GLMM_CASES = {
+    "cbpp": (
+        "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        "p(incidence, size) ~ period + (1 | herd)",
+        "herd,period",
+        "binomial",
+    ),
+    "grouseticks": (
+        "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)",
+        "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)",
+        "BROOD,LOCATION,YEAR",
+        "poisson",
+    ),
+}
 LME4 = """
 suppressMessages(library(lme4))
 d <- read.csv("{data}")
@@ -70,6 +88,10 @@ def run_json(cmd: list[str], timeout: float) -> dict:
 
 
 def case_data(name: str, folder: Path) -> Path:
+    if name in GLMM_CASES:
+        path = folder / f"{name}.csv"
+        bm.load_dataset(name).to_csv(path, index=False)
+        return path
     groups = CASES[name][2]
     if groups is None:
         path = Path(bm.__file__).parent / "datasets" / "sleepstudy.csv"
@@ -87,7 +109,7 @@ def fmt(value, spec: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=[*CASES, *GLMM_CASES])
     parser.add_argument("--bambi-timeout", type=float, default=900)
     parser.add_argument("--bambi-sampler", default="default")
     parser.add_argument("--sampler", default="auto", help="bayesmlm's sampler (auto: its default)")
@@ -100,18 +122,24 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.cases:
-            formula, group, _ = CASES[name]
+            if name in GLMM_CASES:
+                formula, bambi_formula, group, family = GLMM_CASES[name]
+            else:
+                (formula, group, _), family = CASES[name], "gaussian"
+                bambi_formula = formula
             data = case_data(name, Path(tmp))
-            common = ["--data", str(data), "--formula", formula, "--group", group]
-            worker = [sys.executable, str(HERE / "bayesmlm_worker.py"), *common]
+            common = ["--data", str(data), "--group", group, "--family", family]
+            worker = [sys.executable, str(HERE / "bayesmlm_worker.py"), *common, "--formula", formula]
             results = {"bayesmlm": run_json([*worker, "--sampler", args.sampler], 1800)}
             if BAMBI_PY.exists():
-                cmd = [str(BAMBI_PY), str(HERE / "bambi_worker.py"), *common, "--sampler", args.bambi_sampler]
+                cmd = [str(BAMBI_PY), str(HERE / "bambi_worker.py"), *common, "--formula", bambi_formula]
+                cmd += ["--sampler", args.bambi_sampler]
                 results["bambi"] = run_json(cmd, args.bambi_timeout)
             else:
                 results["bambi"] = {"error": "benchmarks/.venv-bambi missing: run benchmarks/setup_bambi.sh"}
-            results["bayesmlm REML"] = run_json([*worker, "--reml"], 600)
-            if shutil.which("Rscript"):
+            if family == "gaussian":
+                results["bayesmlm REML"] = run_json([*worker, "--reml"], 600)
+            if shutil.which("Rscript") and family == "gaussian":
                 script = LME4.format(data=data, group=group, formula=formula)
                 results["lme4 REML"] = run_json(["Rscript", "-e", script], 600)
             for tool, res in results.items():
@@ -123,7 +151,7 @@ def main() -> None:
         f"{__import__('os').cpu_count()} cores; bayesmlm {bm.__version__}"
     )
     header = f"{'case':10s} {'tool':14s} {'wall s':>8s} {'min ESS':>8s} {'ESS/s':>8s} {'R-hat':>7s} "
-    header += f"{'div':>4s} {'peak MB':>8s} {'REML s':>7s}"
+    header += f"{'div':>4s} {'peak MB':>8s} {'REML s':>7s} {'CPU s':>7s}"
     print(header)
     print("-" * len(header))
     for name, tool, res in rows:
@@ -134,7 +162,7 @@ def main() -> None:
             f"{name:10s} {tool:14s} {fmt(res.get('wall_s'), '8.1f')} {fmt(res.get('min_ess_bulk'), '8.0f')} "
             f"{fmt(res.get('ess_per_s'), '8.1f')} {fmt(res.get('max_rhat'), '7.3f')} "
             f"{fmt(res.get('divergences'), '4d')} {fmt(res.get('peak_rss_mb'), '8.0f')} "
-            f"{fmt(res.get('reml_s'), '7.2f')}"
+            f"{fmt(res.get('reml_s'), '7.2f')} {fmt(res.get('cpu_s'), '7.1f')}"
         )
     print()
     for name in args.cases:

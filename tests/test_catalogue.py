@@ -989,6 +989,14 @@ CASES: list[Case] = [
         match="draws must be at least 1",
     ),
     Case(
+        "mixed-gaussian",
+        'Per-level centring asked of a Gaussian model, `parameterization={"Subject": "mixed"}`',
+        "says it is for generalized families and to use 'centered'",
+        lambda: bm.Model(F1, sleep(), parameterization={"Subject": "mixed"}).parameterization,
+        bm.ArgumentError,
+        match="is for generalized families",
+    ),
+    Case(
         "fit-sampler-kwargs",
         'A PyMC option, `fit(init="adapt_diag")`',
         "refused as unknown; PyMC's own options go in `sampler_kwargs={...}`, which is checked",

@@ -29,6 +29,7 @@ def build_glmm_model(
     family: Family,
     priors: PriorSet,
     parameterization: dict[str, Parameterization],
+    levels: dict[str, np.ndarray] | None = None,
 ) -> pm.Model:
     """Build the unsampled PyMC model of a generalized family (``Model.build()``).
 
@@ -39,7 +40,9 @@ def build_glmm_model(
     priors : PriorSet
         From :func:`~bayesmlm.bayes.glmm_priors.default_glmm_priors` with the user's overrides.
     parameterization : dict
-        Block label -> ``"centered"`` or ``"noncentered"``.
+        Block label -> ``"centered"``, ``"noncentered"`` or ``"mixed"``.
+    levels : dict, optional
+        A ``"mixed"`` block's label -> which levels are centred (:mod:`bayesmlm.bayes.level_centring`).
 
     Returns
     -------
@@ -54,7 +57,7 @@ def build_glmm_model(
     ['fixed_centered', 'sd__herd', 'z__herd']
     """
     with pm.Model(coords=model_coords(design, structure)) as model:
-        eta = linear_predictor(design, structure, priors, parameterization, nested=True)
+        eta = linear_predictor(design, structure, priors, parameterization, nested=True, levels=levels)
         if design.offset is not None:
             eta = eta + pm.Data("offset", np.asarray(design.offset), dims="obs")
         dispersion = None

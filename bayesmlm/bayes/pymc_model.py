@@ -32,6 +32,7 @@ import pytensor.tensor as pt
 
 from bayesmlm.arguments import checked
 from bayesmlm.bayes.collapsed_stats import predictor_shift
+from bayesmlm.bayes.level_centring import mixed_block
 from bayesmlm.bayes.nesting import hierarchical_mean, nested_parents
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.priors import Prior
@@ -39,7 +40,7 @@ from bayesmlm.design.covariance import FactorTerms, RandomStructure
 from bayesmlm.design.crossprod import per_level_sum
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.names import parameter_names
-from bayesmlm.exceptions import ArgumentError, PriorError
+from bayesmlm.exceptions import PriorError
 from bayesmlm.families import gaussian
 
 __all__ = [
@@ -48,11 +49,10 @@ __all__ = [
     "build_pymc_model",
     "choose_parameterization",
     "linear_predictor",
-    "resolve_parameterization",
     "term_dim",
 ]
 
-Parameterization = Literal["centered", "noncentered"]
+Parameterization = Literal["centered", "noncentered", "mixed"]
 
 #: a block is centred when its median data-to-prior precision ratio exceeds this
 CENTRED_RATIO = 4.0
@@ -116,30 +116,6 @@ def choose_parameterization(
             info = np.einsum("ki,gkl,lj->gij", lb, ztz[:, block, block], lb)
             smallest = np.linalg.eigvalsh(info)[:, 0]
             choice[label] = "centered" if np.median(smallest) > CENTRED_RATIO else "noncentered"
-    return choice
-
-
-def resolve_parameterization(structure: RandomStructure, request, pilot) -> dict[str, Parameterization]:
-    """Centred or non-centred per block, from ``Model(..., parameterization=request)``.
-
-    ``request`` is ``"auto"`` (:func:`choose_parameterization` at the estimate ``pilot()`` returns:
-    ``(theta, row_weights)``, or Nones), ``"centered"``, ``"noncentered"``, or a dict from block label
-    to choice (the other blocks chosen automatically).
-    """
-    labels = [label for f in structure.factors for label, *_ in f.blocks()]
-    if isinstance(request, dict):
-        unknown = sorted(set(request) - set(labels))
-        if unknown:
-            raise ArgumentError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
-    elif request not in ("auto", "centered", "noncentered"):
-        raise ArgumentError(
-            f"parameterization must be 'auto', 'centered', 'noncentered' or a dict, not {request!r}"
-        )
-    if request in ("centered", "noncentered"):
-        return dict.fromkeys(labels, request)
-    choice = choose_parameterization(structure, *pilot())
-    if isinstance(request, dict):
-        choice.update(request)
     return choice
 
 
@@ -216,6 +192,7 @@ def _block_effects(
     names,
     single: bool,
     fixed_mean: pt.TensorVariable,
+    mask: np.ndarray | None = None,
 ):
     """Random effects of one block: returns (effects (m, size), sds (size,), correlation or None).
 
@@ -226,6 +203,8 @@ def _block_effects(
     """
     dims = (f.group, term_dim(f.group) if single else block_dim(label))
     chol, sd_vec, corr = block_covariance(f, label, start, size, priors, names)
+    if how == "mixed":  # per level (bayes/level_centring.py): a scalar block of a generalized model
+        return mixed_block(label, mask, sd_vec[0], fixed_mean), sd_vec, corr
     if how == "centered":
         if size == 1:
             c = pm.Normal(f"c__{label}", fixed_mean, sd_vec, dims=dims)
@@ -239,10 +218,7 @@ def _block_effects(
 
 
 def _fixed_index(fixed_names, X: np.ndarray, Z: np.ndarray, terms) -> tuple[np.ndarray, np.ndarray]:
-    """For each random term, the index of the fixed effect with the same column, and 1/0 if there is one.
-
-    Returned as arrays so the block's mean is one gather, ``fixed[index] * mask``.
-    """
+    """For each random term, the index of the fixed effect with the same column, and 1/0 if there is one."""
     index, mask = [], []
     for k, term in enumerate(terms):
         j = list(fixed_names).index(term) if term in fixed_names else -1
@@ -286,6 +262,7 @@ def linear_predictor(
     priors: PriorSet,
     parameterization: dict[str, Parameterization],
     nested: bool = False,
+    levels: dict[str, np.ndarray] | None = None,
 ):
     """Create the fixed and group effects in the current PyMC model; return the linear predictor.
 
@@ -293,7 +270,7 @@ def linear_predictor(
     module docstring (``fixed``, ``sd_g``, ``cor_g``, ``r_g``); :func:`build_pymc_model` adds the
     Gaussian likelihood to it, :mod:`bayesmlm.bayes.glmm_model` a generalized family's. With
     ``nested``, a centred factor nested in another centred one has its intercepts centred on its
-    parent's (:mod:`bayesmlm.bayes.nesting`).
+    parent's (:mod:`bayesmlm.bayes.nesting`); ``levels`` holds the centred-level masks of ``"mixed"`` blocks.
     """
     sd_name, cor_name = parameter_names(structure)
     X = np.asarray(design.X)
@@ -306,7 +283,7 @@ def linear_predictor(
     # between it and the group effects returns. The anchor is the centred factor with the
     # fewest levels, whose effects are the most confounded with the intercept.
     centred = [
-        f for f in structure.factors if any(parameterization[lb] == "centered" for lb, *_ in f.blocks())
+        f for f in structure.factors if any(parameterization[lb] != "noncentered" for lb, *_ in f.blocks())
     ]
     anchor = min(centred, key=lambda f: f.n_levels).group if centred else None
     parents = nested_parents(structure, {f.group for f in centred}) if nested else {}
@@ -324,10 +301,19 @@ def linear_predictor(
             if f.group != anchor:
                 mask = np.zeros_like(mask)
             fixed_mean = original[index] * mask
-            if nested and how == "centered" and (f.group in parents or f.group == anchor):
+            if nested and how != "noncentered" and (f.group in parents or f.group == anchor):
                 fixed_mean = hierarchical_mean(f, start, size, fixed_mean, X, original, parents, built)
             r, sd, corr = _block_effects(
-                f, label, start, size, priors, how, (sd_name, cor_name), single, fixed_mean
+                f,
+                label,
+                start,
+                size,
+                priors,
+                how,
+                (sd_name, cor_name),
+                single,
+                fixed_mean,
+                (levels or {}).get(label),
             )
             effects.append(r)
             sds.append(sd)
