@@ -282,16 +282,12 @@ class Model:
         return build_pymc_model(self.design, self.structure, self.prior_set, self.parameterization)
 
     def sample_prior_predictive(self, draws: int = 500, seed: int | None = None):
-        """Draws from the prior and the prior predictive distribution (an ArviZ DataTree).
+        """Return draws from the prior and the prior predictive distribution, as an ArviZ DataTree.
 
         Parameters
         ----------
         draws : int
         seed : int, optional
-
-        Returns
-        -------
-        xarray.DataTree
         """
         import pymc as pm
 
