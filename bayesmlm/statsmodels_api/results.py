@@ -248,8 +248,8 @@ class MixedLMResults(TypedOutputs, Contrasts):
 
     @property
     def llf(self) -> float:
-        """Log-likelihood (the restricted one for REML)."""
-        return self.fit_result.loglik
+        """Log-likelihood (the restricted one for REML; minus the penalties for a penalised fit)."""
+        return self.__dict__.get("_llf", self.fit_result.loglik)
 
     @property
     def aic(self) -> float:
