@@ -6,10 +6,12 @@ covariance parameters (the Cholesky factor of ``Ψ = cov_re / scale`` and ``sqrt
 returned ``fe_params`` are GLS ones, never shrunk, and ``fe_pen`` moves the fit only through the
 covariance parameters: not at all when ``β̂`` does not depend on them, as in a balanced design).
 ``llf`` is that penalised objective at the estimates, ``cov_params()`` the inverse of minus the
-unpenalised Hessian there. This module maximises the same objective from lme4's unpenalised optimum
+unpenalised Hessian there (its fixed effects' block lme4's ``vcov``, ``scale (XᵀV⁻¹X)⁻¹``, as in the
+unpenalised results). This module maximises the same objective from lme4's unpenalised optimum
 with ``scipy.optimize.minimize`` (L-BFGS-B) and the analytic score (:meth:`MixedLM.score_full`), minus
-``cov_pen.deriv`` and the fixed-effect penalty's chain term ``fe_pen.deriv(β̂)ᵀ dβ̂/dθ`` (``dβ̂/dθ`` by
-central differences of the GLS solve; statsmodels' score leaves this term out). Penalties are taken
+``cov_pen.deriv`` and the fixed-effect penalty's chain term ``fe_pen.deriv(β̂)ᵀ dβ̂/dθ`` (analytic;
+statsmodels' score leaves this term out, so with ``fe_pen`` on an unbalanced design its optimiser stops
+near the unpenalised θ, at a lower value of its own objective). Penalties are taken
 duck-typed, anything with ``func`` and ``deriv`` such as statsmodels' ``L2``, ``PseudoHuber`` and
 ``PSD``, so bayesmlm never imports statsmodels.
 """
@@ -91,23 +93,21 @@ def _objective(model, fe_pen, cov_pen, p: MixedLMParams) -> float:
     return float(value)
 
 
-def _gls_jacobian(model, p: MixedLMParams, step: float = 1e-6) -> np.ndarray:
-    """``dβ̂/d(cov_re's triangle, vcomp)`` by central differences of the GLS solve."""
+def _gls_jacobian(model, p: MixedLMParams) -> np.ndarray:
+    """``dβ̂/d(cov_re's triangle, vcomp)``: ``-(XᵀV⁻¹X)⁻¹ XᵀV⁻¹ (dV/dθ_j) V⁻¹ (y - Xβ̂)`` (V relative)."""
+    y, X, Z, W = model._by_group()
     tri = np.tril_indices(model.k_re)
-    full = np.concatenate([p.cov_re[tri], p.vcomp])
-    out = np.zeros((model.k_fe, len(full)))
-    for j in range(len(full)):
-        h = step * max(abs(full[j]), 1.0)
-        ends = []
-        for s in (1.0, -1.0):
-            f = full.copy()
-            f[j] += s * h
-            cov = np.zeros((model.k_re, model.k_re))
-            cov[tri] = f[: len(tri[0])]
-            cov = cov + cov.T - np.diag(np.diag(cov))
-            ends.append(model.get_fe_params(cov, f[len(tri[0]) :])[0])
-        out[:, j] = (ends[0] - ends[1]) / (2 * h)
-    return out
+    xvx = np.zeros((model.k_fe, model.k_fe))
+    cols = np.zeros((model.k_fe, len(tri[0]) + len(p.vcomp)))
+    for yi, Xi, Zi, Wi in zip(y, X, Z, W, strict=True):
+        V = np.eye(len(yi)) + Zi @ p.cov_re @ Zi.T + (Wi * p.vcomp) @ Wi.T
+        A, u = np.linalg.solve(V, Xi), np.linalg.solve(V, yi - Xi @ p.fe_params)
+        xvx += Xi.T @ A
+        P, q = Zi.T @ A, Zi.T @ u  # (k_re, k_fe), (k_re,)
+        for j, (a, b) in enumerate(zip(*tri, strict=True)):
+            cols[:, j] += P[a] * q[b] + (P[b] * q[a] if a != b else 0.0)
+        cols[:, len(tri[0]) :] += (Wi.T @ A).T * (Wi.T @ u)
+    return -np.linalg.solve(xvx, cols)
 
 
 def _gradient(model, fe_pen, cov_pen, x: np.ndarray, p: MixedLMParams) -> np.ndarray:
@@ -173,9 +173,13 @@ def penalised_fit(model, mdf, fe_pen: Any, cov_pen: Any):
         pcov = np.linalg.inv(-hess)
     except (NotImplementedError, np.linalg.LinAlgError):
         pcov = np.full((len(params), len(params)), np.nan)
-    out = _regularized_results(
-        mdf, p.fe_params, params, scale, pcov, *_covariance_parts(model, p, scale), cov=(p, scale)
+    rows, parts, resid = _covariance_parts(model, p, scale)
+    X, k = model.exog, model.k_fe  # the fixed effects' block: lme4's vcov, as the unpenalised results
+    xvx = sum(
+        X[r].T @ np.linalg.solve(v + scale * np.eye(len(r)), X[r]) for r, v in zip(rows, parts, strict=True)
     )
+    pcov[:k, :k] = np.linalg.inv(xvx)
+    out = _regularized_results(mdf, p.fe_params, params, scale, pcov, rows, parts, resid, cov=(p, scale))
     out.converged = bool(res.success)
     out._llf = _objective(model, fe_pen, cov_pen, p)
     out.fe_pen, out.cov_pen = fe_pen, cov_pen

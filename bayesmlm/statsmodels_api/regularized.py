@@ -142,7 +142,8 @@ class Regularized:
 
 def _fit_regularized(model, start_params, method, alpha, ceps, ptol, maxit, fit_kwargs):
     if not isinstance(method, str):  # a smooth penalty: statsmodels scales it by alpha and fits with it
-        method.alpha = alpha
+        if callable(getattr(method, "func", None)):  # fit() refuses anything but a penalty
+            method.alpha = alpha
         return model.fit(start_params=start_params, fe_pen=method, **fit_kwargs)
     if method.lower() != "l1":
         raise ArgumentError("Invalid regularization method")
