@@ -182,7 +182,7 @@ def penalised_fit(model, mdf, fe_pen: Any, cov_pen: Any):
     out = _regularized_results(mdf, p.fe_params, params, scale, pcov, rows, parts, resid, cov=(p, scale))
     out.converged = bool(res.success)
     out._llf = _objective(model, fe_pen, cov_pen, p)
-    out.fe_pen, out.cov_pen = fe_pen, cov_pen
+    out.cov_pen = cov_pen  # statsmodels' results keep it (None when unpenalised)
     return out
 
 
