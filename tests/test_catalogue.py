@@ -1437,6 +1437,14 @@ CASES: list[Case] = [
         match="alpha has 3 weights; the model has 2 fixed effects",
     ),
     Case(
+        "sm-fit-penalty-protocol",
+        "`MixedLM.fit(fe_pen=...)` or `fit(cov_pen=...)` with an object lacking `func` and `deriv` methods",
+        "names the argument and statsmodels' penalties that work (`L2()`, `PseudoHuber(dlt)`, `PSD(weight)`)",
+        lambda: bm.mixedlm("Reaction ~ Days", sleep(), groups="Subject").fit(cov_pen="psd"),
+        bm.ArgumentError,
+        match="cov_pen must be a penalty with func\\(\\) and deriv\\(\\) methods",
+    ),
+    Case(
         "sm-tied-small-sample",
         'Satterthwaite\'s df (`fit_result.coef_table()`) of a fit with `vc_formula={"ab": "0 + a + b"}`',
         "not supported for tied variances (derivatives over free theta); says to use asymptotic tests "

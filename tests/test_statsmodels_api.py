@@ -233,7 +233,7 @@ def test_method_names_are_accepted_and_change_nothing(md, mdf):
         md.fit(draws=100)
     with pytest.raises(NotImplementedError, match="do_cg"):
         md.fit(do_cg=False)
-    with pytest.raises(NotImplementedError, match="penalised"):
+    with pytest.raises(ValueError, match="fe_pen must be a penalty with func"):
         md.fit(fe_pen=object())
 
 

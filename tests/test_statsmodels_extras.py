@@ -166,7 +166,5 @@ def test_fit_regularized_refuses_what_it_cannot_do(sleep):
         md.fit_regularized(alpha=[1.0, 2.0])
     with pytest.raises(bm.ArgumentError, match="non-negative"):
         md.fit_regularized(alpha=-1.0)
-    from statsmodels.base._penalties import L2
-
-    with pytest.raises(NotImplementedError, match="Penalty object"):
-        md.fit_regularized(method=L2())
+    with pytest.raises(bm.ArgumentError, match="fe_pen must be a penalty with func"):
+        md.fit_regularized(method=object())  # smooth penalties: tests/test_statsmodels_penalised.py

@@ -14,6 +14,7 @@ from bayesmlm.spec.formula import ModelSpec
 from bayesmlm.statsmodels_api.free import blocks_for_free
 from bayesmlm.statsmodels_api.likelihood import LikelihoodDerivatives
 from bayesmlm.statsmodels_api.model_data import MixedLMData, ModelArrays
+from bayesmlm.statsmodels_api.penalised import check_penalties, penalised_fit
 from bayesmlm.statsmodels_api.regularized import Regularized
 from bayesmlm.statsmodels_api.results import MixedLMResults
 from bayesmlm.statsmodels_api.translate import (
@@ -327,8 +328,9 @@ class MixedLM(ModelArrays, LikelihoodDerivatives, Regularized):
             Accepted and ignored (statsmodels ignores it too).
         do_cg : bool
             Must be true: returning results at the starting values is not supported.
-        fe_pen, cov_pen : None
-            Penalised fits are not supported.
+        fe_pen, cov_pen : optional
+            statsmodels' penalties (``L2``, ``PseudoHuber``; ``PSD`` on ``cov_re / scale``), or any objects
+            with ``func`` and ``deriv``: see :mod:`bayesmlm.statsmodels_api.penalised`.
         free : MixedLMParams-like, optional
             statsmodels' mask of free parameters. Covariances of ``cov_re`` marked 0 are held at 0, so
             ``cov_re = np.eye(k)`` gives independent random effects (lme4's ``(x || g)``); other
@@ -373,8 +375,7 @@ class MixedLM(ModelArrays, LikelihoodDerivatives, Regularized):
                 raise ArgumentError(
                     f"unknown optimisation method {name!r}; statsmodels' are {sorted(OPTIMIZERS)}"
                 )
-        if fe_pen is not None or cov_pen is not None:
-            raise NotImplementedError("penalised fits (fe_pen, cov_pen) are not supported")
+        pens = check_penalties(fe_pen, cov_pen, bayes)
         if not do_cg:
             raise NotImplementedError("do_cg=False (results at the starting values) is not supported")
         blocks = blocks_for_free(self, free, start_params)
@@ -389,7 +390,7 @@ class MixedLM(ModelArrays, LikelihoodDerivatives, Regularized):
                 f"MixedLM.fit() got unsupported argument(s) {unknown}; sampler options need bayes=True"
             )
         fit, self.reml = fit_tied(model, bool(reml), self._ties[blocks]), bool(reml)
-        return MixedLMResults(self, fit, roles, free)
+        return penalised_fit(self, MixedLMResults(self, fit, roles, free), *pens)
 
     def __repr__(self) -> str:
         return f"<bayesmlm.MixedLM {self.formula}; {self.nobs} observations, {self.n_groups} groups>"

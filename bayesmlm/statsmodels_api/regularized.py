@@ -107,8 +107,10 @@ class Regularized:
         ----------
         start_params : optional
             Passed to :meth:`fit` (ignored there).
-        method : str
-            ``"l1"``; a statsmodels ``Penalty`` object (smooth penalties) raises NotImplementedError.
+        method : str or Penalty
+            ``"l1"``; or a smooth penalty (statsmodels' ``L2``, ``PseudoHuber``, anything with ``func`` and
+            ``deriv``): as statsmodels, its ``alpha`` is set to ``alpha`` and the model is fitted with
+            ``fit(fe_pen=method)`` (see :mod:`bayesmlm.statsmodels_api.penalised`).
         alpha : float or array_like
             The penalty weight, one for all fixed effects or one per fixed effect.
         ceps : float
@@ -139,11 +141,10 @@ class Regularized:
 
 
 def _fit_regularized(model, start_params, method, alpha, ceps, ptol, maxit, fit_kwargs):
-    if not isinstance(method, str):
-        raise NotImplementedError(
-            "fit_regularized with a Penalty object (statsmodels then fits with fe_pen=) is not supported; "
-            "use method='l1'"
-        )
+    if not isinstance(method, str):  # a smooth penalty: statsmodels scales it by alpha and fits with it
+        if callable(getattr(method, "func", None)):  # fit() refuses anything but a penalty
+            method.alpha = alpha
+        return model.fit(start_params=start_params, fe_pen=method, **fit_kwargs)
     if method.lower() != "l1":
         raise ArgumentError("Invalid regularization method")
     weights = np.asarray(alpha, dtype=float)
@@ -184,11 +185,20 @@ def _fit_regularized(model, start_params, method, alpha, ceps, ptol, maxit, fit_
     return _regularized_results(mdf, fe, params, scale, pcov, rows, parts, resid)
 
 
-def _regularized_results(mdf, fe, params, scale, pcov, rows, parts, resid):
-    """Return a copy of the unpenalised results with statsmodels' regularised estimates in place."""
+def _regularized_results(mdf, fe, params, scale, pcov, rows, parts, resid, cov=None):
+    """Return a copy of the unpenalised results with statsmodels' regularised estimates in place.
+
+    ``cov``, a ``(MixedLMParams, scale)`` pair, also replaces the covariance estimates (penalised fits).
+    """
     out = copy.copy(mdf)
     for name in ("_params", "_bse", "_pvalues", "_fittedvalues", "_resid", "random_effects"):
         out.__dict__.pop(name, None)
+    if cov is not None:
+        for name in ("_cov_re", "params_object", "_bse_re"):
+            out.__dict__.pop(name, None)
+        po, s = cov
+        out._fe_values, out._cov_re_values, out.vcomp = np.asarray(fe), s * po.cov_re, s * po.vcomp
+        out._pcov = pcov
     index = mdf._params.index
     out._fe_params = pd.Series(fe, index=mdf._fe_params.index)
     out._params = pd.Series(params, index=index)

@@ -98,8 +98,7 @@ class MixedLMResults(TypedOutputs, Contrasts):
         self.fit_result = fit
         self.method = fit.method
         self.reml = fit.method == "REML"
-        self.freepat = free
-        self.hist = None
+        self.freepat, self.hist, self.cov_pen = free, None, None  # cov_pen: set by a penalised fit
         self.k_fe, self.k_re, self.k_re2, self.k_vc = model.k_fe, model.k_re, model.k_re2, model.k_vc
         self.scale = fit.sigma**2
         self.converged = fit.converged
@@ -248,8 +247,8 @@ class MixedLMResults(TypedOutputs, Contrasts):
 
     @property
     def llf(self) -> float:
-        """Log-likelihood (the restricted one for REML)."""
-        return self.fit_result.loglik
+        """Log-likelihood (the restricted one for REML; minus the penalties for a penalised fit)."""
+        return self.__dict__.get("_llf", self.fit_result.loglik)
 
     @property
     def aic(self) -> float:
