@@ -27,7 +27,7 @@ from bayesmlm.design.crossprod import CrossProducts, cross_products
 from bayesmlm.design.dask_input import is_distributed_input, refuse_distributed
 from bayesmlm.design.evaluate import Design, NaAction, make_design
 from bayesmlm.design.response import WEIGHTS_COLUMN
-from bayesmlm.design.scaling import choose_scaling
+from bayesmlm.design.scaling import choose_scaling, scaling_from_moments
 from bayesmlm.exceptions import ArgumentError, FitError, FormulaError
 from bayesmlm.families.base import Family
 from bayesmlm.families.registry import family_for
@@ -173,8 +173,9 @@ class Model:
 
         Centred, unit-spread columns: see :mod:`bayesmlm.design.scaling`.
         """
-        if self.reduction is not None:  # reduced on the cluster, about the pilot's column means
-            return self.cross_products
+        if self.reduction is not None:  # centred sums from the cluster, put in the moments' frame
+            scaling = scaling_from_moments(self.design, self.structure)
+            return self.reduction.scaled_cross_products(scaling)
         scaling = choose_scaling(self.design, self.structure)
         return cross_products(self.design, self.structure, scaling=scaling)
 

@@ -135,6 +135,23 @@ def test_reml_from_dask_is_the_pandas_fit(client, case):
     assert ours.design.holds_rows is False and ref.design.holds_rows is True
 
 
+def test_a_response_far_from_zero_keeps_its_digits(client):
+    """y near 1e6, x near 50: the statistics are put in the pandas path's centred frame (was 0.24 off)."""
+    rng = np.random.default_rng(3)
+    n = 600
+    data = pd.DataFrame({"x": rng.normal(size=n) + 50, "g": rng.choice([f"s{i}" for i in range(15)], n)})
+    effect = data["g"].map({f"s{i}": rng.normal() for i in range(15)})
+    data["y"] = 0.3 * data["x"] + effect + rng.normal(size=n) + 1e6
+    for reml in (True, False):
+        fits = [bm.Model("y ~ x + (1 | g)", d) for d in (data, partitioned(data, 3))]
+        ref, ours = (m.fit_reml() if reml else m.fit_ml() for m in fits)
+        assert_same_reml(ours, ref)
+        shifted = bm.Model("y ~ x + (1 | g)", data.assign(y=data["y"] - 1e6))
+        assert ours.loglik == pytest.approx(
+            (shifted.fit_reml() if reml else shifted.fit_ml()).loglik, rel=1e-10
+        )
+
+
 def test_partitioning_row_order_and_group_type_do_not_matter(client):
     data = bm.load_dataset("sleepstudy")
     ref = bm.Model(F, data).fit_reml()

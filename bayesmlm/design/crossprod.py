@@ -15,7 +15,7 @@ model in centred columns is the same model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -52,6 +52,9 @@ class CrossProducts:
     log_weights : float
         ``Σ log w_i`` of the prior weights (0 without weights): lme4's ``ldW``, subtracted from the
         deviance and the REML criterion.
+    unscaled : CrossProducts or None
+        For statistics in a ``scaling`` frame formed without rows (a Dask reduction): the same in the
+        user's own columns, which Satterthwaite's derivatives are taken in.
     """
 
     n: int
@@ -69,6 +72,7 @@ class CrossProducts:
     scaling: Scaling | None = None
     response_shift: float = 0.0
     log_weights: float = 0.0
+    unscaled: CrossProducts | None = field(default=None, repr=False)  # the user's columns' (no rows)
 
     @property
     def has_rest(self) -> bool:

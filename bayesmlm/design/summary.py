@@ -93,6 +93,22 @@ class ReducedStatistics:
         """
         return cross_products_from(self.sums, list(self.levels), x_shift, y_scale, **frame)
 
+    def scaled_cross_products(self, scaling) -> CrossProducts:
+        """Return the cross-products in ``scaling``'s frame (a :class:`~bayesmlm.design.scaling.Scaling`).
+
+        Its maps are read as shifts and scales: ``X A`` has column ``j`` equal to
+        ``(x_j - c_j) / s_j`` (``A[j, j] = 1/s_j``, ``A[intercept, j] = -c_j/s_j``); ``Z`` is unchanged.
+        """
+        A = scaling.x_map
+        x_scale = 1.0 / np.diag(A)
+        x_shift = np.zeros(len(x_scale))
+        if scaling.intercept is not None:
+            x_shift = -A[scaling.intercept] * x_scale
+            x_shift[scaling.intercept] = 0.0
+            x_scale[scaling.intercept] = 1.0
+        stats = self.cross_products(x_shift, scaling.y_scale, y_shift=scaling.y_shift, x_scale=x_scale)
+        return replace(stats, scaling=scaling, unscaled=self.cross_products())
+
 
 def _no_rows(shape: tuple[int, ...], what: str, source: str) -> NoRows:
     return NoRows(shape, what, source)

@@ -97,10 +97,14 @@ class SmallSample:
         """The fit's cross-products in the user's own columns (the derivatives are taken at the user's θ).
 
         The fit itself is made in centred, unit-spread columns (:mod:`bayesmlm.design.scaling`); a
-        model reduced from a Dask DataFrame has only its own, unscaled statistics.
+        model reduced from a Dask DataFrame carries its unscaled statistics beside them.
         """
         fit = self._fit
-        return fit.stats if fit.stats.scaling is None else cross_products(fit.design, fit.structure)
+        if fit.stats.scaling is None:
+            return fit.stats
+        if fit.stats.unscaled is not None:  # reduced from a Dask DataFrame: no rows to form them from
+            return fit.stats.unscaled
+        return cross_products(fit.design, fit.structure)
 
     @cached_property
     def varpar(self) -> VarparCovariance:
