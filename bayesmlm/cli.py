@@ -62,10 +62,10 @@ def _report(data, formula: str, out: Path, title: str, reml_only: bool, sampling
         icc_text = repr(reml.icc(seed=sampling.get("seed")))
         figures["shrinkage"] = plot_shrinkage(reml)
     else:
-        from bayesmlm.bayes.collapsed_stats import collapsed_plan
-        from bayesmlm.bayes.direct import direct_available
+        from bayesmlm.bayes.sample import choose_method, direct_choice
 
-        direct = collapsed_plan(model.structure)[0] and direct_available(model.structure, model.prior_set)[0]
+        collapsed = choose_method(model.structure, "auto")[0]
+        direct = direct_choice(collapsed, "auto", {}, model.structure, model.prior_set)[0]
         how = "nutpie, nothing to compile" if direct else "compiling first"
         print(
             f"Sampling {sampling['chains']} chains x {sampling['draws']} draws with NUTS ({how}) ...",

@@ -175,7 +175,7 @@ class Model:
         """
         if self.reduction is not None:  # centred sums from the cluster, put in the moments' frame
             scaling = scaling_from_moments(self.design, self.structure)
-            return self.reduction.scaled_cross_products(scaling)
+            return self.reduction.scaled_cross_products(scaling, unscaled=self.cross_products)
         scaling = choose_scaling(self.design, self.structure)
         return cross_products(self.design, self.structure, scaling=scaling)
 

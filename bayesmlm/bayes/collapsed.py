@@ -29,7 +29,13 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmlm.arguments import checked
-from bayesmlm.bayes.collapsed_stats import MAX_DENSE, centred_cross_products, collapsed_plan, predictor_shift
+from bayesmlm.bayes.collapsed_stats import (
+    MAX_DENSE,
+    centred_cross_products,
+    collapsed_plan,
+    intercept_for_stats,
+    predictor_shift,
+)
 from bayesmlm.bayes.conditional import (
     FLOAT32_GROUP_EFFECTS_BYTES,
     add_group_effects,
@@ -84,14 +90,6 @@ def _theta_from_cholesky(structure: RandomStructure, chols: list[list], sigma) -
     return pt.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def _intercept_for_stats(coef, design: Design, stats: CrossProducts):
-    """Return the (symbolic) fixed effects the statistics expect: the intercept less the response's shift."""
-    if not stats.response_shift:
-        return coef
-    k = list(design.fixed_names).index("Intercept")
-    return pt.set_subtensor(coef[k], coef[k] - stats.response_shift)
-
-
 @checked
 def build_collapsed_model(
     design: Design, structure: RandomStructure, priors: PriorSet, stats: CrossProducts | None = None
@@ -135,6 +133,6 @@ def build_collapsed_model(
         sigma = priors.sigma.create("sigma")
         theta = _theta_from_cholesky(structure, chols, sigma)
         sym = _stat_data(stats, structure)
-        beta = _intercept_for_stats(coef, design, stats)
+        beta = intercept_for_stats(coef, design, stats)
         pm.Potential("marginal_loglik", marginal_loglik(theta, beta, sigma, structure, sym))
     return model

@@ -70,11 +70,13 @@ def centred_cross_products(design: Design, structure: RandomStructure) -> CrossP
     return dataclasses.replace(stats, response_shift=y_shift)
 
 
-def intercept_for_stats(coef: np.ndarray, design: Design, stats: CrossProducts) -> np.ndarray:
-    """Return the fixed effects the statistics expect: the intercept less the response's shift."""
+def intercept_for_stats(coef, design: Design, stats: CrossProducts):
+    """Return the fixed effects the statistics expect: the intercept less the response's shift.
+
+    ``coef`` may be draws (..., p) or a PyTensor vector: the shift is subtracted as a vector.
+    """
     if not stats.response_shift:
         return coef
-    k = list(design.fixed_names).index("Intercept")
-    out = np.array(coef, dtype=float)
-    out[..., k] -= stats.response_shift
-    return out
+    shift = np.zeros(len(design.fixed_names))
+    shift[list(design.fixed_names).index("Intercept")] = stats.response_shift
+    return coef - shift

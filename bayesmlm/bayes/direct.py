@@ -18,6 +18,7 @@ import numpy as np
 
 from bayesmlm.bayes.collapsed_stats import predictor_shift
 from bayesmlm.bayes.direct_density import DirectDensity, direct_plan
+from bayesmlm.bayes.options import available_samplers
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
@@ -31,9 +32,7 @@ def direct_available(structure: RandomStructure, priors: PriorSet) -> tuple[bool
     ok, why = direct_plan(structure, priors)
     if not ok:
         return False, why
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
+    if "nutpie" not in available_samplers():
         return False, "nutpie is not installed (pip install 'bayesmlm[nutpie]')"
     return True, "nutpie's NUTS on the collapsed density written out (nothing compiled per model)"
 

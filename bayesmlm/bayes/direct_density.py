@@ -73,11 +73,6 @@ class Block:
         """Number of coordinates: ``size (size + 1) / 2`` for a correlated block, 1 for one term."""
         return self.size * (self.size + 1) // 2 if self.eta is not None else 1
 
-    @property
-    def name(self) -> str:
-        """PyMC's name of the value variable."""
-        return f"chol__{self.label}" if self.eta is not None else f"sd__{self.label}_log__"
-
 
 class DirectDensity:
     """The collapsed log posterior ``x ↦ (log p, ∇ log p)`` of a one-factor Gaussian model.
@@ -101,7 +96,6 @@ class DirectDensity:
         self.fixed_names = list(fixed_names)
         self.p = len(self.fixed_names)
         self.q = self.factor.q
-        self.stats = stats
         self.shift_index = self.fixed_names.index("Intercept") if stats.response_shift else None
         fixed_codes, fixed_par, fixed_const = packed_priors([priors.fixed[n] for n in self.fixed_names])
         sigma_codes, sigma_par, sigma_const = packed_priors([priors.sigma])
@@ -125,35 +119,21 @@ class DirectDensity:
             rows.append(r + blk.start)
             cols.append(c + blk.start)
             coords.append(np.arange(blk.offset, blk.offset + blk.width))
-        self._rows, self._cols = np.concatenate(rows), np.concatenate(cols)
-        self._coords = np.concatenate(coords)
-        self._diag = self._rows == self._cols
+        rows, cols, coords = np.concatenate(rows), np.concatenate(cols), np.concatenate(coords)
         table = np.array([(b.start, b.size, b.eta is not None) for b in self.blocks], dtype=np.int64)
         etas = np.array([b.eta or 0.0 for b in self.blocks])
         shift = -1 if self.shift_index is None else self.shift_index
         self._constant = fixed_const + sd_const + sigma_const
-        st = stats
-        self._args = (
-            self.p, self.q, self._rows, self._cols, self._coords, self._diag, table, etas, fixed_codes,
-            fixed_par, sd_codes, sd_par, int(sigma_codes[0]), sigma_par[0], st.ztz1, st.ztx1, st.zty1,
-            st.xtx, st.xty, float(st.yty), float(st.n), shift, float(st.response_shift),
-        )  # fmt: skip
         # one signature for the compiled kernel (a new one would compile again): C-ordered float64
-        self._args = tuple(
+        ztz, ztx, zty, xtx, xty = (
             np.ascontiguousarray(a, dtype=np.float64)
-            if isinstance(a, np.ndarray) and a.dtype.kind == "f"
-            else a
-            for a in self._args
+            for a in (stats.ztz1, stats.ztx1, stats.zty1, stats.xtx, stats.xty)
         )
-
-    # -- coordinates ---------------------------------------------------------------------------
-    def unpack(self, x: np.ndarray):
-        """Return ``(β, T, σ)`` at the point ``x`` (``T`` the q×q block-diagonal Cholesky factor)."""
-        T = np.zeros((self.q, self.q))
-        v = x[self._coords]
-        v[self._diag] = np.exp(v[self._diag])
-        T[self._rows, self._cols] = v
-        return x[: self.p], T, float(np.exp(x[-1]))
+        self._args = (
+            self.p, self.q, rows, cols, coords, rows == cols, table, etas, fixed_codes,
+            fixed_par, sd_codes, sd_par, int(sigma_codes[0]), sigma_par[0], ztz, ztx, zty, xtx, xty,
+            float(stats.yty), float(stats.n), shift, float(stats.response_shift),
+        )  # fmt: skip
 
     # -- the density ---------------------------------------------------------------------------
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:

@@ -75,7 +75,7 @@ def level_ratios(structure: RandomStructure, theta: np.ndarray, row_weights: np.
             marginal = np.zeros(f.n_levels)
             for child, parent in children:
                 through = info[child] / (1.0 + tau[child] ** 2 * info[child])
-                marginal += np.bincount(parent, weights=through, minlength=f.n_levels)
+                marginal += per_level_sum(parent, through[:, None], f.n_levels)[:, 0]
         ratios[label] = tau[label] ** 2 * marginal
     return ratios
 

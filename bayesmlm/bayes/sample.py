@@ -22,6 +22,7 @@ from bayesmlm.arguments import checked
 from bayesmlm.bayes.checks import warn_sampling
 from bayesmlm.bayes.collapsed_stats import centred_cross_products, collapsed_plan, predictor_shift
 from bayesmlm.bayes.conditional import add_group_effects
+from bayesmlm.bayes.options import available_samplers
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.workers import bound_context, worker_failures
 from bayesmlm.design.covariance import RandomStructure
@@ -39,6 +40,7 @@ __all__ = [
     "Standardised",
     "available_samplers",
     "choose_method",
+    "direct_choice",
     "response_scale",
     "run_nuts",
     "sample_posterior",
@@ -131,18 +133,6 @@ def _interrupted(kept: int, chains: int, done: int, draws: int) -> str:
     )
 
 
-def available_samplers() -> list[str]:
-    """NUTS implementations that can be used here (``"pymc"`` always; ``"nutpie"`` when installed)."""
-    out = ["pymc"]
-    try:
-        import nutpie  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        out.append("nutpie")
-    return out
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Standardised:
     """What the sampler sees: the response divided by ``scale``, and its cross-products if collapsed."""
@@ -186,7 +176,7 @@ def choose_method(structure: RandomStructure, method: str) -> tuple[bool, str]:
     return possible if method == "auto" else True, reason
 
 
-def _direct_choice(collapsed, sampler, sampler_kwargs, structure, priors) -> tuple[bool, str]:
+def direct_choice(collapsed, sampler, sampler_kwargs, structure, priors) -> tuple[bool, str]:
     """Whether the direct sampler (:mod:`bayesmlm.bayes.direct`) runs, and the density's description.
 
     ``sampler="auto"`` (the default) and ``"nutpie"`` take it for a collapsed model that it can write,
@@ -227,7 +217,6 @@ def run_nuts(
     """
     import pymc as pm
 
-    sampler = "pymc" if sampler == "auto" else sampler
     if progressbar:
         print(
             "bayesmlm: compiling the sampler for this model structure (once per structure: one to two "
@@ -308,7 +297,7 @@ def sample_posterior(
     priors = prior_set.scaled(scale)
     run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
     run |= dict(progressbar=progressbar)
-    direct, density = _direct_choice(collapsed, sampler, sampler_kwargs, structure, priors)
+    direct, density = direct_choice(collapsed, sampler, sampler_kwargs, structure, priors)
     if direct:
         from bayesmlm.bayes.direct import sample_direct
 

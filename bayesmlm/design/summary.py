@@ -93,8 +93,11 @@ class ReducedStatistics:
         """
         return cross_products_from(self.sums, list(self.levels), x_shift, y_scale, **frame)
 
-    def scaled_cross_products(self, scaling) -> CrossProducts:
+    def scaled_cross_products(self, scaling, unscaled: CrossProducts | None = None) -> CrossProducts:
         """Return the cross-products in ``scaling``'s frame (a :class:`~bayesmlm.design.scaling.Scaling`).
+
+        ``unscaled``, this reduction's :meth:`cross_products` if the caller has them, rides along
+        (Satterthwaite's derivatives are taken in the user's columns); else they are formed here.
 
         Its maps are read as shifts and scales: ``X A`` has column ``j`` equal to
         ``(x_j - c_j) / s_j`` (``A[j, j] = 1/s_j``, ``A[intercept, j] = -c_j/s_j``); ``Z`` is unchanged.
@@ -107,7 +110,8 @@ class ReducedStatistics:
             x_shift[scaling.intercept] = 0.0
             x_scale[scaling.intercept] = 1.0
         stats = self.cross_products(x_shift, scaling.y_scale, y_shift=scaling.y_shift, x_scale=x_scale)
-        return replace(stats, scaling=scaling, unscaled=self.cross_products())
+        unscaled = self.cross_products() if unscaled is None else unscaled
+        return replace(stats, scaling=scaling, unscaled=unscaled)
 
 
 def _no_rows(shape: tuple[int, ...], what: str, source: str) -> NoRows:
