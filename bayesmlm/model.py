@@ -379,6 +379,7 @@ class Model:
             self._standardised,
             collapsed=collapsed,
             reason=reason,
+            partial_allowed=method == "auto",
             **settings,
         )
         return Fit(self, idata, info)

@@ -18,13 +18,14 @@ import numpy as np
 
 from bayesmlm.bayes.collapsed_stats import predictor_shift
 from bayesmlm.bayes.direct_density import DirectDensity, direct_plan
+from bayesmlm.bayes.nutpie_run import run_nutpie
 from bayesmlm.bayes.options import available_samplers
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
 
-__all__ = ["direct_available", "sample_direct"]
+__all__ = ["direct_available", "posterior_dataset", "sample_direct"]
 
 
 def direct_available(structure: RandomStructure, priors: PriorSet) -> tuple[bool, str]:
@@ -57,55 +58,20 @@ def sample_direct(
     (``fixed_centered``, ``fixed``, ``sd_<group>``, ``sd__<label>`` or ``chol__<label>`` and
     ``cor_<label>``, ``sigma``) with the same dims and coords; ``sample_stats`` are nutpie's.
     """
-    import nutpie
     import xarray as xr
-    from nutpie.compiled_pyfunc import from_pyfunc
 
     density = DirectDensity(design.fixed_names, structure, priors, stats)
     n = density.ndim
-    start = _initial_point(density, priors)
-
-    def make_logp():
-        return density
-
-    def make_expand(seed1, seed2, chain):
-        def expand(x):
-            return {"x": np.array(x, dtype=float)}
-
-        return expand
-
-    def initial_point(point_seed):
-        rng = np.random.default_rng(point_seed)
-        return start + rng.uniform(-1.0, 1.0, size=n)  # PyMC's default jitter
-
-    compiled = from_pyfunc(
-        n,
-        make_logp,
-        make_expand,
-        [np.dtype("float64")],
-        [(n,)],
-        ["x"],
-        make_initial_point_fn=initial_point,
+    run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
+    x, post, sample_stats = run_nutpie(
+        density, n, _initial_point(density, priors), progressbar=progressbar, **run
     )
-    trace = nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        seed=0 if seed is None else int(seed),
-        save_warmup=False,
-        progress_bar=progressbar,
-        target_accept=target_accept,
-    )
-    post = trace["posterior"].to_dataset()
-    x = np.asarray(post["x"].transpose("chain", "draw", ...).values)
     n_chain, n_draw = x.shape[:2]
     values = density.constrained(x.reshape(n_chain * n_draw, n))
     return xr.DataTree.from_dict(
         {
-            "posterior": _posterior(values, design, structure, density, n_chain, n_draw, post),
-            "sample_stats": trace["sample_stats"].to_dataset(),
+            "posterior": posterior_dataset(values, design, structure, density, n_chain, n_draw, post),
+            "sample_stats": sample_stats,
         }
     )
 
@@ -118,7 +84,7 @@ def _initial_point(density: DirectDensity, priors: PriorSet) -> np.ndarray:
     return x
 
 
-def _posterior(values, design: Design, structure: RandomStructure, density, n_chain, n_draw, post):
+def posterior_dataset(values, design: Design, structure: RandomStructure, density, n_chain, n_draw, post):
     """Return the posterior Dataset with the PyMC collapsed model's names, dims and coords."""
     import xarray as xr
 

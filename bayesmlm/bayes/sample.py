@@ -283,12 +283,15 @@ def sample_posterior(
     progressbar: bool,
     log_likelihood: bool,
     sampler_kwargs: dict,
+    partial_allowed: bool = False,
     stacklevel: int = 2,
 ):
     """Sample the posterior with NUTS; return the ArviZ ``DataTree`` and the record of how it went.
 
-    ``parameterization`` (per block, for the full model) is ignored on the collapsed path. Sampling
-    warnings are issued with ``stacklevel`` counted from the caller of this function.
+    ``parameterization`` (per block, for the full model) is ignored on the collapsed path. With
+    ``partial_allowed`` (``method="auto"``) a model that is not collapsed may be sampled with only its
+    largest factor integrated out (:mod:`bayesmlm.bayes.partial`). Sampling warnings are issued with
+    ``stacklevel`` counted from the caller of this function.
     """
     if log_likelihood:
         design.require_rows("log_likelihood=True (the pointwise log-likelihood, for LOO)")
@@ -298,7 +301,20 @@ def sample_posterior(
     run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
     run |= dict(progressbar=progressbar)
     direct, density = direct_choice(collapsed, sampler, sampler_kwargs, structure, priors)
-    if direct:
+    partial = False
+    if partial_allowed and not collapsed and sampler in ("auto", "nutpie") and not sampler_kwargs:
+        from bayesmlm.bayes.partial import partial_available
+
+        partial, why = partial_available(sampled, structure, priors)
+        density = why if partial else f"{density}: the partially collapsed density does not apply: {why}"
+    if partial:
+        from bayesmlm.bayes.partial import sample_partial
+
+        idata = sample_partial(
+            sampled, structure, priors, parameterization, log_likelihood=log_likelihood, **run
+        )
+        sampler = "nutpie"
+    elif direct:
         from bayesmlm.bayes.direct import sample_direct
 
         idata = sample_direct(sampled, structure, priors, stats, **run)
@@ -323,8 +339,10 @@ def sample_posterior(
             add_group_effects(idata, sampled, structure, stats, seed, log_likelihood)
     rescale_idata(idata, scale, design.y)
     seconds = time.perf_counter() - start
+    if partial:
+        reason = f"{structure.factors[0].group} integrated out, the other factors sampled: {reason}"
     info = {
-        "method": "collapsed" if collapsed else "full",
+        "method": "collapsed" if collapsed else ("partially collapsed" if partial else "full"),
         "method_reason": reason,
         "algorithm": "NUTS",
         "sampler": sampler,
@@ -348,6 +366,8 @@ def sample_posterior(
         "aliased": list(design.aliased),
     }
     checked = None
+    if partial:  # the integrated-out factor's effects are exact conditional draws, as below
+        checked = [v for v in idata["posterior"].data_vars if v != f"r_{structure.factors[0].group}"]
     if collapsed:
         # the group effects are exact conditional draws given each population-level draw: their
         # mixing is that of the sampled parameters, and checking 10,000s of them took 80 s

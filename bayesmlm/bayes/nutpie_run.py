@@ -1,0 +1,73 @@
+"""Stage 4b, Bayes: nutpie's NUTS on a log density written out in Python (no PyTensor graph).
+
+The direct samplers (:mod:`bayesmlm.bayes.direct`, :mod:`bayesmlm.bayes.partial`) hand nutpie (Rust) a
+callable ``x ↦ (log p, ∇ log p)`` through its Python-function interface; this is that call, with
+PyMC's initial jitter and without the warm-up draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["run_nutpie"]
+
+
+def run_nutpie(
+    density: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    ndim: int,
+    start: np.ndarray,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int | None,
+    target_accept: float,
+    progressbar: bool,
+):
+    """Sample ``density`` (``ndim`` coordinates) from ``start`` ± U(-1, 1); return (draws, posterior, stats).
+
+    ``draws`` is an array (chain, draw, ndim); the posterior ``Dataset`` gives the chain and draw
+    coordinates and ``stats`` is nutpie's ``sample_stats`` ``Dataset``.
+    """
+    import nutpie
+    from nutpie.compiled_pyfunc import from_pyfunc
+
+    def make_logp():
+        return density
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x):
+            return {"x": np.array(x, dtype=float)}
+
+        return expand
+
+    def initial_point(point_seed):
+        rng = np.random.default_rng(point_seed)
+        return start + rng.uniform(-1.0, 1.0, size=ndim)  # PyMC's default jitter
+
+    compiled = from_pyfunc(
+        ndim,
+        make_logp,
+        make_expand,
+        [np.dtype("float64")],
+        [(ndim,)],
+        ["x"],
+        make_initial_point_fn=initial_point,
+    )
+    trace = nutpie.sample(
+        compiled,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        seed=0 if seed is None else int(seed),
+        save_warmup=False,
+        progress_bar=progressbar,
+        target_accept=target_accept,
+    )
+    post = trace["posterior"].to_dataset()
+    x = np.asarray(post["x"].transpose("chain", "draw", ...).values)
+    return x, post, trace["sample_stats"].to_dataset()
