@@ -90,11 +90,11 @@ def random_effects_cov(results) -> dict[Any, pd.DataFrame]:
     for i, value in enumerate(model.row_indices):
         mats = W[i]
         full = np.column_stack([Z[i], *mats]) if mats else Z[i]
-        prior = np.concatenate([np.full(m.shape[1], v) for v, m in zip(vcomp, mats, strict=True)])
+        prior = [np.full(m.shape[1], v) for v, m in zip(vcomp, mats, strict=True)]
         G = np.zeros((full.shape[1], full.shape[1]))
         G[: model.k_re, : model.k_re] = cov_re
         diag = np.arange(model.k_re, full.shape[1])
-        G[diag, diag] = prior
+        G[diag, diag] = np.concatenate(prior) if prior else np.zeros(0)
         ZG = full @ G
         cond = G - ZG.T @ np.linalg.solve(full @ G @ full.T + scale * np.eye(len(full)), ZG)
         names = list(model.exog_re_names)

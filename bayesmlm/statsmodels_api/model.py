@@ -378,7 +378,10 @@ class MixedLM(ModelArrays, LikelihoodDerivatives, Regularized):
         blocks = blocks_for_free(self, free, start_params)
         model, roles = self._model_for(blocks)
         if bayes and self._ties[blocks]:
-            raise NotImplementedError("bayes=True with a variance component of several columns")
+            raise NotImplementedError(
+                "bayes=True with a variance component of several columns sharing one variance: fit it "
+                "by REML/ML, or give each column its own component ({'a': '0 + a', 'b': '0 + b'})"
+            )
         if bayes:
             return model.fit(**{k: v for k, v in kwargs.items() if k not in _OPTIMIZER_KWARGS})
         unknown = sorted(set(kwargs) - _OPTIMIZER_KWARGS)
