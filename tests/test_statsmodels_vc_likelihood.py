@@ -252,6 +252,8 @@ def test_regularized_fits_keep_statsmodels_penalties_and_llf():
         # statsmodels' model.loglike there (its results' llf reads the scaled cov_re as relative)
         # statsmodels' unpenalised optimum is ~1e-4 from lme4's (measured 1.2e-4)
         np.testing.assert_allclose(ours.params_object.cov_re, np.asarray(ref.cov_re_unscaled), rtol=1e-3)
+        np.testing.assert_allclose(ours.cov_re_unscaled, ours.params_object.cov_re, rtol=1e-15)
+        assert ours.cov_re_unscaled[0, 0] != pytest.approx(ours.cov_re[0, 0] / ours.scale, rel=1e-3)
         ref_model.reml = reml
         assert ours.llf == pytest.approx(
             ref_model.loglike(_sm_params(ours.params_object), profile_fe=False), rel=1e-12
