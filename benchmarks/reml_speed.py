@@ -11,6 +11,11 @@ items, 60 x 40 fully crossed (2,400 rows, simulated by :func:`subjects_items`, s
 ``y ~ x + (1 + x | subj) + (1 + x | item)``; (c) InstEval ``y ~ service + (1|s) + (1|d) + (1|dept)``
 (73,421 rows, 2,972 x 1,128 crossed). lme4 runs each case when ``Rscript`` exists.
 
+``--shape`` instead times, in one warm process, bayesmlm's statsmodels-shaped sleepstudy fit
+(``MixedLM.from_formula("Reaction ~ Days", groups="Subject", re_formula="~Days").fit()``) against the
+same fit through ``bm.Model("Reaction ~ Days + (Days | Subject)").fit_reml()``, the two interleaved, and
+prints both medians (wall and CPU) side by side: the entry point should cost no more than the model.
+
 Every run is a fresh process; the tools alternate within a case, so they see the same machine state,
 and the load average before each run is printed (the machine is shared: compare figures side by side,
 and prefer the CPU seconds when the load exceeds the cores). Columns: ``import s``: importing the
@@ -138,6 +143,30 @@ def worker(tool: str, name: str, data: str) -> None:
     sys.stdout.write(json.dumps(out) + "\n")
 
 
+def shape_overhead(repeat: int = 20) -> None:
+    """Print the medians of the statsmodels-shaped and the ``bm.Model`` sleepstudy REML fits (module doc)."""
+    import bayesmlm as bm
+
+    data = bm.load_dataset("sleepstudy")
+    fits = {
+        "bm.MixedLM.from_formula(...).fit()": lambda: bm.MixedLM.from_formula(
+            "Reaction ~ Days", groups="Subject", re_formula="~Days", data=data
+        ).fit(),
+        "bm.Model(...).fit_reml()": lambda: bm.Model("Reaction ~ Days + (Days | Subject)", data).fit_reml(),
+    }
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in fits}
+    for k in range(repeat + 3):  # three warm-up rounds, then interleaved runs
+        for name, fit in fits.items():
+            t, c = time.perf_counter(), time.process_time()
+            fit()
+            if k >= 3:
+                times[name].append((time.perf_counter() - t, time.process_time() - c))
+    print(f"sleepstudy REML, medians of {repeat} interleaved warm runs (load {os.getloadavg()[0]:.1f})")
+    for name, values in times.items():
+        wall, cpu = (1e3 * float(np.median([v[i] for v in values])) for i in (0, 1))
+        print(f"  {name:36s} wall {wall:6.1f} ms   cpu {cpu:6.1f} ms")
+
+
 def run_json(cmd: list[str], timeout: float) -> dict:
     """Run a worker; return its JSON line, or a record of how it failed."""
     try:
@@ -179,10 +208,14 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--statsmodels-python", default=sys.executable, help="a Python with statsmodels")
     parser.add_argument("--repeat", type=int, default=3, help="fresh-process runs of each tool per case")
+    parser.add_argument("--shape", action="store_true", help="statsmodels-shaped fit beside bm.Model")
     parser.add_argument("--worker", nargs=3, metavar=("TOOL", "CASE", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
+        return
+    if args.shape:
+        shape_overhead(20 if args.repeat == 3 else args.repeat)  # --repeat: interleaved runs here
         return
     here = Path(__file__).resolve()
     rows = []

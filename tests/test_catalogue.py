@@ -1445,6 +1445,22 @@ CASES: list[Case] = [
         match="cov_pen must be a penalty with func\\(\\) and deriv\\(\\) methods",
     ),
     Case(
+        "sm-bayes-tied-component",
+        '`mixedlm(..., vc_formula={"ab": "0 + a + b"}).fit(bayes=True)`: a Bayesian fit of a variance '
+        "component whose columns share one variance",
+        "not supported (the Bayesian model has no shared variances); says to fit by REML/ML or to give "
+        "each column its own component",
+        lambda: bm.mixedlm(
+            "Reaction ~ Days",
+            sleep().assign(d2=lambda d: d["Days"] ** 2),
+            groups="Subject",
+            re_formula="1",
+            vc_formula={"ab": "0 + Days + d2"},
+        ).fit(bayes=True),
+        NotImplementedError,
+        match="give each column its own component",
+    ),
+    Case(
         "sm-tied-small-sample",
         'Satterthwaite\'s df (`fit_result.coef_table()`) of a fit with `vc_formula={"ab": "0 + a + b"}`',
         "not supported for tied variances (derivatives over free theta); says to use asymptotic tests "

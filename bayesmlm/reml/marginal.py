@@ -14,7 +14,38 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["gls_fixed_effects", "profiled_loglike", "profiled_scale"]
+__all__ = ["gls_fixed_effects", "profiled_loglike", "profiled_scale", "vc_cov", "vc_matrices"]
+
+
+def vc_matrices(Wi: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Return one group's variance-component matrices, one ``(n_i, m_k)`` matrix per component.
+
+    ``Wi`` is either such a sequence (statsmodels' ``exog_vc``: a component may have several columns,
+    all sharing its variance) or an ``(n_i, k)`` array holding one column per component.
+
+    Examples
+    --------
+    >>> [m.shape for m in vc_matrices(np.ones((3, 2)))]
+    [(3, 1), (3, 1)]
+    """
+    if isinstance(Wi, np.ndarray):
+        return [Wi[:, [k]] for k in range(Wi.shape[1])]
+    return [np.asarray(m, dtype=float).reshape(len(m), -1) for m in Wi]
+
+
+def vc_cov(Wi: np.ndarray | Sequence[np.ndarray], vcomp: np.ndarray, n: int) -> np.ndarray:
+    """Return ``sum_k vcomp_k W_ik W_ik'``, the variance components' part of one group's ``V_i``.
+
+    Examples
+    --------
+    >>> vc_cov([np.array([[1.0, 0.0], [0.0, 1.0]])], np.array([2.0]), 2)
+    array([[2., 0.],
+           [0., 2.]])
+    """
+    out = np.zeros((n, n))
+    for v, m in zip(vcomp, vc_matrices(Wi), strict=True):
+        out += v * (m @ m.T)
+    return out
 
 
 def _group_solves(
@@ -26,7 +57,7 @@ def _group_solves(
 ):
     """Yield, per group, (log det V_i, the Cholesky factor of V_i)."""
     for Xi, Zi, Wi in zip(X, Z, W, strict=True):
-        V = Zi @ psi @ Zi.T + (Wi * vcomp) @ Wi.T + np.eye(len(Xi))
+        V = Zi @ psi @ Zi.T + vc_cov(Wi, vcomp, len(Xi)) + np.eye(len(Xi))
         chol = np.linalg.cholesky(V)
         yield 2.0 * np.log(np.diag(chol)).sum(), chol
 
@@ -42,7 +73,9 @@ def gls_fixed_effects(y, X, Z, W, psi, vcomp) -> np.ndarray:
     ----------
     y, X, Z, W : sequence of ndarray
         Per group: the response ``(n_i,)``, the fixed-effects design ``(n_i, p)``, the correlated
-        random effects' design ``(n_i, q)`` and the variance components' columns ``(n_i, k)``.
+        random effects' design ``(n_i, q)`` and the variance components: an ``(n_i, k)`` array of one
+        column per component, or a list of one ``(n_i, m_k)`` matrix per component (the ``m_k``
+        random effects of component ``k`` share its variance, see :func:`vc_matrices`).
     psi : ndarray, shape (q, q)
         ``cov_re / scale``.
     vcomp : ndarray, shape (k,)

@@ -15,10 +15,12 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from bayesmlm.reml.marginal import vc_cov, vc_matrices
+
 __all__ = ["profiled_hessian", "profiled_score", "sqrt_jacobian"]
 
 
-def _dV(Zi: np.ndarray, Wi: np.ndarray) -> list[np.ndarray]:
+def _dV(Zi: np.ndarray, Wi: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
     """Return the derivatives of ``V_i`` by each covariance parameter (Psi's triangle, then vcomp)."""
     out = []
     q = Zi.shape[1]
@@ -26,14 +28,14 @@ def _dV(Zi: np.ndarray, Wi: np.ndarray) -> list[np.ndarray]:
         for j2 in range(j1 + 1):
             m = np.outer(Zi[:, j1], Zi[:, j2])
             out.append(m if j1 == j2 else m + m.T)
-    out.extend(np.outer(Wi[:, k], Wi[:, k]) for k in range(Wi.shape[1]))
+    out.extend(m @ m.T for m in vc_matrices(Wi))
     return out
 
 
 def _groups(y, X, Z, W, psi, vcomp, beta) -> Iterator[tuple]:
     """Yield per group ``(V^{-1}, r, X, [dV_j])``."""
     for yi, Xi, Zi, Wi in zip(y, X, Z, W, strict=True):
-        V = Zi @ psi @ Zi.T + (Wi * vcomp) @ Wi.T + np.eye(len(yi))
+        V = Zi @ psi @ Zi.T + vc_cov(Wi, vcomp, len(yi)) + np.eye(len(yi))
         yield np.linalg.inv(V), yi - Xi @ beta, Xi, _dV(Zi, Wi)
 
 
@@ -129,7 +131,7 @@ def profiled_hessian(
     p = X[0].shape[1]
     fac = n - p if reml else n
     q = Z[0].shape[1]
-    m = q * (q + 1) // 2 + W[0].shape[1]
+    m = q * (q + 1) // 2 + len(vcomp)
     rvir, xtvix = 0.0, np.zeros((p, p))
     B, D, rt = np.zeros(m), np.zeros((m, m)), np.zeros((m, m))
     fere, xtax, F = np.zeros((m, p)), np.zeros((m, p, p)), np.zeros((m, m, p, p))

@@ -57,9 +57,9 @@ differ from patsy's only for categorical terms (``"C(c)[b]"`` where patsy writes
 Types follow the input, as in statsmodels: a model built from numpy arrays returns ndarrays
 (``params``, ``fe_params``, ``bse``, ``cov_re``, ``cov_params()``, ``conf_int()``...), one built from a
 formula or from pandas ``endog``/``exog`` returns Series and DataFrames with statsmodels' labels. The
-model has statsmodels' plumbing (``md.data.xnames``, ``md.exog``, ``md.exog_re``, ``md.groups``,
-``md.row_indices``...), the likelihood API (``md.loglike(params, profile_fe=...)``, ``md.score``,
-``md.hessian``, ``md.get_distribution``) at any :class:`MixedLMParams`, the variance parameters'
+model has statsmodels' plumbing (``md.data.xnames``, ``md.exog``, ``md.exog_re``, ``md.exog_vc``,
+``md.groups``, ``md.row_indices``...), the likelihood API (``md.loglike(params, profile_fe=...)``,
+``md.score``, ``md.hessian``, ``md.get_distribution``) at any :class:`MixedLMParams`, the variance parameters'
 standard errors from the inverse Hessian, as statsmodels computes them, and the results' ``t_test``,
 ``wald_test`` and ``f_test`` (matrices or text such as ``"Days = 0"``) and ``profile_re``.
 ``docs/statsmodels.md`` lists every attribute
@@ -81,5 +81,6 @@ from bayesmlm.statsmodels_api.model import MixedLM
 from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.results import MixedLMResults
 from bayesmlm.statsmodels_api.summary import MixedLMSummary
+from bayesmlm.statsmodels_api.vc_layout import VCSpec
 
-__all__ = ["MixedLM", "MixedLMParams", "MixedLMResults", "MixedLMSummary", "mixedlm"]
+__all__ = ["MixedLM", "MixedLMParams", "MixedLMResults", "MixedLMSummary", "VCSpec", "mixedlm"]

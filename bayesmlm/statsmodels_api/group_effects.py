@@ -76,18 +76,29 @@ def random_effects(results) -> dict[Any, pd.Series]:
 
 
 def random_effects_cov(results) -> dict[Any, pd.DataFrame]:
-    """Conditional covariances per group (see :attr:`MixedLMResults.random_effects_cov`)."""
-    if any(comp.nested for comp, *_ in results._vc_place):
-        raise NotImplementedError("random_effects_cov with a categorical variance component")
-    fit, model = results.fit_result, results.model
-    f = fit.structure.factor(model.group_col)
-    cond = fit.conditional_covariance(model.group_col)
-    cols = [k for _, k in results._re_place] + [k for _, _, k, _ in results._vc_place]
-    names = list(model.exog_re_names) + [f"{c.name}[{t}]" for c, _, _, t in results._vc_place]
-    to_value, ordered = group_values(fit.design.data, model.group_col)
-    label_of = {value: label for label, value in to_value.items()}
-    index_of = {lev: i for i, lev in enumerate(f.levels)}
-    return {
-        value: pd.DataFrame(cond[index_of[label_of[value]]][np.ix_(cols, cols)], index=names, columns=names)
-        for value in ordered
-    }
+    """Conditional covariances per group (see :attr:`MixedLMResults.random_effects_cov`).
+
+    statsmodels' formula, group by group: with ``Z_i`` the group's correlated design followed by each
+    variance component's matrix and ``G`` the prior covariance (``cov_re``, then each component's
+    variance on its columns), ``G - G Z_iᵀ (Z_i G Z_iᵀ + scale I)⁻¹ Z_i G``.
+    """
+    model = results.model
+    cov_re, vcomp, scale = results._cov_re_values, results.vcomp, results.scale
+    _, _, Z, W = model._by_group()
+    layout = model._vc_layout
+    out = {}
+    for i, value in enumerate(model.row_indices):
+        mats = W[i]
+        full = np.column_stack([Z[i], *mats]) if mats else Z[i]
+        prior = [np.full(m.shape[1], v) for v, m in zip(vcomp, mats, strict=True)]
+        G = np.zeros((full.shape[1], full.shape[1]))
+        G[: model.k_re, : model.k_re] = cov_re
+        diag = np.arange(model.k_re, full.shape[1])
+        G[diag, diag] = np.concatenate(prior) if prior else np.zeros(0)
+        ZG = full @ G
+        cond = G - ZG.T @ np.linalg.solve(full @ G @ full.T + scale * np.eye(len(full)), ZG)
+        names = list(model.exog_re_names)
+        for name, (_, cols) in zip(model.vc_names, layout, strict=True):
+            names += [f"{name}[{col}]" for col in cols[i]]
+        out[value] = pd.DataFrame(cond, index=names, columns=names)
+    return out

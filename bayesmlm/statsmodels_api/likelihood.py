@@ -22,6 +22,14 @@ from bayesmlm.statsmodels_api.params import MixedLMParams
 __all__ = ["LikelihoodDerivatives", "MixedLMDistribution"]
 
 
+def _inverse(cov: np.ndarray) -> np.ndarray:
+    """``cov``'s inverse, or its pseudo-inverse when singular (as statsmodels' penalised score)."""
+    try:
+        return np.linalg.inv(cov)
+    except np.linalg.LinAlgError:
+        return np.linalg.pinv(cov)
+
+
 class LikelihoodDerivatives:
     """score, score_full, score_sqrt, hessian, get_scale and get_distribution (a ``MixedLM`` mixin)."""
 
@@ -33,6 +41,8 @@ class LikelihoodDerivatives:
     vc_names: list[str]
     _by_group: Any
     _covariances: Any
+    fe_pen: Any
+    cov_pen: Any
 
     def _full_params(self, params: Any, has_fe: bool) -> MixedLMParams:
         """Return a MixedLMParams from an object with ``cov_re`` or from statsmodels' packed vector."""
@@ -97,7 +107,19 @@ class LikelihoodDerivatives:
         Returns
         -------
         score_fe, score_re, score_vc : ndarray
+            Minus the derivatives of the model's ``cov_pen`` and (with ``calc_fe``) ``fe_pen``, those
+            of its last fit (None before any), as statsmodels.
         """
+        score_fe, score_re, score_vc = self._score_full(params, calc_fe)
+        p = self._full_params(params, has_fe=False)
+        if self.cov_pen is not None:
+            score_re = score_re - np.asarray(self.cov_pen.deriv(p.cov_re, _inverse(p.cov_re)), dtype=float)
+        if calc_fe and self.fe_pen is not None:
+            score_fe = score_fe - np.asarray(self.fe_pen.deriv(p.fe_params), dtype=float)
+        return score_fe, score_re, score_vc
+
+    def _score_full(self, params: Any, calc_fe: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`score_full` without the penalties."""
         p = self._full_params(params, has_fe=False)
         y, X, Z, W = self._by_group()
         fe = p.fe_params if p.k_fe == self.k_fe else np.zeros(self.k_fe)
@@ -273,7 +295,7 @@ class MixedLMDistribution:
             u = u @ np.linalg.cholesky(self.cov_re).T
         for ii, Zi, ui in zip(rows, Z, u, strict=True):
             y[ii] += Zi @ ui
-        for j, v in enumerate(self.vcomp):
+        for j, v in enumerate(self.vcomp):  # statsmodels' order: component by component, then groups
             for ii, Wi in zip(rows, W, strict=True):
-                y[ii] += np.sqrt(v) * Wi[:, j] * rng.normal(size=1)
+                y[ii] += np.sqrt(v) * Wi[j] @ rng.normal(size=Wi[j].shape[1])
         return y + np.sqrt(self.scale) * rng.normal(size=len(y))

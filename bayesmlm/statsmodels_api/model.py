@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from bayesmlm.design.levels import level_keys
 from bayesmlm.exceptions import ArgumentError
 from bayesmlm.model import Model
 from bayesmlm.spec.formula import ModelSpec
@@ -269,10 +268,7 @@ class MixedLM(ModelArrays, LikelihoodDerivatives, Regularized):
         self.k_re = len(self.exog_re_names)
         self.k_re2 = self.k_re * (self.k_re + 1) // 2
         self.k_vc = len(self._components)
-        labels = level_keys(design.data, (group_col,))
-        self._group_labels = labels
-        self.nobs = design.n
-        self.n_groups = len(set(labels))
+        self.nobs = design.n  # the group labels and their count are computed on first use
 
     @property
     def data(self) -> MixedLMData:
@@ -376,12 +372,16 @@ class MixedLM(ModelArrays, LikelihoodDerivatives, Regularized):
                     f"unknown optimisation method {name!r}; statsmodels' are {sorted(OPTIMIZERS)}"
                 )
         pens = check_penalties(fe_pen, cov_pen, bayes)
+        self.fe_pen, self.cov_pen = pens  # as statsmodels: loglike and score then subtract them
         if not do_cg:
             raise NotImplementedError("do_cg=False (results at the starting values) is not supported")
         blocks = blocks_for_free(self, free, start_params)
         model, roles = self._model_for(blocks)
         if bayes and self._ties[blocks]:
-            raise NotImplementedError("bayes=True with a variance component of several columns")
+            raise NotImplementedError(
+                "bayes=True with a variance component of several columns sharing one variance: fit it "
+                "by REML/ML, or give each column its own component ({'a': '0 + a', 'b': '0 + b'})"
+            )
         if bayes:
             return model.fit(**{k: v for k, v in kwargs.items() if k not in _OPTIMIZER_KWARGS})
         unknown = sorted(set(kwargs) - _OPTIMIZER_KWARGS)

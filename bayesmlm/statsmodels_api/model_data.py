@@ -19,6 +19,7 @@ from bayesmlm.exceptions import ArgumentError
 from bayesmlm.reml.marginal import gls_fixed_effects, profiled_loglike
 from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.translate import group_values
+from bayesmlm.statsmodels_api.vc_layout import VCSpec, vc_layout
 
 __all__ = ["MixedLMData", "ModelArrays"]
 
@@ -96,6 +97,16 @@ class ModelArrays:
     nobs: int
     vc_names: list[str]
     _model_for: Any
+
+    @cached_property
+    def _group_labels(self) -> np.ndarray:
+        """Each used row's group label (bayesmlm's level label)."""
+        return level_keys(self.bayesmlm_model.design.data, (self.group_col,))
+
+    @cached_property
+    def n_groups(self) -> int:
+        """Number of groups."""
+        return len(set(self._group_labels))
 
     @property
     def group_labels(self) -> list:
@@ -205,16 +216,37 @@ class ModelArrays:
     # -- the likelihood at given parameters -----------------------------------------------------
     reml: bool = True  # statsmodels' model.reml: the kind of the last fit, REML until then
     use_sqrt: bool = True
+    fe_pen: Any = None  # statsmodels' penalties of the last fit (loglike and score subtract them)
+    cov_pen: Any = None
+    re_pen: Any = None  # statsmodels sets it to None and never uses it
 
-    def _by_group(self) -> tuple[list[np.ndarray], ...]:
-        model, roles = self._model_for(self._default_blocks)
-        if any(role != "re" and role.nested for role in roles):
-            raise NotImplementedError(
-                "loglike with a categorical ('0 + C(c)') or several-column variance component"
-            )
-        vc = [b.Z[:, 0] for b, role in zip(model.design.blocks, roles, strict=True) if role != "re"]
-        W = np.column_stack(vc) if vc else np.zeros((self.nobs, 0))
-        return tuple(self.group_list(a) for a in (self.endog, self.exog, self.exog_re, W))
+    @cached_property
+    def _vc_layout(self) -> list[tuple[list[np.ndarray], list[list[str]]]]:
+        """Each variance component's matrix and column names per group (see :func:`vc_layout`)."""
+        return vc_layout(self)
+
+    @cached_property
+    def exog_vc(self) -> VCSpec:
+        """The variance components as statsmodels' ``VCSpec`` components: ``names``, ``colnames``, ``mats``.
+
+        ``mats[k][i]`` is component ``k``'s design matrix for the ``i``-th group of
+        :attr:`group_labels` (ndarrays, whatever was given), ``colnames[k][i]`` its column names
+        (lists of str): the matrices statsmodels builds from ``vc_formula`` or keeps from ``exog_vc``.
+        ``VCSpec([], [], [])`` without variance components, as statsmodels.
+        """
+        layout = self._vc_layout
+        mats = [[np.array(m) for m in mats] for mats, _ in layout]
+        return VCSpec(list(self.vc_names), [[list(c) for c in cols] for _, cols in layout], mats)
+
+    @cached_property
+    def _groups_split(self) -> tuple[list[np.ndarray], ...]:
+        vc = [mats for mats, _ in self._vc_layout]
+        W = [[mats[i] for mats in vc] for i in range(len(self.row_indices))]
+        return (*(self.group_list(a) for a in (self.endog, self.exog, self.exog_re)), W)
+
+    def _by_group(self) -> tuple[list, ...]:
+        """Per group: response, fixed design, correlated design, the components' matrices (a list each)."""
+        return self._groups_split
 
     def _covariances(self, params: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(cov_re, vcomp, fe_params or None) of a MixedLMParams-like object or a packed vector."""
@@ -281,6 +313,8 @@ class ModelArrays:
         Returns
         -------
         float
+            Minus the model's penalties (``cov_pen.func(cov_re, its inverse)``, ``fe_pen.func(fe_params)``)
+            after a penalised fit, as statsmodels; unpenalised otherwise.
 
         Examples
         --------
@@ -290,11 +324,27 @@ class ModelArrays:
         >>> abs(md.loglike(np.sqrt(fit.params[["Subject Var"]])) - fit.llf) < 1e-8  # at the optimum
         True
         """
+        value, cov, fe = self._loglike_at(params, profile_fe)
+        if self.cov_pen is not None and self.k_re > 0:
+            try:
+                inv = np.linalg.inv(cov)
+            except np.linalg.LinAlgError:
+                inv = np.linalg.pinv(cov)
+            value -= float(self.cov_pen.func(cov, inv))
+        if self.fe_pen is not None:
+            value -= float(self.fe_pen.func(fe))
+        return float(value)
+
+    def _loglike(self, params: Any, profile_fe: bool = True) -> float:
+        """:meth:`loglike` without the model's penalties."""
+        return self._loglike_at(params, profile_fe)[0]
+
+    def _loglike_at(self, params: Any, profile_fe: bool) -> tuple[float, np.ndarray, np.ndarray]:
         cov, vcomp, fe = self._covariances(params)
         y, X, Z, W = self._by_group()
         if profile_fe or fe is None:
             fe = gls_fixed_effects(y, X, Z, W, cov, vcomp)
-        return profiled_loglike(y, X, Z, W, cov, vcomp, fe, self.reml)
+        return profiled_loglike(y, X, Z, W, cov, vcomp, fe, self.reml), cov, fe
 
     def predict(self, params: Any, exog: Any = None) -> np.ndarray:
         """Population-level predictions ``exog @ fe_params``, as statsmodels' ``MixedLM.predict``.

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import optimize
 
 from bayesmlm.exceptions import ArgumentError
+from bayesmlm.reml.marginal import vc_cov, vc_matrices
 from bayesmlm.reml.marginal_derivs import sqrt_jacobian
 from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.regularized import _regularized_results
@@ -81,7 +82,7 @@ def _unpack(model, x: np.ndarray) -> MixedLMParams:
 
 def _objective(model, fe_pen, cov_pen, p: MixedLMParams) -> float:
     """Statsmodels' penalised profiled log-likelihood at ``p`` (its ``fe_params`` the GLS ones)."""
-    value = model.loglike(p, profile_fe=False)
+    value = model._loglike(p, profile_fe=False)
     if cov_pen is not None and model.k_re > 0:
         try:
             inv = np.linalg.inv(p.cov_re)
@@ -100,19 +101,20 @@ def _gls_jacobian(model, p: MixedLMParams) -> np.ndarray:
     xvx = np.zeros((model.k_fe, model.k_fe))
     cols = np.zeros((model.k_fe, len(tri[0]) + len(p.vcomp)))
     for yi, Xi, Zi, Wi in zip(y, X, Z, W, strict=True):
-        V = np.eye(len(yi)) + Zi @ p.cov_re @ Zi.T + (Wi * p.vcomp) @ Wi.T
+        V = np.eye(len(yi)) + Zi @ p.cov_re @ Zi.T + vc_cov(Wi, p.vcomp, len(yi))
         A, u = np.linalg.solve(V, Xi), np.linalg.solve(V, yi - Xi @ p.fe_params)
         xvx += Xi.T @ A
         P, q = Zi.T @ A, Zi.T @ u  # (k_re, k_fe), (k_re,)
         for j, (a, b) in enumerate(zip(*tri, strict=True)):
             cols[:, j] += P[a] * q[b] + (P[b] * q[a] if a != b else 0.0)
-        cols[:, len(tri[0]) :] += (Wi.T @ A).T * (Wi.T @ u)
+        for k, m in enumerate(vc_matrices(Wi)):
+            cols[:, len(tri[0]) + k] += (m.T @ A).T @ (m.T @ u)
     return -np.linalg.solve(xvx, cols)
 
 
 def _gradient(model, fe_pen, cov_pen, x: np.ndarray, p: MixedLMParams) -> np.ndarray:
     """Return the objective's gradient over statsmodels' square-root parameters."""
-    _, score_re, score_vc = model.score_full(p, calc_fe=False)
+    _, score_re, score_vc = model._score_full(p, calc_fe=False)
     score_re = np.array(score_re, dtype=float)
     if cov_pen is not None and model.k_re > 0:
         score_re -= np.asarray(cov_pen.deriv(p.cov_re, np.linalg.inv(p.cov_re)), dtype=float)
@@ -190,5 +192,7 @@ def _covariance_parts(model, p: MixedLMParams, scale: float):
     """Each group's rows, ``V_g − scale I`` at ``p`` and the residuals at its fixed effects."""
     _, _, Z, W = model._by_group()
     rows = list(model.row_indices.values())
-    parts = [scale * (Zi @ p.cov_re @ Zi.T + (Wi * p.vcomp) @ Wi.T) for Zi, Wi in zip(Z, W, strict=True)]
+    parts = [
+        scale * (Zi @ p.cov_re @ Zi.T + vc_cov(Wi, p.vcomp, len(Zi))) for Zi, Wi in zip(Z, W, strict=True)
+    ]
     return rows, parts, model.endog - model.exog @ p.fe_params

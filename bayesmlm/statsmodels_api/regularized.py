@@ -69,7 +69,7 @@ def _bse(model, params: np.ndarray, keep: np.ndarray) -> np.ndarray:
         cov[tri] = x[k_fe : k_fe + len(tri[0])]
         cov = cov + cov.T - np.diag(np.diag(cov))
         p = MixedLMParams.from_components(x[:k_fe], cov, vcomp=x[k_fe + len(tri[0]) :])
-        return model.loglike(p, profile_fe=False)
+        return model._loglike(p, profile_fe=False)
 
     out = np.full((len(params), len(params)), np.nan)
     idx = np.flatnonzero(keep)
@@ -182,7 +182,14 @@ def _fit_regularized(model, start_params, method, alpha, ceps, ptol, maxit, fit_
     keep = np.abs(params) > ceps
     keep[model.k_fe :] = True
     pcov = _bse(model, params, keep)
-    return _regularized_results(mdf, fe, params, scale, pcov, rows, parts, resid)
+    out = _regularized_results(mdf, fe, params, scale, pcov, rows, parts, resid)
+    # statsmodels: params_object at the penalised fixed effects and the unpenalised relative covariances,
+    # llf the (unpenalised) log-likelihood there
+    out.params_object = MixedLMParams.from_components(
+        fe, mdf._cov_re_values / mdf.scale, vcomp=mdf.vcomp / mdf.scale
+    )
+    out._llf = model._loglike(out.params_object, profile_fe=False)
+    return out
 
 
 def _regularized_results(mdf, fe, params, scale, pcov, rows, parts, resid, cov=None):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from bayesmlm.exceptions import ArgumentError, DataError
+from bayesmlm.exceptions import DataError
 from bayesmlm.reml.fit import LikelihoodFit
 from bayesmlm.statsmodels_api.contrasts import Contrasts
 from bayesmlm.statsmodels_api.free import free_pattern
@@ -17,7 +17,7 @@ from bayesmlm.statsmodels_api.group_effects import random_effects, random_effect
 from bayesmlm.statsmodels_api.params import MixedLMParams
 from bayesmlm.statsmodels_api.profile import profile_re
 from bayesmlm.statsmodels_api.removal import remove_data
-from bayesmlm.statsmodels_api.summary import MixedLMSummary
+from bayesmlm.statsmodels_api.summary import MixedLMSummary, results_summary
 from bayesmlm.statsmodels_api.wrap import TypedOutputs
 
 __all__ = ["MixedLMResults"]
@@ -103,7 +103,6 @@ class MixedLMResults(TypedOutputs, Contrasts):
         self.scale = fit.sigma**2
         self.converged = fit.converged
         self.nobs = fit.nobs
-        self.ngroups = self.n_groups = model.n_groups
         self.df_resid = fit.nobs - fit.design.p
         # where each statsmodels random effect lives in bayesmlm's structure: (factor, column)
         place = {}
@@ -140,6 +139,13 @@ class MixedLMResults(TypedOutputs, Contrasts):
         self._fe_names = [model._fixed_display.get(k, k) for k in model._fixed_internal if k in position]
         self._fe_values = np.asarray(fit.estimates.beta, dtype=float)[order]
         self._vcov_fe = np.asarray(fit.estimates.vcov, dtype=float)[np.ix_(order, order)]
+
+    @property
+    def ngroups(self) -> int:
+        """Number of groups (``n_groups`` is the same)."""
+        return self.model.n_groups
+
+    n_groups = ngroups
 
     @cached_property
     def _cov_re(self) -> pd.DataFrame:
@@ -252,13 +258,21 @@ class MixedLMResults(TypedOutputs, Contrasts):
 
     @property
     def aic(self) -> float:
-        """lme4's AIC (from the REML criterion for REML fits; statsmodels gives NaN there)."""
-        return self.fit_result.aic
+        """lme4's AIC, ``-2 llf + 2 k`` (from the REML criterion for REML fits; statsmodels gives NaN there).
+
+        ``k`` counts the fixed effects, the free covariance parameters and the scale (statsmodels'
+        ``df``); a penalised or regularised fit's comes from its :attr:`llf`, as statsmodels'.
+        """
+        if "_llf" not in self.__dict__:
+            return self.fit_result.aic
+        return -2 * self.llf + 2 * self.fit_result.n_parameters
 
     @property
     def bic(self) -> float:
-        """lme4's BIC (statsmodels gives NaN for REML fits)."""
-        return self.fit_result.bic
+        """lme4's BIC, ``-2 llf + log(nobs) k`` (statsmodels gives NaN for REML fits); see :attr:`aic`."""
+        if "_llf" not in self.__dict__:
+            return self.fit_result.bic
+        return -2 * self.llf + np.log(self.nobs) * self.fit_result.n_parameters
 
     # -- random effects, fitted values, prediction ----------------------------------------------
     @cached_property
@@ -354,45 +368,7 @@ class MixedLMResults(TypedOutputs, Contrasts):
         MixedLMSummary
             ``str()`` of it is the table; ``tables`` holds the two tables as data frames.
         """
-        names = list(self._params.index)
-        k_fe = len(self._fe_params)
-        if xname_fe is not None:
-            if len(xname_fe) != k_fe:
-                raise ArgumentError(f"xname_fe should be a list of length {k_fe}")
-            names[:k_fe] = list(xname_fe)
-        if xname_re is not None:
-            if len(xname_re) != len(names) - k_fe:
-                raise ArgumentError(f"xname_re should be a list of length {len(names) - k_fe}")
-            names[k_fe:] = list(xname_re)
-        sizes = pd.Series(self.model._group_labels).value_counts()
-        info = {
-            "Model:": "MixedLM",
-            "No. Observations:": str(self.nobs),
-            "No. Groups:": str(self.ngroups),
-            "Min. group size:": f"{sizes.min():.0f}",
-            "Max. group size:": f"{sizes.max():.0f}",
-            "Mean group size:": f"{sizes.mean():.1f}",
-            "Dependent Variable:": yname if yname is not None else self.model.endog_names,
-            "Method:": self.method,
-            "Scale:": self.scale,
-            "Log-Likelihood:": self.llf,
-            "Converged:": "Yes" if self.converged else "No",
-        }
-        q = sps.norm.ppf(1 - alpha / 2)
-        table = np.full((len(names), 6), np.nan)
-        fe, se = self._fe_params.to_numpy(), self._bse_fe.to_numpy()
-        z = fe / se
-        table[:k_fe] = np.column_stack([fe, se, z, 2 * sps.norm.sf(np.abs(z)), fe - q * se, fe + q * se])
-        cov = self._cov_re_values
-        table[k_fe:, 0] = np.concatenate([cov[np.tril_indices(self.k_re)], self.vcomp])
-        table[k_fe:, 1] = np.sqrt(self.scale) * self._bse.to_numpy()[k_fe:]  # statsmodels' column
-        columns = ["Coef.", "Std.Err.", "z", "P>|z|", f"[{alpha / 2}", f"{1 - alpha / 2}]"]
-        params = pd.DataFrame(
-            [[f"{v:.3f}" if np.isfinite(v) else "" for v in row] for row in table],
-            index=names,
-            columns=columns,
-        )
-        return MixedLMSummary(info, params, title or "Mixed Linear Model Regression Results")
+        return results_summary(self, yname, xname_fe, xname_re, title, alpha)
 
     def __repr__(self) -> str:
         return f"<bayesmlm.MixedLMResults {self.method}: {self.model.formula}; llf {self.llf:.4f}>"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
-__all__ = ["MixedLMSummary"]
+from bayesmlm.exceptions import ArgumentError
+
+__all__ = ["MixedLMSummary", "results_summary"]
 
 
 def _pad(text: str, width: int, align: str) -> str:
@@ -155,3 +159,53 @@ class MixedLMSummary:
     def _repr_html_(self) -> str:
         text = self.as_text().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         return f"<pre>{text}</pre>"
+
+
+def results_summary(
+    results: Any,
+    yname: str | None,
+    xname_fe: list[str] | None,
+    xname_re: list[str] | None,
+    title: str | None,
+    alpha: float,
+) -> MixedLMSummary:
+    """Return the :class:`MixedLMSummary` of a ``MixedLMResults`` (its ``summary()``'s arguments)."""
+    names = list(results._params.index)
+    k_fe = len(results._fe_params)
+    if xname_fe is not None:
+        if len(xname_fe) != k_fe:
+            raise ArgumentError(f"xname_fe should be a list of length {k_fe}")
+        names[:k_fe] = list(xname_fe)
+    if xname_re is not None:
+        if len(xname_re) != len(names) - k_fe:
+            raise ArgumentError(f"xname_re should be a list of length {len(names) - k_fe}")
+        names[k_fe:] = list(xname_re)
+    sizes = pd.Series(results.model._group_labels).value_counts()
+    info = {
+        "Model:": "MixedLM",
+        "No. Observations:": str(results.nobs),
+        "No. Groups:": str(results.ngroups),
+        "Min. group size:": f"{sizes.min():.0f}",
+        "Max. group size:": f"{sizes.max():.0f}",
+        "Mean group size:": f"{sizes.mean():.1f}",
+        "Dependent Variable:": yname if yname is not None else results.model.endog_names,
+        "Method:": results.method,
+        "Scale:": results.scale,
+        "Log-Likelihood:": results.llf,
+        "Converged:": "Yes" if results.converged else "No",
+    }
+    q = sps.norm.ppf(1 - alpha / 2)
+    table = np.full((len(names), 6), np.nan)
+    fe, se = results._fe_params.to_numpy(), results._bse_fe.to_numpy()
+    z = fe / se
+    table[:k_fe] = np.column_stack([fe, se, z, 2 * sps.norm.sf(np.abs(z)), fe - q * se, fe + q * se])
+    cov = results._cov_re_values
+    table[k_fe:, 0] = np.concatenate([cov[np.tril_indices(results.k_re)], results.vcomp])
+    table[k_fe:, 1] = np.sqrt(results.scale) * results._bse.to_numpy()[k_fe:]  # statsmodels' column
+    columns = ["Coef.", "Std.Err.", "z", "P>|z|", f"[{alpha / 2}", f"{1 - alpha / 2}]"]
+    params = pd.DataFrame(
+        [[f"{v:.3f}" if np.isfinite(v) else "" for v in row] for row in table],
+        index=names,
+        columns=columns,
+    )
+    return MixedLMSummary(info, params, title or "Mixed Linear Model Regression Results")

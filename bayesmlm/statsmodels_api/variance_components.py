@@ -67,7 +67,6 @@ class MatrixComponent:
     slot: str | None = None
     colnames: dict | None = None
     labels: tuple[str, ...] = field(default=())
-    nested = True  # loglike and random_effects_cov see it as a component they cannot take apart
 
     @property
     def n_blocks(self) -> int:

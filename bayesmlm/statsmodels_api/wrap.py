@@ -100,8 +100,9 @@ class TypedOutputs:
 
     @property
     def cov_re_unscaled(self) -> pd.DataFrame | np.ndarray:
-        """``cov_re / scale``."""
-        return self._typed(self._cov_re / self.scale)
+        """``cov_re / scale``: ``params_object.cov_re`` (after ``fit_regularized``, the unpenalised one)."""
+        cov = self._cov_re
+        return self._typed(pd.DataFrame(self.params_object.cov_re, index=cov.index, columns=cov.columns))
 
     @property
     def fittedvalues(self) -> pd.Series | np.ndarray:
