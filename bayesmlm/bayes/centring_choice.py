@@ -43,7 +43,8 @@ def resolve_parameterization(structure: RandomStructure, request, pilot, per_lev
             raise ArgumentError(f"unknown block(s) {unknown} in parameterization; the blocks are {labels}")
         if not per_level and {"mixed", INTEGRATED} & set(request.values()):
             raise ArgumentError(
-                "'mixed' and 'integrated' are for generalized families; use 'centered' or 'noncentered'"
+                "'mixed' (per-level centring) or 'integrated' (a nested pair) is for generalized families; "
+                "use 'centered' or 'noncentered'"
             )
         pairs = integrated_pairs(structure)
         wrong = sorted(label for label, how in request.items() if how == INTEGRATED and label not in pairs)
