@@ -88,7 +88,8 @@ class Model:
     parameterization : {"auto", "centered", "noncentered"} or dict
         How each random block is written in the Bayesian model: chosen per block from the REML
         estimate (``"auto"``, see :func:`bayesmlm.bayes.pymc_model.choose_parameterization`), the same
-        for all, or a dict from block label to choice (GLMMs: ``"mixed"``, per level).
+        for all, or a dict from block label to choice (GLMMs: ``"mixed"``, per level; ``"integrated"`` for
+        the outer of a nested pair of intercepts, see :mod:`bayesmlm.bayes.integrated_nesting`).
     extra_namespace : dict, optional
         Functions the formula may call besides numpy's element-wise functions (``np.log``, ``log``,
         ...) and formulae's transforms (``C``, ``scale``, ``center``, ...), e.g.

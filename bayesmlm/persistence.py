@@ -100,8 +100,9 @@ def validated_settings(settings: dict, path: Path) -> dict:
     names = settings["extra_namespace"]
     if not _strings(names) or not all(n.isidentifier() and not n.startswith("_") for n in names):
         raise _malformed(path, "the names of the user's functions are not plain names")
-    if not all(v in ("centered", "noncentered", "mixed") for v in settings["parameterization"].values()):
-        raise _malformed(path, "a block's parameterisation is not 'centered', 'noncentered' or 'mixed'")
+    allowed = ("centered", "noncentered", "mixed", "integrated")
+    if not all(v in allowed for v in settings["parameterization"].values()):
+        raise _malformed(path, f"a block's parameterisation is not one of {allowed}")
     for name, prior in settings["priors"].items():
         ok = isinstance(prior, list) and len(prior) == 2 and isinstance(prior[0], str)
         ok = ok and isinstance(prior[1], list) and all(_parameter(p) for p in prior[1])

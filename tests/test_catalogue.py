@@ -997,6 +997,21 @@ CASES: list[Case] = [
         match="is for generalized families",
     ),
     Case(
+        "integrated-not-a-nested-pair",
+        '`parameterization={"BROOD": "integrated"}` on a block that no `(1 | inner)` factor nests in',
+        "says which blocks may be integrated (the outer of a nested pair of intercepts)",
+        lambda: (
+            bm.Model(
+                "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)",
+                ticks(),
+                family="poisson",
+                parameterization={"BROOD": "integrated"},
+            ).parameterization
+        ),
+        bm.ArgumentError,
+        match=r"such blocks here: \['LOCATION'\]",
+    ),
+    Case(
         "fit-sampler-kwargs",
         'A PyMC option, `fit(init="adapt_diag")`',
         "refused as unknown; PyMC's own options go in `sampler_kwargs={...}`, which is checked",

@@ -67,7 +67,7 @@ def check_parameterization_request(request) -> None:
     allowed = ("auto", "centered", "noncentered")
     if isinstance(request, Mapping):
         for label, how in request.items():
-            choice(f"parameterization[{label!r}]", how, (*allowed[1:], "mixed"))
+            choice(f"parameterization[{label!r}]", how, (*allowed[1:], "mixed", "integrated"))
     else:
         choice("parameterization", request, allowed)
 

@@ -32,6 +32,7 @@ import pytensor.tensor as pt
 
 from bayesmlm.arguments import checked
 from bayesmlm.bayes.collapsed_stats import predictor_shift
+from bayesmlm.bayes.integrated_nesting import INTEGRATED, integrated_effects, integrated_pairs
 from bayesmlm.bayes.level_centring import mixed_block
 from bayesmlm.bayes.nesting import hierarchical_mean, nested_parents
 from bayesmlm.bayes.prior_set import PriorSet
@@ -52,7 +53,7 @@ __all__ = [
     "term_dim",
 ]
 
-Parameterization = Literal["centered", "noncentered", "mixed"]
+Parameterization = Literal["centered", "noncentered", "mixed", "integrated"]
 
 #: a block is centred when its median data-to-prior precision ratio exceeds this
 CENTRED_RATIO = 4.0
@@ -256,6 +257,25 @@ def population_fixed(design: Design, priors: PriorSet, shift: np.ndarray):
     return coef, original
 
 
+def _record(f: FactorTerms, effects: list, sds: list, cors: list, built: dict):
+    """Store one factor's ``r_g``, ``sd_g`` and ``cor_`` Deterministics; return its term of the predictor."""
+    codes = pm.Data(f"codes_{f.group}", f.codes.astype("int64"), dims="obs")
+    Z = pm.Data(f"Z_{f.group}", np.asarray(f.Z), dims=("obs", term_dim(f.group)))
+    # One Deterministic per factor: with a Deterministic per block as well, PyTensor 3.3's
+    # FAST_RUN rewrites returned the joined (m, q) array for a block's (m, 1) Deterministic.
+    single = len(effects) == 1
+    r_all = pm.Deterministic(
+        f"r_{f.group}",
+        effects[0] if single else pt.concatenate(effects, axis=1),
+        dims=(f.group, term_dim(f.group)),
+    )
+    pm.Deterministic(f"sd_{f.group}", pt.concatenate(sds) if len(sds) > 1 else sds[0], dims=term_dim(f.group))
+    for label, corr in cors:
+        pm.Deterministic(f"cor_{label}", corr, dims=(block_dim(label), block_dim(label) + "_"))
+    built[f.group] = (f, r_all)
+    return pt.sum(Z * r_all[codes], axis=1)
+
+
 def linear_predictor(
     design: Design,
     structure: RandomStructure,
@@ -282,57 +302,63 @@ def linear_predictor(
     # nested factors) the fixed intercept enters the likelihood through both and the ridge
     # between it and the group effects returns. The anchor is the centred factor with the
     # fewest levels, whose effects are the most confounded with the intercept.
+    integrated = integrated_pairs(structure) if nested else {}
+    integrated = {o: p for o, p in integrated.items() if parameterization.get(o) == INTEGRATED}
+    inner_of = {p[0]: o for o, p in integrated.items()}
     centred = [
-        f for f in structure.factors if any(parameterization[lb] != "noncentered" for lb, *_ in f.blocks())
+        f
+        for f in structure.factors
+        if any(parameterization[lb] not in ("noncentered", INTEGRATED) for lb, *_ in f.blocks())
     ]
     anchor = min(centred, key=lambda f: f.n_levels).group if centred else None
     parents = nested_parents(structure, {f.group for f in centred}) if nested else {}
+    by_label = {label: f for f in structure.factors for label, *_ in f.blocks()}
     built: dict[str, tuple] = {}
     for f in sorted(structure.factors, key=lambda f: f.n_levels) if nested else structure.factors:
-        codes = pm.Data(f"codes_{f.group}", f.codes.astype("int64"), dims="obs")
-        Z = pm.Data(f"Z_{f.group}", np.asarray(f.Z), dims=("obs", term_dim(f.group)))
+        if f.block_labels[0] in integrated:  # built with its nested factor (bayes/integrated_nesting.py)
+            continue
         effects, sds, cors = [], [], []
         single = len(f.block_sizes) == 1
-        for label, start, size in f.blocks():
-            how = parameterization[label]
-            index, mask = _fixed_index(
-                design.fixed_names, X, f.Z[:, start : start + size], f.term_names[start : start + size]
+        if f.block_labels[0] in inner_of:
+            outer = by_label[inner_of[f.block_labels[0]]]
+            sd_in = block_covariance(f, f.block_labels[0], 0, 1, priors, (sd_name, cor_name))[1]
+            sd_out = block_covariance(outer, outer.block_labels[0], 0, 1, priors, (sd_name, cor_name))[1]
+            mean = hierarchical_mean(f, 0, 1, 0.0, X, original, {}, built)[:, 0] if f.group == anchor else 0.0
+            mask = (levels or {}).get(
+                f.block_labels[0], np.full(f.n_levels, parameterization[f.block_labels[0]] != "noncentered")
             )
-            if f.group != anchor:
-                mask = np.zeros_like(mask)
-            fixed_mean = original[index] * mask
-            if nested and how != "noncentered" and (f.group in parents or f.group == anchor):
-                fixed_mean = hierarchical_mean(f, start, size, fixed_mean, X, original, parents, built)
-            r, sd, corr = _block_effects(
-                f,
-                label,
-                start,
-                size,
-                priors,
-                how,
-                (sd_name, cor_name),
-                single,
-                fixed_mean,
-                (levels or {}).get(label),
-            )
-            effects.append(r)
-            sds.append(sd)
-            if corr is not None:
-                cors.append((label, corr))
-        # One Deterministic per factor: with a Deterministic per block as well, PyTensor 3.3's
-        # FAST_RUN rewrites returned the joined (m, q) array for a block's (m, 1) Deterministic.
-        r_all = pm.Deterministic(
-            f"r_{f.group}",
-            effects[0] if single else pt.concatenate(effects, axis=1),
-            dims=(f.group, term_dim(f.group)),
-        )
-        pm.Deterministic(
-            f"sd_{f.group}", pt.concatenate(sds) if len(sds) > 1 else sds[0], dims=term_dim(f.group)
-        )
-        for label, corr in cors:
-            pm.Deterministic(f"cor_{label}", corr, dims=(block_dim(label), block_dim(label) + "_"))
-        built[f.group] = (f, r_all)
-        mu = mu + pt.sum(Z * r_all[codes], axis=1)
+            pair = (f.block_labels[0], outer.block_labels[0], mask, integrated[outer.block_labels[0]][1])
+            r_in, r_out = integrated_effects(*pair, (sd_in[0], sd_out[0]), mean)
+            mu = mu + _record(outer, [r_out], [sd_out], [], built)
+            effects, sds = [r_in], [sd_in]
+        else:
+            for label, start, size in f.blocks():
+                how = parameterization[label]
+                index, mask = _fixed_index(
+                    design.fixed_names, X, f.Z[:, start : start + size], f.term_names[start : start + size]
+                )
+                if f.group != anchor:
+                    mask = np.zeros_like(mask)
+                fixed_mean = original[index] * mask
+                if nested and how != "noncentered" and (f.group in parents or f.group == anchor):
+                    fixed_mean = hierarchical_mean(f, start, size, fixed_mean, X, original, parents, built)
+                r, sd, corr = _block_effects(
+                    f,
+                    label,
+                    start,
+                    size,
+                    priors,
+                    how,
+                    (sd_name, cor_name),
+                    single,
+                    fixed_mean,
+                    (levels or {}).get(label),
+                )
+                effects.append(r)
+                sds.append(sd)
+                if corr is not None:
+                    cors.append((label, corr))
+        mu = mu + _record(f, effects, sds, cors, built)
     return mu
 
 
