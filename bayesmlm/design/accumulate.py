@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["compiled", "level_products"]
+__all__ = ["compiled", "expand", "level_products"]
 
 _KERNEL = None
 
@@ -131,6 +131,15 @@ def level_products(
     z_used = [i for i in range(q) if z[:, i].any()]
     w_used = [j for j in range(k) if w[:, j].any()]
     packed = _KERNEL(codes, np.ascontiguousarray(z[:, z_used]), np.ascontiguousarray(w[:, w_used]), int(m))
+    return expand(packed, z_used, w_used, q, k)
+
+
+def expand(packed: np.ndarray, z_used: list[int], w_used: list[int], q: int, k: int):
+    """Return the full ``(m, 1+q, 1+q)`` and ``(m, 1+q, k)`` sums from the loop's packed rows.
+
+    ``z_used`` and ``w_used`` are the columns the loop summed (the others are zero: their sums are).
+    """
+    m = len(packed)
     zz_used, zw_used = _unpack(packed, len(z_used), len(w_used))
     lead_z = np.array([0, *(1 + i for i in z_used)])
     zz, zw = np.zeros((m, 1 + q, 1 + q)), np.zeros((m, 1 + q, k))

@@ -36,6 +36,7 @@ __all__ = [
     "merge_scans",
     "partition_statistics",
     "scan_partition",
+    "unseen_message",
 ]
 
 
@@ -141,6 +142,14 @@ def merge_scans(a: Scan, b: Scan) -> Scan:
     )
 
 
+def unseen_message(columns: tuple[str, ...]) -> str:
+    """Return the error message for a grouping value that the first pass did not see."""
+    return (
+        f"a value of {':'.join(columns)} in this partition was not there in the first pass "
+        "over the data (did the data change while the statistics were computed?); fit again"
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class CodeLookup:
     """Each row's global level code of one grouping factor, from the values of its columns.
@@ -181,10 +190,7 @@ class CodeLookup:
         where = self.combination_keys.get_indexer(key) if len(self.columns) > 1 else key
         unseen |= where < 0
         if unseen.any():
-            raise DataError(
-                f"a value of {':'.join(self.columns)} in this partition was not there in the first pass "
-                "over the data (did the data change while the statistics were computed?); fit again"
-            )
+            raise DataError(unseen_message(self.columns))
         return self.codes[where]
 
 

@@ -30,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from bayesmlm.design.checks import unusable_counts
-from bayesmlm.design.partitions import CodeLookup
+from bayesmlm.design.fused import fused_sums
+from bayesmlm.design.partitions import CodeLookup, unseen_message
 from bayesmlm.design.sums import PairSums, PartitionSums, _pair_index, merge_sums, partition_sums
+from bayesmlm.exceptions import DataError
 
 __all__ = [
     "PlainPlan",
@@ -157,7 +159,17 @@ class PlainResult:
 
 
 def plain_partition(partition: pd.DataFrame, plan: PlainPlan) -> PlainResult:
-    """Drop unusable rows, take the columns as they are, and sum (the module docstring's pass)."""
+    """Drop unusable rows, take the columns as they are, and sum (the module docstring's pass).
+
+    One factor of integer ids (the large case) takes one compiled loop over the raw columns
+    (:func:`~bayesmlm.design.fused.fused_sums`); anything else the steps below, with the same sums.
+    """
+    fused = fused_sums(partition, plan)
+    if fused is not None:
+        sums, counts, ranges, unseen = fused
+        if unseen:
+            raise DataError(unseen_message(plan.factors[0][1].columns))
+        return PlainResult(sums, len(partition), counts, ranges)
     bad, counts = unusable_counts(partition, list(plan.used))
     kept = partition.loc[~bad] if bad.any() else partition
     n = len(kept)

@@ -19,6 +19,7 @@ The result is a :class:`~bayesmlm.design.evaluate.Design` whose row arrays are
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field, replace
 
@@ -29,6 +30,7 @@ from bayesmlm.design.checks import check_column_types, check_columns, check_iden
 from bayesmlm.design.covariance import RandomStructure, random_structure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.dask_input import (
+    PassTiming,
     dask_frame,
     frame_meta,
     pass_figures,
@@ -37,7 +39,14 @@ from bayesmlm.design.dask_input import (
 )
 from bayesmlm.design.evaluate import Design, NaAction, RandomBlock
 from bayesmlm.design.evaluation import independent_columns
-from bayesmlm.design.partitions import EvaluationPlan, merge_scans, partition_statistics, scan_partition
+from bayesmlm.design.parquet_levels import metadata_levels, parquet_files
+from bayesmlm.design.partitions import (
+    EvaluationPlan,
+    Scan,
+    merge_scans,
+    partition_statistics,
+    scan_partition,
+)
 from bayesmlm.design.plain import (
     PlainPlan,
     keep_levels,
@@ -229,21 +238,30 @@ def _one_pass_possible(plan) -> bool:
     )
 
 
-def one_pass_statistics(spec: ModelSpec, frame, meta, plan, extra_namespace, source: str):
+def _provisional_levels(frame, groups, meta, plan, source: str, files):
+    """Return the grouping columns' distinct values: from the Parquet footers if they tell, else a pass."""
+    start = time.perf_counter()
+    ids = metadata_levels(files, groups[0], meta[groups[0]].dtype) if files and len(groups) == 1 else None
+    if ids is not None:
+        found = Scan(0, 0, {groups[0]: 0}, {}, {groups[0]: ids}, {}, {}, {}, {})
+        return found, PassTiming(seconds=time.perf_counter() - start, worker_cpu=0.0)
+    level_plan = replace(
+        plan, used=groups, expression_columns=(), object_columns=(), range_columns=(), transforms=()
+    )
+    return reduce_partitions(frame[list(groups)], scan_partition, merge_scans, level_plan, source, "scan")
+
+
+def one_pass_statistics(spec: ModelSpec, frame, meta, plan, extra_namespace, source: str, files=None):
     """Return the sums from one pass over the rows (levels from the grouping columns); None if not plain.
 
     Returns the scan of the whole data (its levels: those with rows), the sums (about the provisional
-    levels), the passes' timings, and which provisional levels have rows, per factor.
+    levels), the passes' timings, and which provisional levels have rows, per factor. ``files``, the
+    local Parquet files, lets the levels come from their metadata (:mod:`.parquet_levels`).
     """
     if not _one_pass_possible(plan):
         return None
     groups = plan.level_columns
-    level_plan = replace(
-        plan, used=groups, expression_columns=(), object_columns=(), range_columns=(), transforms=()
-    )
-    found, levels_pass = reduce_partitions(
-        frame[list(groups)], scan_partition, merge_scans, level_plan, source, "scan"
-    )
+    found, levels_pass = _provisional_levels(frame, groups, meta, plan, source, files)
     if not all(len(found.uniques[c]) for c in groups):  # no level: the two passes say what is wrong
         return None
     provisional = replace(found, n_kept=2, ranges={c: (0.0, 1.0) for c in plan.range_columns})
@@ -296,6 +314,14 @@ def same_levels(sums: PartitionSums, keep, structure: RandomStructure, lookups) 
     return keep_levels(sums, masks)
 
 
+def _passes(passes: dict) -> str:
+    if "levels" not in passes:
+        return "two"
+    if passes["levels"].worker_cpu == 0.0 and not passes["levels"].rows:
+        return "one (the levels from the Parquet metadata)"
+    return "one (the grouping columns read first)"
+
+
 def summarise_design(
     spec: ModelSpec, data, na_action: NaAction = "drop", extra_namespace: dict | None = None
 ) -> tuple[Design, ReducedStatistics]:
@@ -327,7 +353,7 @@ def summarise_design(
     check_column_types(meta, used)
     plan = scan_plan(spec, meta, extra_namespace)
     columns = frame[used]
-    one_pass = one_pass_statistics(spec, frame, meta, plan, extra_namespace, source)
+    one_pass = one_pass_statistics(spec, frame, meta, plan, extra_namespace, source, parquet_files(data))
     if one_pass is not None:
         scan, sums, passes, keep = one_pass
         n_dropped = _drop_message(scan, na_action)
@@ -360,7 +386,7 @@ def summarise_design(
         "partitions": int(frame.npartitions),
         "rows_read": int(scan.n_rows),
         "scheduler": scheduler_description(),
-        "passes": "one (the grouping columns read first)" if "levels" in passes else "two",
+        "passes": _passes(passes),
         **pass_figures(passes, int(scan.n_rows)),
     }
     levels = tuple(f.n_levels for f in structure.factors)
