@@ -37,13 +37,12 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmlm.bayes.level_centring import LEVEL_RATIO, level_ratios
-from bayesmlm.bayes.nesting import nested_parents
+from bayesmlm.bayes.nested_levels import INTEGRATED, nested_parents
 from bayesmlm.design.covariance import RandomStructure
 
 __all__ = ["INTEGRATED", "choose_integrated", "integrated_effects", "integrated_logp", "integrated_pairs"]
 
 #: the outer factor's choice in an integrated pair
-INTEGRATED = "integrated"
 
 
 def _intercept_only(f) -> bool:

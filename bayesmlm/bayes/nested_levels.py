@@ -11,7 +11,10 @@ import numpy as np
 
 from bayesmlm.design.covariance import RandomStructure
 
-__all__ = ["level_constant", "nested_parents"]
+__all__ = ["INTEGRATED", "anchor_group", "centred_factors", "level_constant", "nested_parents"]
+
+#: the outer block of a nested pair whose effects are integrated out of the inner levels' prior
+INTEGRATED = "integrated"
 
 
 def nested_parents(structure: RandomStructure, centred: set[str]) -> dict[str, tuple[str, np.ndarray]]:
@@ -57,3 +60,20 @@ def level_constant(X: np.ndarray, codes: np.ndarray, n_levels: int) -> tuple[np.
     first[codes] = X
     constant = np.all(np.isclose(first[codes], X), axis=0) if len(X) else np.zeros(X.shape[1], bool)
     return first, constant
+
+
+def centred_factors(structure: RandomStructure, parameterization: dict) -> list:
+    """Return the factors with a centred (or per-level mixed) block, in the structure's order."""
+    skip = ("noncentered", INTEGRATED)
+    return [f for f in structure.factors if any(parameterization[lb] not in skip for lb, *_ in f.blocks())]
+
+
+def anchor_group(structure: RandomStructure, parameterization: dict) -> str | None:
+    """Return the centred factor with the fewest levels: the one centred on the fixed effects.
+
+    Only one factor's centred blocks can be centred on the fixed effects: with two (crossed or nested
+    factors) the fixed intercept enters the likelihood through both and the ridge between it and the
+    group effects returns. The anchor's effects are the most confounded with the intercept.
+    """
+    centred = centred_factors(structure, parameterization)
+    return min(centred, key=lambda f: f.n_levels).group if centred else None

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["run_nutpie"]
+__all__ = ["prior_start", "run_nutpie"]
 
 
 def run_nutpie(
@@ -71,3 +71,15 @@ def run_nutpie(
     post = trace["posterior"].to_dataset()
     x = np.asarray(post["x"].transpose("chain", "draw", ...).values)
     return x, post, trace["sample_stats"].to_dataset()
+
+
+def prior_start(ndim: int, fixed_names, priors) -> np.ndarray:
+    """Where chains start before the jitter: the fixed effects' prior locations, every other coordinate 0.
+
+    The fixed effects come first in the direct densities' coordinates; 0 is unit sds, σ = 1 and
+    effects at their means.
+    """
+    x = np.zeros(ndim)
+    for k, name in enumerate(fixed_names):
+        x[k] = dict(priors.fixed[name].params).get("mu", 0.0)
+    return x

@@ -16,7 +16,7 @@ import numpy as np
 from bayesmlm.bayes.collapsed_stats import intercept_for_stats
 from bayesmlm.bayes.conditional import group_effects_dtype, theta_draws
 from bayesmlm.bayes.direct import posterior_dataset
-from bayesmlm.bayes.nutpie_run import run_nutpie
+from bayesmlm.bayes.nutpie_run import prior_start, run_nutpie
 from bayesmlm.bayes.options import available_samplers
 from bayesmlm.bayes.partial_density import PartialDensity, partial_plan
 from bayesmlm.bayes.partial_kernel import partial_conditional
@@ -63,7 +63,11 @@ def sample_partial(
     density = PartialDensity(design, structure, priors, parameterization)
     run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
     x, post, sample_stats = run_nutpie(
-        density, density.ndim, density.initial_point(priors), progressbar=progressbar, **run
+        density,
+        density.ndim,
+        prior_start(density.ndim, density.fixed_names, priors),
+        progressbar=progressbar,
+        **run,
     )
     n_chain, n_draw = x.shape[:2]
     xs = x.reshape(n_chain * n_draw, density.ndim)

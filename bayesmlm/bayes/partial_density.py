@@ -27,7 +27,7 @@ import numpy as np
 
 from bayesmlm.bayes.collapsed_stats import centred_cross_products, predictor_shift
 from bayesmlm.bayes.direct_density import DirectDensity, direct_plan
-from bayesmlm.bayes.nested_levels import level_constant, nested_parents
+from bayesmlm.bayes.nested_levels import anchor_group, centred_factors, level_constant, nested_parents
 from bayesmlm.bayes.partial_kernel import partial_kernel
 from bayesmlm.bayes.prior_density import SUPPORTED_FAMILIES, packed_priors
 from bayesmlm.bayes.prior_set import PriorSet
@@ -112,13 +112,9 @@ class PartialDensity:
         shift = predictor_shift(design)
         self.shift = shift
         self.k_int = self.fixed_names.index("Intercept") if "Intercept" in self.fixed_names else -1
-        anchor_group = _anchor_group(structure, parameterization)
+        anchor = anchor_group(structure, parameterization)
         others = RandomStructure(structure.factors[1:])
-        centred_groups = {
-            f.group
-            for f in others.factors
-            if any(parameterization[lb] != "noncentered" for lb, *_ in f.blocks())
-        }
+        centred_groups = {f.group for f in centred_factors(others, parameterization)}
         parents = nested_parents(others, centred_groups)
         sd_name, _ = parameter_names(structure)
         terms, sd_priors, coord, means = [], [], width0, []
@@ -127,11 +123,11 @@ class PartialDensity:
                 term = f.term_names[start]
                 centred = parameterization[label] != "noncentered"
                 mean = np.zeros((f.n_levels, p))
-                hierarchical = centred and (f.group in parents or f.group == anchor_group)
+                hierarchical = centred and (f.group in parents or f.group == anchor)
                 if hierarchical and term == "Intercept":
                     levels, constant = level_constant(X, f.codes, f.n_levels)
                     mean = levels * constant
-                elif centred and f.group == anchor_group and term in self.fixed_names:
+                elif centred and f.group == anchor and term in self.fixed_names:
                     j = self.fixed_names.index(term)
                     mean[:, j] = 1.0 if np.allclose(X[:, j], f.Z[:, start]) else 0.0
                 parent = parents.get(f.group) if hierarchical and term == "Intercept" else None
@@ -188,13 +184,6 @@ class PartialDensity:
         value = partial_kernel(np.asarray(x, dtype=float), *self._args, grad)
         return value + self._constant, grad
 
-    def initial_point(self, priors: PriorSet) -> np.ndarray:
-        """Where chains start before the jitter: the fixed effects' prior locations, the rest 0."""
-        x = np.zeros(self.ndim)
-        for k, name in enumerate(self.fixed_names):
-            x[k] = dict(priors.fixed[name].params).get("mu", 0.0)
-        return x
-
     def sampled_effects(self, xs: np.ndarray) -> dict[str, np.ndarray]:
         """Each sampled factor's sds (S, q) and group effects (S, m, q), keyed by group, from draws ``xs``."""
         beta = xs[:, : self.collapsed.p]
@@ -226,11 +215,3 @@ class PartialDensity:
             out[f"sd_{f.group}"] = sds
             out[f"r_{f.group}"] = effects
         return out
-
-
-def _anchor_group(structure: RandomStructure, parameterization) -> str | None:
-    """Return the centred factor with the fewest levels, which the PyMC model anchors on the fixed effects."""
-    centred = [
-        f for f in structure.factors if any(parameterization[lb] != "noncentered" for lb, *_ in f.blocks())
-    ]
-    return min(centred, key=lambda f: f.n_levels).group if centred else None

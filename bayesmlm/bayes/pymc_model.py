@@ -34,6 +34,7 @@ from bayesmlm.arguments import checked
 from bayesmlm.bayes.collapsed_stats import predictor_shift
 from bayesmlm.bayes.integrated_nesting import INTEGRATED, integrated_effects, integrated_pairs
 from bayesmlm.bayes.level_centring import mixed_block
+from bayesmlm.bayes.nested_levels import anchor_group, centred_factors
 from bayesmlm.bayes.nesting import hierarchical_mean, nested_parents
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.priors import Prior
@@ -298,19 +299,12 @@ def linear_predictor(
     X_data = pm.Data("X", X - shift, dims=("obs", "fixed_term"))
     coef, original = population_fixed(design, priors, shift)
     mu = pt.dot(X_data, coef)
-    # Only one factor's centred blocks can be centred on the fixed effects: with two (crossed or
-    # nested factors) the fixed intercept enters the likelihood through both and the ridge
-    # between it and the group effects returns. The anchor is the centred factor with the
-    # fewest levels, whose effects are the most confounded with the intercept.
+    # the anchor: the centred factor centred on the fixed effects (nested_levels.anchor_group)
     integrated = integrated_pairs(structure) if nested else {}
     integrated = {o: p for o, p in integrated.items() if parameterization.get(o) == INTEGRATED}
     inner_of = {p[0]: o for o, p in integrated.items()}
-    centred = [
-        f
-        for f in structure.factors
-        if any(parameterization[lb] not in ("noncentered", INTEGRATED) for lb, *_ in f.blocks())
-    ]
-    anchor = min(centred, key=lambda f: f.n_levels).group if centred else None
+    centred = centred_factors(structure, parameterization)
+    anchor = anchor_group(structure, parameterization)
     parents = nested_parents(structure, {f.group for f in centred}) if nested else {}
     by_label = {label: f for f in structure.factors for label, *_ in f.blocks()}
     built: dict[str, tuple] = {}
