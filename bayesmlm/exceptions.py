@@ -36,6 +36,14 @@ class RowsNeededError(BayesMLMError, RuntimeError):
     """
 
 
+class GroupEffectsNotStoredError(BayesMLMError, RuntimeError):
+    """A feature needs every draw of every group effect, which an on-demand fit does not store.
+
+    A fit with ``group_effects="on_demand"`` draws them only when asked (see ``docs/dask.md``); refit
+    with ``group_effects="store"``, or ask for some levels' draws: ``fit.group_effect_draws(levels=...)``.
+    """
+
+
 class BayesMLMWarning(UserWarning):
     """Base class of all warnings issued by bayesmlm."""
 

@@ -20,6 +20,7 @@ from bayesmlm.bayes.options import (
     check_parameterization_request,
     check_priors_request,
     checked_fit_options,
+    fit_plan,
     pilot_estimate,
 )
 from bayesmlm.design.covariance import RandomStructure, random_structure
@@ -100,8 +101,7 @@ class Model:
     --------
     >>> import bayesmlm as bm
     >>> m = bm.Model("Reaction ~ Days + (Days | Subject)", bm.load_dataset("sleepstudy"))
-    >>> fit = m.fit_reml()
-    >>> round(fit.loglik, 4)
+    >>> round(m.fit_reml().loglik, 4)
     -871.8141
     """
 
@@ -311,6 +311,7 @@ class Model:
         log_likelihood: bool | None = None,
         method: Method = "auto",
         sampler_kwargs: dict | None = None,
+        group_effects: Literal["auto", "store", "on_demand"] = "auto",
     ) -> Fit:
         """Sample the posterior with NUTS.
 
@@ -330,37 +331,37 @@ class Model:
             Show a progress bar.
         log_likelihood : bool, optional
             Store the pointwise log-likelihood (needed by :meth:`Fit.loo`); by default when
-            observations × draws is at most 50 million.
+            observations × draws is at most 50 million and the group effects are stored.
         method : {"auto", "collapsed", "full"}
-            ``"collapsed"`` samples the population-level parameters against the likelihood with the
-            group effects integrated out and then draws the group effects from their exact conditional
-            (see :mod:`bayesmlm.bayes.collapsed`); ``"full"`` samples the ordinary model with every group
-            effect a parameter. Both target the same posterior. ``"auto"`` takes the collapsed path
-            where :func:`~bayesmlm.bayes.collapsed.collapsed_plan` allows it; ``fit.info["method"]`` and
-            ``fit.info["method_reason"]`` record the path taken and why.
+            ``"collapsed"`` samples the population-level parameters with the group effects integrated out,
+            then draws those from their exact conditional (:mod:`bayesmlm.bayes.collapsed`); ``"full"``
+            samples every group effect as a parameter: the same posterior. ``"auto"`` takes the collapsed
+            path where it applies; ``fit.info["method"]`` and ``["method_reason"]`` say which and why.
         sampler_kwargs : dict, optional
             More arguments for :func:`pymc.sample` and its NUTS (``{"max_treedepth": 12}``); each key
             is checked, and the ones ``fit`` has itself (``draws``, ``random_seed``, ...) are refused.
+        group_effects : {"auto", "store", "on_demand"}
+            Group effects kept in the posterior, or drawn again (reproducibly) when asked; ``"auto"`` stores
+            them up to 256 MB (one-factor collapsed fits: :mod:`bayesmlm.bayes.group_draws`).
 
         Raises
         ------
-        UnknownArgumentError
-            For a keyword ``fit`` does not take (``fit(draw=200)``: did you mean draws?).
-        ArgumentError
-            For a value out of range (``draws=0``, ``chains=0``, ``target_accept=1.5``).
+        UnknownArgumentError, ArgumentError
+            For a keyword ``fit`` does not take (``fit(draw=200)``: did you mean draws?); for a value
+            out of range (``draws=0``, ``chains=0``, ``target_accept=1.5``, ``group_effects="keep"``).
 
         Returns
         -------
         Fit
         """
         from bayesmlm.bayes.fit import Fit
-        from bayesmlm.bayes.sample import choose_method, sample_posterior
+        from bayesmlm.bayes.sample import sample_posterior
 
         sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs = checked_fit_options(
             sampler, draws, tune, chains, cores, seed, target_accept, method, sampler_kwargs
         )
-        if log_likelihood is None:
-            log_likelihood = self.design.holds_rows and self.design.n * draws * chains <= 50_000_000
+        plan = fit_plan(self, method, group_effects, draws * chains, log_likelihood)
+        collapsed, reason, effects, log_likelihood = plan
         settings = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, sampler=sampler)
         settings |= dict(target_accept=target_accept, progressbar=progressbar, log_likelihood=log_likelihood)
         settings |= dict(sampler_kwargs=sampler_kwargs, stacklevel=2)
@@ -368,19 +369,18 @@ class Model:
             from bayesmlm.bayes.glmm_sample import sample_generalized
 
             return sample_generalized(self, method, **settings)
-        collapsed, reason = choose_method(self.structure, method)
         if not collapsed:
             self.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
-        parameterization = None if collapsed else self.parameterization
         idata, info = sample_posterior(
             self.design,
             self.structure,
             self.prior_set,
-            parameterization,
+            None if collapsed else self.parameterization,
             self._standardised,
             collapsed=collapsed,
             reason=reason,
             partial_allowed=method == "auto",
+            group_effects=effects,
             **settings,
         )
         return Fit(self, idata, info)

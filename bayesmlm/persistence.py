@@ -115,8 +115,8 @@ def validated_settings(settings: dict, path: Path) -> dict:
     return settings
 
 
-def _expected_shapes(model: Model) -> dict[str, tuple[int, ...]]:
-    """Shape of each population-level and group-level posterior variable, per draw."""
+def _expected_shapes(model: Model, group_effects: bool = True) -> dict[str, tuple[int, ...]]:
+    """Shape of each population-level and (if ``group_effects``) group-level posterior variable, per draw."""
     shapes: dict[str, tuple[int, ...]] = {"fixed": (model.design.p,)}
     if not model.family.generalized:
         shapes["sigma"] = ()
@@ -124,18 +124,27 @@ def _expected_shapes(model: Model) -> dict[str, tuple[int, ...]]:
         shapes[model.family.dispersion_name] = ()
     for f in model.structure.factors:
         shapes[f"sd_{f.group}"] = (f.q,)
-        shapes[f"r_{f.group}"] = (f.n_levels, f.q)
+        if group_effects:
+            shapes[f"r_{f.group}"] = (f.n_levels, f.q)
         for label, _, size in f.blocks():
             if size > 1:
                 shapes[f"cor_{label}"] = (size, size)
     return shapes
 
 
-def _check_draws(idata, model: Model, path: Path) -> None:
+def _check_draws(idata, model: Model, info: dict, path: Path) -> None:
     if "posterior" not in idata.children:
         raise _malformed(path, "it has no posterior group")
     post = idata["posterior"].to_dataset()
-    for name, shape in _expected_shapes(model).items():
+    on_demand = info.get("group_effects", "store") == "on_demand"
+    seed = info.get("group_effects_seed")
+    if on_demand and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise _malformed(
+            path, "its group effects are drawn on demand but group_effects_seed is not a seed"
+        )
+    if on_demand and (model.family.generalized or len(model.structure.factors) != 1):
+        raise _malformed(path, "its group effects are drawn on demand, which needs one grouping factor")
+    for name, shape in _expected_shapes(model, group_effects=not on_demand).items():
         if name not in post.data_vars:
             raise _malformed(path, f"its posterior lacks {name!r}")
         da = post[name]
@@ -213,7 +222,7 @@ def load_fit(path: str | Path, extra_namespace: dict | None = None) -> Fit:
     del idata["bayesmlm_data"]
     for key in ("bayesmlm_format", "bayesmlm_model", "bayesmlm_info", "bayesmlm_data_layout"):
         idata.attrs.pop(key, None)
-    _check_draws(idata, model, path)
+    _check_draws(idata, model, info, path)
     if model.family.generalized:
         from bayesmlm.bayes.glmm_fit import GeneralizedFit
 

@@ -16,8 +16,16 @@ from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts, cross_products
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.moments import fixed_moments
+from bayesmlm.exceptions import ArgumentError, FitError
 
-__all__ = ["MAX_DENSE", "centred_cross_products", "collapsed_plan", "intercept_for_stats", "predictor_shift"]
+__all__ = [
+    "MAX_DENSE",
+    "centred_cross_products",
+    "choose_method",
+    "collapsed_plan",
+    "intercept_for_stats",
+    "predictor_shift",
+]
 
 #: most columns of the dense (non-first-factor) part for which the collapsed path is used
 MAX_DENSE = 200
@@ -44,6 +52,18 @@ def collapsed_plan(structure: RandomStructure) -> tuple[bool, str]:
             f"{MAX_DENSE} for the dense part of the collapsed likelihood; the full model is faster"
         )
     return True, (f"per-level blocks for {first.group} and a dense {dense}x{dense} block for {names}")
+
+
+def choose_method(structure: RandomStructure, method: str) -> tuple[bool, str]:
+    """Decide whether ``method`` (``"auto"``, ``"collapsed"`` or ``"full"``) is collapsed; say why."""
+    if method not in ("auto", "collapsed", "full"):
+        raise ArgumentError(f"method must be 'auto', 'collapsed' or 'full', not {method!r}")
+    possible, reason = collapsed_plan(structure)
+    if method == "collapsed" and not possible:
+        raise FitError(f"the collapsed path is not available for this model: {reason}")
+    if method == "full":
+        return False, "requested with method='full'"
+    return possible if method == "auto" else True, reason
 
 
 def predictor_shift(design: Design) -> np.ndarray:

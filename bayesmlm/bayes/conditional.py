@@ -2,37 +2,42 @@
 
 Given each posterior draw of ``β, σ, Σ``, every group's effects are Gaussian:
 ``u = L⁻ᵀ(L⁻¹ Λᵀ Zᵀ (y − Xβ) + σ ε)``, ``b = Λ u`` with ``L Lᵀ = Λᵀ ZᵀZ Λ + I``. For one grouping factor
-:func:`draw_one_factor_effects` does it for all draws and levels in one compiled loop (``L`` is
+:func:`draw_one_factor_effects` does it for all draws and levels in a compiled loop (``L`` is
 block-diagonal, a q×q block per level: :func:`~bayesmlm.bayes.direct_kernel.conditional_kernel`); with
 more factors the blocked PyTensor graph of :func:`bayesmlm.bayes.conditional_graph.draw_group_effects`
 is used. :func:`add_group_effects` then completes the DataTree as the full model's (group effects,
-observed data, pointwise log-likelihood).
+observed data, pointwise log-likelihood); with one factor the effects are drawn chunk by chunk of
+levels, each chunk from its own seed, so that they can also be drawn on demand
+(:mod:`bayesmlm.bayes.group_draws`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bayesmlm.bayes.collapsed_stats import intercept_for_stats
 from bayesmlm.bayes.direct_kernel import conditional_kernel
-from bayesmlm.bayes.posterior import covariance_draws, stacked_draws
+from bayesmlm.bayes.group_draws import ConditionalEffects, conditional_effects, theta_draws
+from bayesmlm.bayes.posterior import stacked_draws
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
 from bayesmlm.families.gaussian import pointwise_loglik
 
+if TYPE_CHECKING:
+    from bayesmlm.bayes.sample import Standardised
+
 __all__ = [
     "FLOAT32_GROUP_EFFECTS_BYTES",
     "add_group_effects",
+    "conditional_effects",
     "draw_one_factor_effects",
     "group_effects_dtype",
     "one_factor_conditional",
     "theta_draws",
 ]
-
-#: draws × levels handled at once by :func:`draw_one_factor_effects` (bounds its memory: ~q² × 8 bytes each)
-_CHUNK = 250_000
-
 
 #: group-effect draws larger than this in float64 are stored in float32 (7 significant digits, far
 #: below their Monte Carlo error): 100,000 groups x 2 terms x 500 draws is 400 MB instead of 800 MB
@@ -43,22 +48,6 @@ def group_effects_dtype(structure: RandomStructure, n_draws: int):
     """float32 if the draws of every factor's group effects exceed :data:`FLOAT32_GROUP_EFFECTS_BYTES`."""
     size = 8 * n_draws * sum(f.n_levels * f.q for f in structure.factors)
     return np.float32 if size > FLOAT32_GROUP_EFFECTS_BYTES else np.float64
-
-
-def theta_draws(posterior, structure: RandomStructure) -> np.ndarray:
-    """lme4's ``theta`` for every posterior draw, from the draws of sds, correlations and sigma.
-
-    Returns
-    -------
-    ndarray, shape (chain * draw, n_theta)
-    """
-    sigma = stacked_draws(posterior, "sigma")
-    parts = []
-    for f in structure.factors:
-        lam = covariance_draws(posterior, f, cholesky=True)
-        rows, cols = f.lower_index
-        parts.append(lam[:, rows, cols] / sigma[:, None])
-    return np.concatenate(parts, axis=1)
 
 
 def one_factor_conditional(
@@ -102,55 +91,50 @@ def one_factor_conditional(
     return out
 
 
-def draw_one_factor_effects(
-    structure: RandomStructure,
-    stats: CrossProducts,
-    theta: np.ndarray,
-    beta: np.ndarray,
-    sigma: np.ndarray,
-    rng: np.random.Generator,
-    dtype=np.float64,
-) -> list[np.ndarray]:
-    """:func:`one_factor_conditional` for every draw, in chunks; the list holds one (S, m, q) array."""
-    (f,) = structure.factors
-    S = theta.shape[0]
-    lam = np.zeros((S, f.q, f.q))
-    rows, cols = f.lower_index
-    lam[:, rows, cols] = theta
-    out = np.empty((S, f.n_levels, f.q), dtype=dtype)
-    step = max(1, _CHUNK // max(f.n_levels, 1))
-    for start in range(0, S, step):
-        s = slice(start, min(S, start + step))
-        eps = rng.standard_normal((s.stop - s.start, f.n_levels, f.q))
-        out[s] = one_factor_conditional(stats, lam[s], beta[s], sigma[s], eps)
-    return [out]
+def draw_one_factor_effects(effects: ConditionalEffects, dtype=np.float64) -> list[np.ndarray]:
+    """Every level's effects for every draw, chunk by chunk of levels; the list holds one (S, m, q) array."""
+    return [effects.all_draws(dtype)]
 
 
 def add_group_effects(
-    idata, design: Design, structure: RandomStructure, stats: CrossProducts, seed, log_likelihood: bool
+    idata,
+    design: Design,
+    structure: RandomStructure,
+    standardised: Standardised,
+    seed: int,
+    log_likelihood: bool,
+    store: bool = True,
 ) -> None:
     """Complete a collapsed run's DataTree as the full model's: group effects, observed data, log-likelihood.
 
-    Adds ``r_<group>`` (chain, draw, level, term) to the posterior, drawn with a generator seeded from
-    ``seed`` (stored in float32 when large: :func:`group_effects_dtype`); the ``observed_data`` group;
-    and, if ``log_likelihood``, the pointwise log-likelihood ``y`` (chain, draw, obs).
+    ``idata``'s posterior is on the response's scale already. Adds ``r_<group>`` (chain, draw, level,
+    term) to it, drawn from ``seed`` (stored in float32 when large: :func:`group_effects_dtype`), unless
+    ``store`` is False (``group_effects="on_demand"``: one factor, drawn again when asked, see
+    :mod:`bayesmlm.bayes.group_draws`); the ``observed_data`` group; and, if ``log_likelihood``, the
+    pointwise log-likelihood ``y`` (chain, draw, obs).
     """
     import xarray as xr
 
     post = idata["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    sampled = "fixed_centered" if "fixed_centered" in post else "fixed"
     sigma = stacked_draws(post, "sigma")
-    rng = np.random.default_rng(None if seed is None else [int(seed), 5])
-    beta = intercept_for_stats(stacked_draws(post, sampled), design, stats)
-    if len(structure.factors) == 1:
-        draw = draw_one_factor_effects
-    else:
-        from bayesmlm.bayes.conditional_graph import draw_group_effects as draw
     dtype = group_effects_dtype(structure, len(sigma))
-    effects = draw(structure, stats, theta_draws(post, structure), beta, sigma, rng, dtype)
+    if len(structure.factors) == 1:
+        one = conditional_effects(post, standardised, structure, seed)
+        effects = draw_one_factor_effects(one, dtype) if store else None
+    else:  # the blocked PyTensor graph, on the sampler's scale, from one generator
+        from bayesmlm.bayes.conditional_graph import draw_group_effects
+
+        scale, stats = standardised.scale, standardised.stats
+        sampled = "fixed_centered" if "fixed_centered" in post else "fixed"
+        beta = intercept_for_stats(stacked_draws(post, sampled) / scale, standardised.design, stats)
+        rng = np.random.default_rng([int(seed), 5])
+        theta = theta_draws(post, structure)
+        effects = draw_group_effects(structure, stats, theta, beta, sigma / scale, rng, dtype)
+        for b in effects:
+            b *= scale
     new = {}
-    for f, b in zip(structure.factors, effects, strict=True):
+    for f, b in zip(structure.factors, effects or (), strict=False):
         new[f"r_{f.group}"] = xr.DataArray(
             b.reshape(n_chain, n_draw, f.n_levels, f.q),
             dims=("chain", "draw", f.group, f"{f.group}_term"),
@@ -159,9 +143,9 @@ def add_group_effects(
     idata["posterior"] = xr.DataTree(post.assign(new))
     if not design.holds_rows:  # a design from a Dask DataFrame: no observed rows, no log-likelihood
         return
-    y = np.asarray(design.y)
     obs = {"obs": np.arange(design.n)}
-    idata["observed_data"] = xr.DataTree(xr.Dataset({"y": xr.DataArray(y, dims="obs", coords=obs)}))
+    y = xr.DataArray(np.asarray(design.y), dims="obs", coords=obs)
+    idata["observed_data"] = xr.DataTree(xr.Dataset({"y": y}))
     if log_likelihood:
         ll = pointwise_loglik(design, structure, stacked_draws(post, "fixed"), effects, sigma)
         da = xr.DataArray(

@@ -18,6 +18,7 @@ import pandas as pd
 import xarray as xr
 
 from bayesmlm.arguments import checked_methods, choice, probability
+from bayesmlm.bayes import group_draws as gd
 from bayesmlm.bayes.diagnostics import diagnostics_table
 from bayesmlm.bayes.posterior import covariance_draws, flat_draws, stacked_draws, summarise_parameters
 from bayesmlm.bayes.predict import NewLevels, mean_draws
@@ -84,7 +85,7 @@ class Fit:
             index=pd.Index(f.levels, name=f.group),
             columns=fixed.index.rename(None),
         )
-        means = self._stacked(f"r_{f.group}").mean(axis=0)
+        means = np.concatenate([r.mean(axis=0) for _, r in gd.effects_of(self, f).chunks()])
         for k, name in enumerate(f.term_names):
             out[name] = out[name] + means[:, k] if name in out else means[:, k]
         return out
@@ -104,7 +105,7 @@ class Fit:
     def line_draws(self, group: str | None, level: int, X: np.ndarray, Z: np.ndarray) -> np.ndarray:
         """Draws (samples, rows) of one group's mean response on rows with columns ``X`` and ``Z``."""
         f = self.structure.factor(group)
-        r = self._stacked(f"r_{f.group}")[:, level, :]  # (S, q)
+        r = gd.effects_of(self, f).draws([level])[:, 0, :]  # (S, q)
         return self._stacked("fixed") @ X.T + r @ Z.T
 
     # -- draws --------------------------------------------------------------------------------
@@ -220,29 +221,28 @@ class Fit:
             ``coef_mean, coef_sd, coef_hdi_low, coef_hdi_high`` for fixed effect + deviation.
         """
         f = self.model.structure.factor(group)
-        r = self._stacked(f"r_{f.group}")  # (S, m, q)
-        coef = r.copy()
-        fixed = self._stacked("fixed")
-        names = list(self.model.design.fixed_names)
-        for k, t in enumerate(f.term_names):
-            if t in names:
-                coef[:, :, k] += fixed[:, names.index(t)][:, None]
-        index = pd.MultiIndex.from_product([list(f.levels), list(f.term_names)], names=[f.group, "term"])
-        S = r.shape[0]
-        return pd.concat(
-            [
-                interval_table(r.reshape(S, -1), index, prob),
-                interval_table(coef.reshape(S, -1), index, prob, prefix="coef_"),
-            ],
-            axis=1,
-        )
+        source, fixed = gd.effects_of(self, f), self._stacked("fixed")
+        return gd.random_effects_table(source, f, fixed, self.design.fixed_names, probability("prob", prob))
+
+    def group_effect_draws(self, group: str | None = None, levels=None) -> xr.DataArray:
+        """Draws (chain, draw, level, term) of a factor's group effects: of every level, or of ``levels``.
+
+        A fit with ``group_effects="on_demand"`` draws those of ``levels`` (labels) when asked, the same
+        numbers every time (:mod:`bayesmlm.bayes.group_draws`); every level at once raises
+        :class:`~bayesmlm.GroupEffectsNotStoredError` there.
+        """
+        return gd.group_effect_draws(self, self.structure.factor(group), levels)
 
     # -- prediction -------------------------------------------------------------------------
     def _stacked(self, name: str) -> np.ndarray:
         """Draws of a posterior variable with chains and draws merged: (samples, ...)."""
+        if name.startswith("r_") and not gd.stored(self):
+            raise gd.not_stored(f"reading the posterior's {name}", name[2:])
         return stacked_draws(self.posterior, name)
 
     def _mean_draws(self, newdata, include_random: bool, new_levels: NewLevels, seed) -> np.ndarray:
+        if include_random and not gd.stored(self):
+            raise gd.not_stored("predicting with the group effects (include_random=True)", self.structure)
         return mean_draws(
             self.posterior, self.design, self.structure, newdata, include_random, new_levels, seed
         )
@@ -356,6 +356,8 @@ class Fit:
         from bayesmlm.bayes.compare import loo
 
         self.design.require_rows("loo() (the pointwise log-likelihood, one value per row)")
+        if not gd.stored(self):
+            raise gd.not_stored("loo() (the pointwise log-likelihood)", self.structure)
 
         return loo(self)
 

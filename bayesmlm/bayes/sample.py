@@ -8,6 +8,7 @@ multiplied back. A Ctrl-C makes no fit. The record of how it went is returned wi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import time
@@ -20,8 +21,14 @@ import xarray as xr
 from bayesmlm._version import package_versions
 from bayesmlm.arguments import checked
 from bayesmlm.bayes.checks import warn_sampling
-from bayesmlm.bayes.collapsed_stats import centred_cross_products, collapsed_plan, predictor_shift
+from bayesmlm.bayes.collapsed_stats import (
+    centred_cross_products,
+    choose_method,
+    collapsed_plan,
+    predictor_shift,
+)
 from bayesmlm.bayes.conditional import add_group_effects
+from bayesmlm.bayes.group_draws import effects_seed as group_effects_seed
 from bayesmlm.bayes.options import available_samplers
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.workers import bound_context, worker_failures
@@ -29,7 +36,6 @@ from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.moments import ColumnMoments, response_moments
-from bayesmlm.exceptions import ArgumentError, FitError
 
 if TYPE_CHECKING:  # PyMC is imported when a PyMC model is sampled (a direct fit never loads it)
     import pymc as pm
@@ -164,18 +170,6 @@ def standardise(design: Design, structure: RandomStructure, reduction=None) -> S
     return Standardised(scale, scaled, stats)
 
 
-def choose_method(structure: RandomStructure, method: str) -> tuple[bool, str]:
-    """Decide whether ``method`` (``"auto"``, ``"collapsed"`` or ``"full"``) is collapsed; say why."""
-    if method not in ("auto", "collapsed", "full"):
-        raise ArgumentError(f"method must be 'auto', 'collapsed' or 'full', not {method!r}")
-    possible, reason = collapsed_plan(structure)
-    if method == "collapsed" and not possible:
-        raise FitError(f"the collapsed path is not available for this model: {reason}")
-    if method == "full":
-        return False, "requested with method='full'"
-    return possible if method == "auto" else True, reason
-
-
 def direct_choice(collapsed, sampler, sampler_kwargs, structure, priors) -> tuple[bool, str]:
     """Whether the direct sampler (:mod:`bayesmlm.bayes.direct`) runs, and the density's description.
 
@@ -284,13 +278,16 @@ def sample_posterior(
     log_likelihood: bool,
     sampler_kwargs: dict,
     partial_allowed: bool = False,
+    group_effects: tuple[str, str] = ("store", "group_effects='store'"),
     stacklevel: int = 2,
 ):
     """Sample the posterior with NUTS; return the ArviZ ``DataTree`` and the record of how it went.
 
     ``parameterization`` (per block, for the full model) is ignored on the collapsed path. With
     ``partial_allowed`` (``method="auto"``) a model that is not collapsed may be sampled with only its
-    largest factor integrated out (:mod:`bayesmlm.bayes.partial`). Sampling warnings are issued with
+    largest factor integrated out (:mod:`bayesmlm.bayes.partial`). ``group_effects`` (mode, reason) says
+    whether a collapsed run stores its group effects (:mod:`bayesmlm.bayes.group_draws`, drawn from
+    ``info["group_effects_seed"]``). Sampling warnings are issued with
     ``stacklevel`` counted from the caller of this function.
     """
     if log_likelihood:
@@ -332,12 +329,13 @@ def sample_posterior(
         log_lik = log_likelihood and not collapsed
         idata = run_nuts(model, sampler=sampler, sampler_kwargs=sampler_kwargs, log_likelihood=log_lik, **run)
     sampling_seconds = time.perf_counter() - start
-    if collapsed and len(structure.factors) == 1:  # numpy draws (bayesmlm.bayes.conditional)
-        add_group_effects(idata, sampled, structure, stats, seed, log_likelihood)
-    elif collapsed:  # the blocked PyTensor graph, compiled as the sampler's functions are
-        with sampling_flags():
-            add_group_effects(idata, sampled, structure, stats, seed, log_likelihood)
     rescale_idata(idata, scale, design.y)
+    effects_seed = group_effects_seed(seed)
+    if collapsed:  # one factor: numpy draws; more: the blocked PyTensor graph, compiled as the sampler's
+        flags = sampling_flags() if len(structure.factors) > 1 else contextlib.nullcontext()
+        with flags:
+            store = group_effects[0] == "store"
+            add_group_effects(idata, design, structure, standardised, effects_seed, log_likelihood, store)
     seconds = time.perf_counter() - start
     if partial:
         reason = f"{structure.factors[0].group} integrated out, the other factors sampled: {reason}"
@@ -362,6 +360,9 @@ def sample_posterior(
         "seconds": round(seconds, 3),
         "sampling_seconds": round(sampling_seconds, 3),
         "group_effects_seconds": round(seconds - sampling_seconds, 3),
+        "group_effects": group_effects[0] if collapsed else "store",
+        "group_effects_reason": group_effects[1] if collapsed else "sampled parameters (not collapsed)",
+        "group_effects_seed": effects_seed,
         "versions": package_versions(),
         "aliased": list(design.aliased),
     }
