@@ -139,9 +139,7 @@ def _check_draws(idata, model: Model, info: dict, path: Path) -> None:
     on_demand = info.get("group_effects", "store") == "on_demand"
     seed = info.get("group_effects_seed")
     if on_demand and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise _malformed(
-            path, "its group effects are drawn on demand but group_effects_seed is not a seed"
-        )
+        raise _malformed(path, "its group effects are drawn on demand but group_effects_seed is not a seed")
     if on_demand and (model.family.generalized or len(model.structure.factors) != 1):
         raise _malformed(path, "its group effects are drawn on demand, which needs one grouping factor")
     for name, shape in _expected_shapes(model, group_effects=not on_demand).items():

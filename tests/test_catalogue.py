@@ -54,6 +54,14 @@ def bayes_fit() -> bm.Fit:
         return bm.Model(F1, sleep()).fit(draws=200, tune=200, chains=2, seed=3, progressbar=False)
 
 
+@cache
+def on_demand_fit() -> bm.Fit:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.SamplingWarning)
+        model = bm.Model(F1, sleep())
+        return model.fit(draws=200, tune=200, chains=2, seed=3, progressbar=False, group_effects="on_demand")
+
+
 @dataclass(frozen=True)
 class Case:
     """One bad (or awkward) input and what bayesmlm does with it."""
@@ -872,6 +880,33 @@ CASES: list[Case] = [
         lambda: bm.Model(F, sleep_dask()).fit_reml().residuals(),
         bm.RowsNeededError,
         match="residuals.*needs the data's rows",
+    ),
+    # group effects drawn on demand
+    Case(
+        "group-effects-not-stored",
+        "`fit.loo()` (or `predict()` with the group effects, `group_effect_draws()` of every level) of a "
+        'fit with `group_effects="on_demand"`',
+        "says every group effect's draws are needed and are not stored, to refit with "
+        '`group_effects="store"` or ask for some levels with `group_effect_draws(levels=[...])`',
+        lambda: on_demand_fit().loo(),
+        bm.GroupEffectsNotStoredError,
+        match=r"loo\(\) .*needs every draw of every Subject effect.*group_effects='store'.*levels=",
+    ),
+    Case(
+        "group-effects-bad-value",
+        '`fit(group_effects="keep")`',
+        "lists the choices auto, store, on_demand",
+        lambda: bm.Model(F1, sleep()).fit(group_effects="keep"),
+        bm.ArgumentError,
+        match="group_effects must be one of 'auto', 'store', 'on_demand', not 'keep'",
+    ),
+    Case(
+        "group-effects-on-demand-full",
+        '`fit(method="full", group_effects="on_demand")`',
+        "on demand applies to a collapsed fit of one grouping factor; says why not here",
+        lambda: bm.Model(F1, sleep()).fit(method="full", group_effects="on_demand"),
+        bm.ArgumentError,
+        match="group_effects='on_demand' applies to a collapsed fit.*sampled parameters",
     ),
     # saved fits
     Case(

@@ -276,6 +276,24 @@ def test_collapsed_posterior_from_dask_is_the_pandas_posterior(sleep_fits):
     assert np.all(np.abs(re_a["mean"] - re_b["mean"]) < 0.25 * re_b["sd"])
 
 
+def test_a_dask_fit_draws_its_group_effects_on_demand_above_the_budget(sleep_fits):
+    from bayesmlm.bayes.group_draws import GROUP_EFFECTS_BUDGET
+    from bayesmlm.bayes.options import fit_plan
+
+    dask_model = sleep_fits["models"][1]
+    over = GROUP_EFFECTS_BUDGET // (4 * 18 * 2) + 1  # draws of 18 subjects x 2 terms above the budget
+    assert fit_plan(dask_model, "auto", "auto", over, None)[2][0] == "on_demand"
+    kw = dict(draws=500, tune=500, chains=2, seed=7, progressbar=False, group_effects="on_demand")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bm.SamplingWarning)
+        on_demand = dask_model.fit(**kw)
+    assert "r_Subject" not in on_demand.posterior
+    # the same seed as the stored fit: the same draws, from the cluster's statistics
+    pd.testing.assert_frame_equal(
+        on_demand.random_effects(), sleep_fits["dask"].random_effects(), check_exact=True
+    )
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_collapsed_log_posterior_from_dask_is_the_pandas_one(client, case):
     """The same collapsed posterior, not only within Monte Carlo error: the same log density.

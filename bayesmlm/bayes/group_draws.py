@@ -230,7 +230,10 @@ def level_positions(factor: FactorTerms, levels) -> np.ndarray:
     positions = index.get_indexer(wanted)
     if (positions < 0).any():
         unknown = [lv for lv, p in zip(wanted, positions, strict=True) if p < 0][:10]
-        raise ArgumentError(f"levels {unknown} are not levels of {factor.group}")
+        raise ArgumentError(
+            f"levels {unknown} are not levels of {factor.group} (labelled as in random_effects(), such as "
+            f"{list(factor.levels[:3])})"
+        )
     return positions
 
 
