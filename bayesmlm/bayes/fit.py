@@ -384,6 +384,11 @@ class Fit:
             f"{self.design.n} observations; {info.get('chains')} chains x {info.get('draws')} draws "
             f"({info.get('method')} path, {info.get('sampler')} NUTS)"
         )
+        if not gd.stored(self):  # say so once: r_<group> is not in the posterior
+            reason = info.get("group_effects_reason")
+            head += (
+                f"\ngroup effects drawn when asked, not stored ({reason}); group_effects='store' keeps them"
+            )
         return f"{head}\n{self.summary()}"
 
     def _repr_html_(self) -> str:

@@ -96,9 +96,9 @@ def choose_group_effects(
     """
     choice("group_effects", request, GROUP_EFFECTS_CHOICES)
     size = 4 * n_draws * sum(f.n_levels * f.q for f in structure.factors)
-    stored = f"{size / 2**20:,.1f} MB stored in float32"
+    stored, budget = f"{size / 2**20:,.1f} MB in float32", f"the {GROUP_EFFECTS_BUDGET // 2**20} MB budget"
     if request == "store":
-        return "store", f"group_effects='store' ({stored})"
+        return "store", f"asked for: {stored}"
     why_not = None
     if not collapsed:
         why_not = "the group effects are sampled parameters on this path (not collapsed)"
@@ -112,12 +112,12 @@ def choose_group_effects(
                 f"group_effects='on_demand' applies to a collapsed fit of one grouping factor without "
                 f"the log-likelihood: {why_not}; use group_effects='store' or 'auto'"
             )
-        return "on_demand", f"group_effects='on_demand' ({stored} if stored)"
-    if why_not or size <= GROUP_EFFECTS_BUDGET:
-        return "store", f"{stored}, within the {GROUP_EFFECTS_BUDGET // 2**20} MB budget" + (
-            f" ({why_not})" if why_not and size > GROUP_EFFECTS_BUDGET else ""
-        )
-    return "on_demand", f"{stored} would exceed the {GROUP_EFFECTS_BUDGET // 2**20} MB budget"
+        return "on_demand", f"asked for: {stored} if stored"
+    if size <= GROUP_EFFECTS_BUDGET:
+        return "store", f"{stored}, within {budget}"
+    if why_not:
+        return "store", f"{stored}, above {budget}, but {why_not}"
+    return "on_demand", f"{stored} would exceed {budget}"
 
 
 def not_stored(what: str, group) -> GroupEffectsNotStoredError:
