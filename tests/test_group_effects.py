@@ -97,9 +97,6 @@ def test_a_fit_without_a_seed_still_draws_the_same_twice():
 NEEDS_EVERY_DRAW = {
     "loo": lambda f: f.loo(),
     "every level's draws": lambda f: f.group_effect_draws(),
-    "predict with group effects": lambda f: f.predict(),
-    "fitted": lambda f: f.fitted(),
-    "posterior predictive": lambda f: f.posterior_predictive(),
 }
 
 
@@ -108,6 +105,19 @@ def test_what_needs_every_draw_says_how_to_get_them(sleep_pair, feature):
     with pytest.raises(bm.GroupEffectsNotStoredError, match=r"group_effects='store'.*levels=\[\.\.\.\]"):
         NEEDS_EVERY_DRAW[feature](sleep_pair[1])
     assert issubclass(bm.GroupEffectsNotStoredError, bm.BayesMLMError)
+
+
+def test_predictions_draw_the_levels_they_touch(sleep_pair):
+    stored, on_demand = sleep_pair
+    new = bm.load_dataset("sleepstudy").iloc[[0, 50, 179, 11]].assign(Days=[0.5, 3, 12, 1])
+    subject = new["Subject"].astype(str).to_numpy()
+    subject[3] = "999"  # an unseen level: drawn from the population
+    new = new.assign(Subject=subject)
+    for kw in (dict(newdata=new, seed=2), dict(seed=2), dict(newdata=new, kind="response", seed=4)):
+        np.testing.assert_array_equal(
+            on_demand.predict(return_draws=True, **kw), stored.predict(return_draws=True, **kw)
+        )
+    pd.testing.assert_frame_equal(on_demand.fitted(), stored.fitted(), check_exact=True)
 
 
 def test_what_needs_no_group_effect_works_on_demand(sleep_pair):

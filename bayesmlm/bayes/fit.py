@@ -241,10 +241,10 @@ class Fit:
         return stacked_draws(self.posterior, name)
 
     def _mean_draws(self, newdata, include_random: bool, new_levels: NewLevels, seed) -> np.ndarray:
-        if include_random and not gd.stored(self):
-            raise gd.not_stored("predicting with the group effects (include_random=True)", self.structure)
+        effects = None if gd.stored(self) else (lambda f, used: gd.effects_of(self, f).draws(used))
+        post = self.posterior
         return mean_draws(
-            self.posterior, self.design, self.structure, newdata, include_random, new_levels, seed
+            post, self.design, self.structure, newdata, include_random, new_levels, seed, effects
         )
 
     def fitted(self, prob: float = 0.95) -> pd.DataFrame:

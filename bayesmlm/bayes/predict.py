@@ -31,10 +31,14 @@ def mean_draws(
     include_random: bool,
     new_levels: NewLevels,
     seed,
+    effects=None,
 ) -> np.ndarray:
     """Draws of the mean response, shape (samples, rows): the fitted rows, or ``newdata``'s.
 
     Rows of ``newdata`` with a missing value are NaN (with a MissingValueWarning from the design).
+    ``effects(factor, positions)``, if given, returns the draws (S, len(positions), q) of the levels at
+    ``positions`` instead of the posterior's ``r_<group>`` (a fit drawing them on demand: only the
+    levels the rows touch are drawn, :mod:`bayesmlm.bayes.group_draws`).
     """
     rng = np.random.default_rng(seed)
     fixed = stacked_draws(posterior, "fixed")  # (S, p)
@@ -44,7 +48,7 @@ def mean_draws(
         missing = design.check_newdata(newdata, include_random)
         if missing.any():
             complete = mean_draws(
-                posterior, design, structure, newdata.loc[~missing], include_random, new_levels, seed
+                posterior, design, structure, newdata.loc[~missing], include_random, new_levels, seed, effects
             )
             out = np.full((complete.shape[0], len(newdata)), np.nan)
             out[:, ~missing] = complete
@@ -54,7 +58,6 @@ def mean_draws(
     if not include_random:
         return mu
     for f in structure.factors:
-        r = stacked_draws(posterior, f"r_{f.group}")  # (S, m, q)
         if newdata is None:
             codes, Z = f.codes, np.asarray(f.Z)
             unseen_rows = np.zeros(len(codes), dtype=bool)
@@ -67,7 +70,12 @@ def mean_draws(
                     "use new_levels='population' to draw them from the population distribution"
                 )
             codes = np.where(unseen_rows, 0, codes)  # replaced below by population draws
-        effect = np.einsum("nq,snq->sn", Z, r[:, codes, :])
+        if effects is None:
+            r = stacked_draws(posterior, f"r_{f.group}")[:, codes, :]  # (S, n, q)
+        else:
+            used, inverse = np.unique(codes, return_inverse=True)
+            r = effects(f, used)[:, inverse, :]
+        effect = np.einsum("nq,snq->sn", Z, r)
         if unseen_rows.any():
             keys = level_keys(newdata, f.source_blocks[0].term.factor)
             new = _new_level_effects(posterior, f, keys, unseen_rows, rng)  # (S, n_unseen_rows, q)
