@@ -259,7 +259,7 @@ class MixedLMResults(TypedOutputs, Contrasts):
 
     @property
     def df_modelwc(self) -> int:
-        """statsmodels' parameter count, ``params.size`` (:attr:`aic` counts the scale too, as lme4)."""
+        """Statsmodels' parameter count, ``params.size`` (:attr:`aic` counts the scale too, as lme4)."""
         return len(self._params)
 
     @property
