@@ -170,10 +170,7 @@ class Model:
 
     @cached_property
     def scaled_cross_products(self) -> CrossProducts:
-        """Sufficient statistics in the internal parameterisation REML/ML is fitted in, computed once.
-
-        Centred, unit-spread columns: see :mod:`bayesmlm.design.scaling`.
-        """
+        """REML/ML's sufficient statistics of centred unit-spread columns (:mod:`bayesmlm.design.scaling`)."""
         if self.reduction is not None:  # centred sums from the cluster, put in the moments' frame
             scaling = scaling_from_moments(self.design, self.structure)
             return self.reduction.scaled_cross_products(scaling, unscaled=self.cross_products)
@@ -251,11 +248,13 @@ class Model:
         """Table of every prior: parameter, class, distribution, and whether it is a default."""
         return self.prior_set.table()
 
+    _pilot = cached_property(pilot_estimate)  # (theta, row weights) the parameterisation is chosen from
+
     @cached_property
     def _centring(self) -> tuple[dict[str, Parameterization], dict[str, np.ndarray]]:
         from bayesmlm.bayes.centring_choice import resolve_parameterization
 
-        request, pilot = self._parameterization_request, lambda: pilot_estimate(self)
+        request, pilot = self._parameterization_request, lambda: self._pilot
         return resolve_parameterization(self.structure, request, pilot, self.family.generalized)
 
     parameterization = property(
@@ -354,6 +353,7 @@ class Model:
         Fit
         """
         from bayesmlm.bayes.fit import Fit
+        from bayesmlm.bayes.partial_centring import partial_chooser
         from bayesmlm.bayes.sample import choose_method, sample_posterior
 
         sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs = checked_fit_options(
@@ -380,7 +380,7 @@ class Model:
             self._standardised,
             collapsed=collapsed,
             reason=reason,
-            partial_allowed=method == "auto",
+            partial=partial_chooser(self) if method == "auto" else None,
             **settings,
         )
         return Fit(self, idata, info)

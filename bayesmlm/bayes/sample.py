@@ -12,6 +12,7 @@ import dataclasses
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -283,14 +284,15 @@ def sample_posterior(
     progressbar: bool,
     log_likelihood: bool,
     sampler_kwargs: dict,
-    partial_allowed: bool = False,
+    partial: Callable[[], dict] | None = None,
     stacklevel: int = 2,
 ):
     """Sample the posterior with NUTS; return the ArviZ ``DataTree`` and the record of how it went.
 
     ``parameterization`` (per block, for the full model) is ignored on the collapsed path. With
-    ``partial_allowed`` (``method="auto"``) a model that is not collapsed may be sampled with only its
-    largest factor integrated out (:mod:`bayesmlm.bayes.partial`). Sampling warnings are issued with
+    ``partial`` (``method="auto"``) a model that is not collapsed may be sampled with only its largest
+    factor integrated out (:mod:`bayesmlm.bayes.partial`), with the parameterisation ``partial()``
+    returns (:func:`~bayesmlm.bayes.partial_centring.partial_chooser`). Sampling warnings are issued with
     ``stacklevel`` counted from the caller of this function.
     """
     if log_likelihood:
@@ -301,14 +303,16 @@ def sample_posterior(
     run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
     run |= dict(progressbar=progressbar)
     direct, density = direct_choice(collapsed, sampler, sampler_kwargs, structure, priors)
-    partial = False
-    if partial_allowed and not collapsed and sampler in ("auto", "nutpie") and not sampler_kwargs:
+    chooser, partial = partial, False
+    if chooser is not None and not collapsed and sampler in ("auto", "nutpie") and not sampler_kwargs:
         from bayesmlm.bayes.partial import partial_available
 
         partial, why = partial_available(sampled, structure, priors)
         density = why if partial else f"{density}: the partially collapsed density does not apply: {why}"
     if partial:
         from bayesmlm.bayes.partial import sample_partial
+
+        parameterization = chooser()
 
         idata = sample_partial(
             sampled, structure, priors, parameterization, log_likelihood=log_likelihood, **run
