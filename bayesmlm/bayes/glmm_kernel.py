@@ -182,7 +182,7 @@ def _take(buf, at, size):
 
 @numba.cfunc(C_LOGP_SIGNATURE, cache=True, nogil=True)
 def glmm_c_logp(dim, x_, out_, logp_, data_):
-    """The log posterior for nutpie's Rust sampler: reads the buffer of :func:`pack_arguments`.
+    """Evaluate the log posterior for nutpie's Rust sampler from the buffer of :func:`pack_arguments`.
 
     Returns 0, or nutpie's codes 3 (a non-finite gradient) and 4 (a non-finite log density).
     """

@@ -95,6 +95,8 @@ def sample_generalized(
         idata = sample_glmm_direct(model, progressbar=progressbar, **run)
         sampler = "nutpie"
     else:
+        from bayesmlm.bayes.sample import run_nuts
+
         sampler = "pymc" if sampler == "auto" else sampler
         idata = run_nuts(
             model.build(), sampler=sampler, progressbar=progressbar, sampler_kwargs=sampler_kwargs, **run
