@@ -1,8 +1,10 @@
 """Stage 4b, Bayes: sampling a generalized mixed model: the PyMC model, NUTS, the pointwise log-likelihood.
 
 The body of :meth:`bayesmlm.Model.fit` for a binomial, Poisson or negative binomial model. The model
-(:func:`~bayesmlm.bayes.glmm_model.build_glmm_model`) is sampled by PyMC's (or nutpie's) NUTS with
-numba-compiled functions and without fast-math (seeded fits reproduce exactly, as for the Gaussian
+(:func:`~bayesmlm.bayes.glmm_model.build_glmm_model`) is sampled by nutpie on its density written out
+where :func:`~bayesmlm.bayes.glmm_density.glmm_plan` allows (:mod:`bayesmlm.bayes.glmm_direct`: no
+PyMC, nothing compiled per model), else by PyMC's (or nutpie's) NUTS with PyTensor's numba-compiled
+functions and without fast-math (seeded fits reproduce exactly, as for the Gaussian
 models). Nothing is rescaled: the link scale has no units. The pointwise log-likelihood for PSIS-LOO
 is computed afterwards in numpy from the draws (the family's log-density, times any prior weight),
 which also covers weighted models, whose likelihood is a ``pm.Potential``. A Ctrl-C makes no fit.
