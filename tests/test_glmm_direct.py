@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
 import bayesmlm as bm
 from bayesmlm.bayes.glmm_sample import direct_glmm_choice
 
@@ -16,6 +18,8 @@ GROUSE = "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)"
 
 SCRIPT = """
 import json, sys, warnings
+import numpy as np
+
 import bayesmlm as bm
 m = bm.Model({formula!r}, bm.load_dataset("cbpp"), family="binomial")
 with warnings.catch_warnings():
@@ -53,3 +57,18 @@ def test_models_the_density_cannot_write_keep_the_pymc_model():
     assert not direct_glmm_choice(cbpp, "auto", {"max_treedepth": 12})[0]
     nb = bm.Model("TICKS ~ YEAR + (1 | LOCATION)", bm.load_dataset("grouseticks"), family="negativebinomial")
     assert not direct_glmm_choice(nb, "auto", {})[0]
+
+
+def test_compiled_callback_samples_the_same_draws_as_the_python_one():
+    """nutpie calling the C callback from Rust and calling the density in Python: the same chains."""
+    from bayesmlm.bayes.glmm_direct import sample_glmm_direct
+    from bayesmlm.bayes.glmm_nutpie import compiled_supported
+
+    assert compiled_supported()
+    m = bm.Model(CBPP, bm.load_dataset("cbpp"), family="binomial")
+    run = dict(draws=60, tune=60, chains=2, cores=1, seed=4, target_accept=0.8, progressbar=False)
+    fast = sample_glmm_direct(m, compiled=True, **run)["posterior"]
+    slow = sample_glmm_direct(m, compiled=False, **run)["posterior"]
+    assert sorted(fast.data_vars) == sorted(slow.data_vars)
+    for name in fast.data_vars:
+        np.testing.assert_allclose(fast[name].values, slow[name].values, rtol=1e-10, atol=1e-12)

@@ -14,21 +14,31 @@ import numpy as np
 import xarray as xr
 
 from bayesmlm.bayes.glmm_density import GLMMDensity
-from bayesmlm.bayes.glmm_nutpie import run_nutpie_compiled
+from bayesmlm.bayes.glmm_nutpie import compiled_supported, run_nutpie_compiled
+from bayesmlm.bayes.nutpie_run import run_nutpie
 
 __all__ = ["sample_glmm_direct"]
 
 
-def sample_glmm_direct(model, *, draws, tune, chains, cores, seed, target_accept, progressbar) -> xr.DataTree:
-    """Sample a generalized ``Model``'s posterior with nutpie on :class:`GLMMDensity`; return the tree."""
+def sample_glmm_direct(
+    model, *, draws, tune, chains, cores, seed, target_accept, progressbar, compiled: bool | None = None
+) -> xr.DataTree:
+    """Sample a generalized ``Model``'s posterior with nutpie on :class:`GLMMDensity`; return the tree.
+
+    ``compiled`` (default: when :func:`~bayesmlm.bayes.glmm_nutpie.compiled_supported`) has nutpie call
+    the C callback from Rust; otherwise it calls the density as a Python function (same draws, slower).
+    """
     density = GLMMDensity(
         model.design, model.structure, model.family, model.prior_set, model.parameterization
     )
     run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
     start = density.start(model.prior_set)
-    x, post, stats = run_nutpie_compiled(
-        density.packed(), density.ndim, start, progressbar=progressbar, **run
-    )
+    if compiled_supported() if compiled is None else compiled:
+        x, post, stats = run_nutpie_compiled(
+            density.packed(), density.ndim, start, progressbar=progressbar, **run
+        )
+    else:
+        x, post, stats = run_nutpie(density, density.ndim, start, progressbar=progressbar, **run)
     n_chain, n_draw = x.shape[:2]
     values = density.constrained(x.reshape(n_chain * n_draw, density.ndim))
     coords = {"chain": post["chain"].values, "draw": post["draw"].values}

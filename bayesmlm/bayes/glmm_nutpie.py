@@ -12,7 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["run_nutpie_compiled"]
+__all__ = ["compiled_supported", "run_nutpie_compiled"]
+
+
+def compiled_supported() -> bool:
+    """Whether this nutpie takes a compiled callback as :func:`run_nutpie_compiled` hands it one.
+
+    ``CompiledPyMCModel`` is nutpie's own (0.16), not a documented interface: a nutpie whose fields
+    differ gets the Python callable instead (:func:`~bayesmlm.bayes.nutpie_run.run_nutpie`), which
+    samples the same density to the same draws, only slower.
+    """
+    try:
+        from nutpie.compile_pymc import CompiledPyMCModel
+    except ImportError:
+        return False
+    fields = getattr(CompiledPyMCModel, "__dataclass_fields__", {})
+    return {"compiled_logp_func", "compiled_expand_func", "user_data", "initial_point_func"} <= set(fields)
 
 
 def run_nutpie_compiled(
