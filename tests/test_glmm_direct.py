@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import bayesmlm as bm
 from bayesmlm.bayes.glmm_sample import direct_glmm_choice
@@ -72,3 +73,17 @@ def test_compiled_callback_samples_the_same_draws_as_the_python_one():
     assert sorted(fast.data_vars) == sorted(slow.data_vars)
     for name in fast.data_vars:
         np.testing.assert_allclose(fast[name].values, slow[name].values, rtol=1e-10, atol=1e-12)
+
+
+def test_a_run_cut_short_makes_no_fit():
+    """nutpie returns the draws it has on a Ctrl-C; the direct path turns that back into the interrupt."""
+    from bayesmlm.bayes.glmm_direct import cut_short
+
+    full = np.zeros((4, 100, 3))
+    cut_short(full, 4, 100)  # a whole run passes
+    with pytest.raises(KeyboardInterrupt, match="3 of 4 chains came back, with 100 of 100 draws"):
+        cut_short(full[:3], 4, 100)
+    ragged = full.copy()
+    ragged[1, 40:] = np.nan
+    with pytest.raises(KeyboardInterrupt, match="4 of 4 chains came back, with 40 of 100 draws"):
+        cut_short(ragged, 4, 100)

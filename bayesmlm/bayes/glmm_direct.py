@@ -17,7 +17,20 @@ from bayesmlm.bayes.glmm_density import GLMMDensity
 from bayesmlm.bayes.glmm_nutpie import compiled_supported, run_nutpie_compiled
 from bayesmlm.bayes.nutpie_run import run_nutpie
 
-__all__ = ["sample_glmm_direct"]
+__all__ = ["cut_short", "sample_glmm_direct"]
+
+
+def cut_short(x: np.ndarray, chains: int, draws: int) -> None:
+    """Raise ``KeyboardInterrupt`` if nutpie came back early (it returns what it has on a Ctrl-C).
+
+    Fewer chains or draws than asked, or draws left empty (NaN), make no fit, as on the PyMC path.
+    """
+    n_chain, n_draw = x.shape[:2]
+    if n_chain < chains or n_draw < draws or np.isnan(x).any():
+        from bayesmlm.bayes.sample import _interrupted
+
+        done = n_draw if not np.isnan(x).any() else int(np.isfinite(x[..., 0]).sum(axis=1).min())
+        raise KeyboardInterrupt(_interrupted(n_chain, chains, done, draws))
 
 
 def sample_glmm_direct(
@@ -40,6 +53,7 @@ def sample_glmm_direct(
     else:
         x, post, stats = run_nutpie(density, density.ndim, start, progressbar=progressbar, **run)
     n_chain, n_draw = x.shape[:2]
+    cut_short(x, chains, draws)
     values = density.constrained(x.reshape(n_chain * n_draw, density.ndim))
     coords = {"chain": post["chain"].values, "draw": post["draw"].values}
 
