@@ -322,7 +322,9 @@ class Model:
         seed : int, optional
             Random seed; the same seed reproduces the draws exactly.
         sampler : {"pymc", "nutpie"}, optional
-            NUTS implementation; the default is PyMC's own.
+            NUTS implementation; the default is nutpie on a density written out where one applies
+            (a collapsed one-factor Gaussian model; a binomial-logit or Poisson model with scalar
+            blocks: see ``docs/bayesian.md``), else PyMC's own.
         target_accept : float
             NUTS target acceptance rate (raise it, e.g. to 0.95, if there are divergences).
         progressbar : bool
