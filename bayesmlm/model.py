@@ -87,9 +87,8 @@ class Model:
         What to do with rows that have a missing value in a used column.
     parameterization : {"auto", "centered", "noncentered"} or dict
         How each random block is written in the Bayesian model: chosen per block from the REML
-        estimate (``"auto"``, see :func:`bayesmlm.bayes.pymc_model.choose_parameterization`), the same
-        for all, or a dict from block label to choice (GLMMs: ``"mixed"``, per level; ``"integrated"`` for
-        the outer of a nested pair of intercepts, see :mod:`bayesmlm.bayes.integrated_nesting`).
+        estimate (``"auto"``: :mod:`bayesmlm.bayes.centring_choice`), the same for all, or a dict from
+        block label to choice (GLMMs also ``"mixed"``, per level, and ``"integrated"``, a nested pair).
     extra_namespace : dict, optional
         Functions the formula may call besides numpy's element-wise functions (``np.log``, ``log``,
         ...) and formulae's transforms (``C``, ``scale``, ``center``, ...), e.g.
@@ -322,9 +321,8 @@ class Model:
         seed : int, optional
             Random seed; the same seed reproduces the draws exactly.
         sampler : {"pymc", "nutpie"}, optional
-            NUTS implementation; the default is nutpie on a density written out where one applies
-            (a collapsed one-factor Gaussian model; a binomial-logit or Poisson model with scalar
-            blocks: see ``docs/bayesian.md``), else PyMC's own.
+            NUTS implementation; by default nutpie on a density written out where one applies (see
+            "Samplers" in ``docs/bayesian.md``), else PyMC's own.
         target_accept : float
             NUTS target acceptance rate (raise it, e.g. to 0.95, if there are divergences).
         progressbar : bool
@@ -337,8 +335,8 @@ class Model:
             group effects integrated out and then draws the group effects from their exact conditional
             (see :mod:`bayesmlm.bayes.collapsed`); ``"full"`` samples the ordinary model with every group
             effect a parameter. Both target the same posterior. ``"auto"`` takes the collapsed path
-            where :func:`~bayesmlm.bayes.collapsed.collapsed_plan` allows it; ``fit.info["method"]`` and
-            ``fit.info["method_reason"]`` record the path taken and why.
+            where it applies, else integrates only the largest factor out where it can (``"partially
+            collapsed"``); ``fit.info["method"]`` and ``["method_reason"]`` say which and why.
         sampler_kwargs : dict, optional
             More arguments for :func:`pymc.sample` and its NUTS (``{"max_treedepth": 12}``); each key
             is checked, and the ones ``fit`` has itself (``draws``, ``random_seed``, ...) are refused.

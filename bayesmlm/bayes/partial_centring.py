@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
+from bayesmlm.bayes.block_centring import CENTRED_RATIO
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.linalg.factorize import factorize
@@ -61,8 +62,6 @@ def partial_parameterization(
 
     Without a REML estimate (``theta`` None) or on a singular system, ``chosen`` is returned as it is.
     """
-    from bayesmlm.bayes.pymc_model import CENTRED_RATIO  # the full model's rule (imports PyMC)
-
     if theta is None:
         return dict(chosen)
     try:
