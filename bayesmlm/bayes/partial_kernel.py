@@ -135,7 +135,15 @@ def partial_kernel(
     if shift_index >= 0:
         beta_s[0, shift_index] -= shift
     b_hat = np.empty((1, m, q))
-    conditional_kernel(ztz, ztx, zty_o, lam, beta_s, np.array([sigma]), np.zeros((1, m, q)), b_hat)
+    if q == 1:  # b̂ = λ²h / (1 + λ² zᵀz), without the q × q loops
+        l2 = lam[0, 0, 0] * lam[0, 0, 0]
+        for j in range(m):
+            h = zty_o[j, 0]
+            for k in range(p):
+                h -= ztx[j, 0, k] * beta_s[0, k]
+            b_hat[0, j, 0] = l2 * h / (1.0 + l2 * ztz[j, 0, 0])
+    else:
+        conditional_kernel(ztz, ztx, zty_o, lam, beta_s, np.array([sigma]), np.zeros((1, m, q)), b_hat)
     s2 = sigma * sigma
     bf = b_hat[0].reshape(m * q)
     G = np.zeros((T, width))  # Z_Oᵀ(y − o − Xβ − Z₁b̂) / σ² = (yo − Br − Xo β − A b̂) / σ²
