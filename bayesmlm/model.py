@@ -88,9 +88,8 @@ class Model:
         What to do with rows that have a missing value in a used column.
     parameterization : {"auto", "centered", "noncentered"} or dict
         How each random block is written in the Bayesian model: chosen per block from the REML
-        estimate (``"auto"``, see :func:`bayesmlm.bayes.pymc_model.choose_parameterization`), the same
-        for all, or a dict from block label to choice (GLMMs: ``"mixed"``, per level; ``"integrated"`` for
-        the outer of a nested pair of intercepts, see :mod:`bayesmlm.bayes.integrated_nesting`).
+        estimate (``"auto"``: :mod:`bayesmlm.bayes.centring_choice`), the same for all, or a dict from
+        block label to choice (GLMMs also ``"mixed"``, per level, and ``"integrated"``, a nested pair).
     extra_namespace : dict, optional
         Functions the formula may call besides numpy's element-wise functions (``np.log``, ``log``,
         ...) and formulae's transforms (``C``, ``scale``, ``center``, ...), e.g.
@@ -170,10 +169,7 @@ class Model:
 
     @cached_property
     def scaled_cross_products(self) -> CrossProducts:
-        """Sufficient statistics in the internal parameterisation REML/ML is fitted in, computed once.
-
-        Centred, unit-spread columns: see :mod:`bayesmlm.design.scaling`.
-        """
+        """REML/ML's sufficient statistics of centred unit-spread columns (:mod:`bayesmlm.design.scaling`)."""
         if self.reduction is not None:  # centred sums from the cluster, put in the moments' frame
             scaling = scaling_from_moments(self.design, self.structure)
             return self.reduction.scaled_cross_products(scaling, unscaled=self.cross_products)
@@ -251,11 +247,13 @@ class Model:
         """Table of every prior: parameter, class, distribution, and whether it is a default."""
         return self.prior_set.table()
 
+    _pilot = cached_property(pilot_estimate)  # (theta, row weights) the parameterisation is chosen from
+
     @cached_property
     def _centring(self) -> tuple[dict[str, Parameterization], dict[str, np.ndarray]]:
         from bayesmlm.bayes.centring_choice import resolve_parameterization
 
-        request, pilot = self._parameterization_request, lambda: pilot_estimate(self)
+        request, pilot = self._parameterization_request, lambda: self._pilot
         return resolve_parameterization(self.structure, request, pilot, self.family.generalized)
 
     parameterization = property(
@@ -324,7 +322,8 @@ class Model:
         seed : int, optional
             Random seed; the same seed reproduces the draws exactly.
         sampler : {"pymc", "nutpie"}, optional
-            NUTS implementation; the default is PyMC's own.
+            NUTS implementation; by default nutpie on a density written out where one applies (see
+            "Samplers" in ``docs/bayesian.md``), else PyMC's own.
         target_accept : float
             NUTS target acceptance rate (raise it, e.g. to 0.95, if there are divergences).
         progressbar : bool
@@ -336,7 +335,8 @@ class Model:
             ``"collapsed"`` samples the population-level parameters with the group effects integrated out,
             then draws those from their exact conditional (:mod:`bayesmlm.bayes.collapsed`); ``"full"``
             samples every group effect as a parameter: the same posterior. ``"auto"`` takes the collapsed
-            path where it applies; ``fit.info["method"]`` and ``["method_reason"]`` say which and why.
+            path where it applies, else integrates the largest factor out where it can ("partially
+            collapsed"); ``fit.info["method"]`` and ``["method_reason"]`` say which and why.
         sampler_kwargs : dict, optional
             More arguments for :func:`pymc.sample` and its NUTS (``{"max_treedepth": 12}``); each key
             is checked, and the ones ``fit`` has itself (``draws``, ``random_seed``, ...) are refused.
@@ -355,6 +355,7 @@ class Model:
         Fit
         """
         from bayesmlm.bayes.fit import Fit
+        from bayesmlm.bayes.partial_centring import partial_chooser
         from bayesmlm.bayes.sample import sample_posterior
 
         sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs = checked_fit_options(
@@ -369,8 +370,6 @@ class Model:
             from bayesmlm.bayes.glmm_sample import sample_generalized
 
             return sample_generalized(self, method, **settings)
-        if not collapsed:
-            self.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
         idata, info = sample_posterior(
             self.design,
             self.structure,
@@ -379,7 +378,7 @@ class Model:
             self._standardised,
             collapsed=collapsed,
             reason=reason,
-            partial_allowed=method == "auto",
+            partial=partial_chooser(self) if method == "auto" else None,
             group_effects=effects,
             **settings,
         )

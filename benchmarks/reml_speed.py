@@ -165,6 +165,14 @@ def shape_overhead(repeat: int = 20) -> None:
     for name, values in times.items():
         wall, cpu = (1e3 * float(np.median([v[i] for v in values])) for i in (0, 1))
         print(f"  {name:36s} wall {wall:6.1f} ms   cpu {cpu:6.1f} ms")
+    shaped, plain = (np.array(v) for v in times.values())
+    for i, what in enumerate(("wall", "cpu")):  # round by round: the pair ran back to back
+        diff = 1e3 * (shaped[:, i] - plain[:, i])
+        q1, med, q3 = np.percentile(diff, [25, 50, 75])
+        print(
+            f"  paired {what} difference (statsmodels-shaped - bm.Model): median {med:+.2f} ms,"
+            f" quartiles {q1:+.2f} .. {q3:+.2f} ms, slower in {np.mean(diff > 0):.0%} of rounds"
+        )
 
 
 def run_json(cmd: list[str], timeout: float) -> dict:

@@ -7,11 +7,12 @@ Usage (from the repository root, with the package's venv)::
 
 Cases: (a) sleepstudy ``Reaction ~ Days + (Days | Subject)``; (b) ``y ~ x + (x | g)`` simulated on
 1,000 groups x 100 rows and (c) on 10,000 x 100 (1M rows), by :func:`bayesmlm.datasets.simulate.simulate` with
-seed 2026; (d) cbpp, binomial ``cbind(incidence, size - incidence) ~ period + (1 | herd)`` (bambi:
-``p(incidence, size) ~ ...``) and (e) grouseticks, Poisson ``TICKS ~ YEAR + cHEIGHT + (1 | BROOD) +
-(1 | LOCATION)`` (``--cases cbpp grouseticks``). Every fit runs in a fresh process
-(``bayesmlm_worker.py``, ``bambi_worker.py`` under ``benchmarks/.venv-bambi``, ``Rscript`` for lme4
-if installed), one tool after the other within each case, so both see the same machine state. Wall
+seed 2026; (c2) InstEval ``y ~ service + (1 | s) + (1 | d) + (1 | dept)`` (``--cases insteval``;
+bambi only with ``--bambi-all``); (d) cbpp, binomial ``cbind(incidence, size - incidence) ~ period +
+(1 | herd)`` (bambi: ``p(incidence, size) ~ ...``) and (e) grouseticks, Poisson
+``TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)`` (``--cases cbpp grouseticks``). Every fit runs in a
+fresh process (``bayesmlm_worker.py``, ``bambi_worker.py`` under ``benchmarks/.venv-bambi``, ``Rscript``
+for lme4 if installed), one tool after the other within each case, so both see the same machine state. Wall
 time counts from the start of the process: imports,
 compilation, sampling and diagnostics. NUTS: 4 chains x 1,000 draws after 1,000 tuning steps, 2 cores,
 each tool's default sampler. Minimum bulk ESS is over the fixed effects, group-level sds and
@@ -43,7 +44,11 @@ CASES = {
     "sleepstudy": ("Reaction ~ Days + (Days | Subject)", "Subject", None),
     "sim1000": ("y ~ x + (x | g)", "g", 1000),
     "sim10000": ("y ~ x + (x | g)", "g", 10000),
+    # InstEval, 73,421 rows, 2,972 students x 1,128 lecturers crossed, lecturers in 14 departments
+    "insteval": ("y ~ service + (1 | s) + (1 | d) + (1 | dept)", "s,d,dept", "InstEval"),
 }
+#: cases bambi is not run on unless --bambi-all (InstEval: 4,114 sampled effects over 73k rows)
+SLOW_FOR_BAMBI = {"insteval"}
 #: generalized cases: (bayesmlm formula, bambi formula, categorical columns, family); bundled data
 GLMM_CASES = {
     "cbpp": (
@@ -93,7 +98,10 @@ def case_data(name: str, folder: Path) -> Path:
         bm.load_dataset(name).to_csv(path, index=False)
         return path
     groups = CASES[name][2]
-    if groups is None:
+    if isinstance(groups, str):  # a bundled data set
+        path = folder / f"{name}.csv"
+        bm.load_dataset(groups).to_csv(path, index=False)
+    elif groups is None:
         path = Path(bm.__file__).parent / "datasets" / "sleepstudy.csv"
     else:
         path = folder / f"{name}.csv"
@@ -112,6 +120,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=[*CASES, *GLMM_CASES])
     parser.add_argument("--bambi-timeout", type=float, default=900)
     parser.add_argument("--bambi-sampler", default="default")
+    parser.add_argument("--bambi-all", action="store_true", help="run bambi on InstEval too")
     parser.add_argument("--sampler", default="auto", help="bayesmlm's sampler (auto: its default)")
     parser.add_argument("--reml-speed", action="store_true", help="also run benchmarks/reml_speed.py")
     parser.add_argument("--reml-speed-only", action="store_true", help="run benchmarks/reml_speed.py alone")
@@ -131,7 +140,9 @@ def main() -> None:
             common = ["--data", str(data), "--group", group, "--family", family]
             worker = [sys.executable, str(HERE / "bayesmlm_worker.py"), *common, "--formula", formula]
             results = {"bayesmlm": run_json([*worker, "--sampler", args.sampler], 1800)}
-            if BAMBI_PY.exists():
+            if name in SLOW_FOR_BAMBI and not args.bambi_all:
+                results["bambi"] = {"error": "not run on this case (--bambi-all runs it)"}
+            elif BAMBI_PY.exists():
                 cmd = [str(BAMBI_PY), str(HERE / "bambi_worker.py"), *common, "--formula", bambi_formula]
                 cmd += ["--sampler", args.bambi_sampler]
                 results["bambi"] = run_json(cmd, args.bambi_timeout)

@@ -9,6 +9,7 @@ with the integrated-out factor in the marginal covariance ``σ²I + Z₁Σ₁Z�
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayesmlm as bm
@@ -173,3 +174,35 @@ def test_default_fit_of_a_large_dense_part_is_partially_collapsed():
     simulated = ua[np.array(first.levels).astype(int)] * 8.0
     means = post[f"r_{first.group}"].mean(("chain", "draw")).values.ravel()
     assert np.corrcoef(simulated, means)[0, 1] > 0.8
+
+
+def _departments():
+    """Lecturers nested in 7 departments, crossed with 300 students: InstEval's shape, small.
+
+    217 lecturer and department effects: more than the collapsed path's dense part takes (200).
+    """
+    rng = np.random.default_rng(4)
+    lecturer = np.arange(210)
+    dept = lecturer // 30
+    rows = [(s, k) for s in range(300) for k in rng.choice(210, 8, replace=False)]
+    s, k = map(np.array, zip(*rows, strict=True))
+    y = rng.normal(0, 0.3, 300)[s] + rng.normal(0, 0.7, 210)[k] + rng.normal(0, 0.2, 7)[dept[k]]
+    return pd.DataFrame({"y": y + rng.normal(size=len(s)), "s": s, "d": k, "dept": dept[k]})
+
+
+def test_partial_sampler_decides_centring_from_the_exact_information_and_keeps_what_was_asked():
+    from bayesmlm.bayes.partial_centring import partial_chooser
+
+    data = _departments()
+    m = bm.Model("y ~ 1 + (1 | s) + (1 | d) + (1 | dept)", data)
+    # the full model's rule counts each department's ~340 rows; with its lecturers competing for
+    # them a department is known only through ~30 lecturer effects: the exact ratio says non-centred
+    assert m.parameterization["dept"] == "centered"
+    assert partial_chooser(m)()["dept"] == "noncentered"
+    asked = bm.Model("y ~ 1 + (1 | s) + (1 | d) + (1 | dept)", data, parameterization={"dept": "centered"})
+    assert partial_chooser(asked)()["dept"] == "centered"
+    every = bm.Model("y ~ 1 + (1 | s) + (1 | d) + (1 | dept)", data, parameterization="centered")
+    assert set(partial_chooser(every)().values()) == {"centered"}
+    fit = m.fit(draws=50, tune=50, chains=1, seed=1, progressbar=False)
+    assert fit.info["method"] == "partially collapsed"
+    assert fit.info["parameterization"]["dept"] == "noncentered"

@@ -13,6 +13,7 @@ import warnings
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayesmlm as bm
@@ -80,6 +81,7 @@ def test_score_and_hessian_equal_statsmodels_at_the_same_parameters(pairs, case,
         (hess, sing), (expected, ref_sing) = ours_model.hessian(params), ref_model.hessian(params)
         np.testing.assert_allclose(hess, expected, rtol=1e-8, atol=1e-12 * np.abs(expected).max())
         assert sing == ref_sing
+        np.testing.assert_array_equal(ours_model.information(params), -hess)  # statsmodels' raises
         full = params.get_packed(use_sqrt=use_sqrt, has_fe=True)
         np.testing.assert_allclose(ours_model.hessian(full)[0], ref_model.hessian(full)[0], rtol=1e-8)
     finally:  # leave the shared models as fitted (statsmodels' llf reads model.reml lazily)
@@ -313,3 +315,31 @@ def test_held_covariance_gets_zero_standard_errors_as_in_statsmodels():
     np.testing.assert_allclose(
         np.asarray(ours.cov_params()), np.asarray(ref.cov_params()), rtol=1e-4, atol=1e-9
     )
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_fixed_standard_errors_are_lme4s_vcov_where_statsmodels_inverse_hessian_differs(reml):
+    # an unbalanced random-intercept design, where statsmodels reaches lme4's optimum: its observed
+    # Hessian couples the fixed effects with the variance, so its fixed block is not lme4's vcov
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(30), rng.integers(3, 40, 30))
+    x = rng.normal(size=len(g)) + 0.3 * g / 30
+    y = 1 + 0.5 * x + rng.normal(0, 2, 30)[g] + rng.normal(size=len(g))
+    data = pd.DataFrame({"y": y, "x": x, "g": g})
+    ours_model = MixedLM.from_formula("y ~ x", data, groups="g")
+    ours = ours_model.fit(reml=reml)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sm.MixedLM.from_formula("y ~ x", data, groups="g").fit(reml=reml)
+    assert ours.llf == pytest.approx(ref.llf, abs=1e-6)
+    X = ours_model.exog
+    V = np.zeros((len(y), len(y)))
+    same = g[:, None] == g[None, :]
+    V[same] = np.asarray(ours.cov_re)[0, 0]
+    V += np.eye(len(y)) * ours.scale
+    vcov = np.linalg.inv(X.T @ np.linalg.solve(V, X))  # lme4's vcov: scale (X' V^-1 X)^-1, V on data scale
+    np.testing.assert_allclose(np.asarray(ours.cov_params())[:2, :2], vcov, rtol=1e-8)
+    np.testing.assert_allclose(np.asarray(ours.bse_fe), np.sqrt(np.diag(vcov)), rtol=1e-8)
+    inv_hess = np.linalg.inv(-ours_model.hessian(ours.params_object)[0])[:2, :2]  # statsmodels' form
+    np.testing.assert_allclose(inv_hess, np.asarray(ref.cov_params())[:2, :2], rtol=1e-4)
+    assert np.max(np.abs(inv_hess / vcov - 1)) > 1e-3  # the documented difference is real

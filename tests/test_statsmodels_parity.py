@@ -181,8 +181,11 @@ def test_model_plumbing_equals_statsmodels(pairs, case):
     for name in ["nobs", "n_totobs", "n_groups", "k_fe", "k_re", "k_re2", "k_vc", "k_params", "k_constant"]:
         assert getattr(ours_model, name) == getattr(ref_model, name), name
     assert (ours_model.exog_names, ours_model.endog_names) == (ref_model.exog_names, ref_model.endog_names)
-    for name in ["endog_li", "exog_li", "exog_re_li"]:
+    for name in ["endog_li", "exog_li", "exog_re_li", "exog_re2_li"]:
         ours, ref = getattr(ours_model, name), getattr(ref_model, name)
+        if ref is None:  # no exog_re (re_formula="0")
+            assert ours is None, name
+            continue
         assert len(ours) == len(ref) == ref_model.n_groups, name
         for a, b in zip(ours, ref, strict=True):
             np.testing.assert_array_equal(a, b, err_msg=name)
@@ -257,7 +260,8 @@ def test_coverage_page_lists_every_statsmodels_name_truthfully(pairs):
 @pytest.mark.parametrize("case", ["arrays_default_re", "formula"])
 def test_scalar_results_equal_statsmodels(pairs, case):
     _, ref, _, ours = pairs[case]
-    for name in ["nobs", "df_resid", "k_fe", "k_re", "k_re2", "k_vc", "method", "reml", "converged"]:
+    names = ["nobs", "df_resid", "k_fe", "k_re", "k_re2", "k_vc", "k_constant", "df_modelwc", "method"]
+    for name in [*names, "reml", "converged"]:
         assert getattr(ours, name) == getattr(ref, name), name
     assert np.isnan(ref.aic) and np.isfinite(ours.aic)  # lme4's REML AIC, deliberately
     assert ours.aic == pytest.approx(-2 * ours.llf + 2 * (ours.k_fe + ours.k_re2 + 1), rel=1e-12)

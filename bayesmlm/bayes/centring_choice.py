@@ -7,9 +7,9 @@ generalized model's ``"mixed"`` blocks, the per-level one (:mod:`bayesmlm.bayes.
 
 from __future__ import annotations
 
+from bayesmlm.bayes.block_centring import choose_parameterization
 from bayesmlm.bayes.integrated_nesting import INTEGRATED, choose_integrated, integrated_pairs
 from bayesmlm.bayes.level_centring import choose_levels
-from bayesmlm.bayes.pymc_model import choose_parameterization
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.exceptions import ArgumentError
 

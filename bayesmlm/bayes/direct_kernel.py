@@ -52,6 +52,33 @@ def _prior(code, par, x):
 
 
 @numba.njit(cache=True, nogil=True)
+def _scalar_levels(ztz, ztx, zty, lam, beta, s2, g_lam, g_beta):
+    """Return (log det, explained) over the levels of a q = 1 block; add to ``g_lam`` and ``g_beta``.
+
+    :func:`density_kernel`'s per-level loop for ``q = 1``: ``M = 1 + λ² zᵀz``, ``u = λh / M``.
+    """
+    logdet = 0.0
+    explained = 0.0
+    g = 0.0
+    p = beta.shape[0]
+    for j in range(ztz.shape[0]):
+        a_lam = ztz[j, 0, 0] * lam
+        M = 1.0 + lam * a_lam
+        logdet += math.log(M)
+        h = zty[j, 0]
+        for k in range(p):
+            h -= ztx[j, 0, k] * beta[k]
+        u = lam * h / M
+        explained += lam * h * u
+        g += -a_lam / M + (h - a_lam * u) * u / s2
+        c = lam * u
+        for k in range(p):
+            g_beta[k] -= ztx[j, 0, k] * c
+    g_lam[0, 0] += g
+    return logdet, explained
+
+
+@numba.njit(cache=True, nogil=True)
 def density_kernel(
     x, p, q, t_rows, t_cols, t_coord, t_diag, blocks, etas, fixed_codes, fixed_par, sd_codes, sd_par,
     sigma_code, sigma_par, ztz, ztx, zty, xtx, xty, yty, n, shift_index, shift, grad,
@@ -85,7 +112,9 @@ def density_kernel(
     c = np.empty(q)
     u = np.empty(q)
     w = np.empty(q)
-    for j in range(m):
+    if q == 1:  # one scalar term: the same algebra without the q × q loops (InstEval's 2,972 students)
+        logdet, explained = _scalar_levels(ztz, ztx, zty, lam[0, 0], beta, s2, g_lam, g_beta)
+    for j in range(m if q > 1 else 0):
         for a in range(q):
             for b in range(q):
                 acc = 0.0

@@ -33,8 +33,6 @@ Measured on grouseticks (the default fit, 4 chains × 1,000 draws, seeds 1-3): 0
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
 from bayesmlm.bayes.level_centring import LEVEL_RATIO, level_ratios
 from bayesmlm.bayes.nested_levels import INTEGRATED, nested_parents
@@ -116,6 +114,8 @@ def choose_integrated(structure: RandomStructure, theta, row_weights, choice: di
 
 
 def _segment_sum(values, index: np.ndarray, m: int):
+    import pytensor.tensor as pt
+
     return pt.inc_subtensor(pt.zeros(m)[index], values)
 
 
@@ -124,6 +124,8 @@ def integrated_logp(value, mu, sd_inner, sd_outer, parent: np.ndarray, n_outer: 
 
     ``parent`` maps each centred sum to its outer level (``n_outer`` of them).
     """
+    import pytensor.tensor as pt
+
     d = value - mu
     v_in, v_out = sd_inner**2, sd_outer**2
     n_l = np.bincount(parent, minlength=n_outer).astype(float)
@@ -157,6 +159,9 @@ def integrated_effects(inner: str, outer: str, mask: np.ndarray, parent: np.ndar
     >>> [v.name for v in model.free_RVs][2:], rl.type.shape
     (['z__l', 'c__b', 'z__b'], (2, 1))
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     sd_in, sd_out = sds
     m_in, m_out = len(parent), int(parent.max()) + 1
     centred, other = np.flatnonzero(mask), np.flatnonzero(~mask)

@@ -27,10 +27,8 @@ non-centred) gave 5 divergences where the default has none; see ``docs/bayesian.
 from __future__ import annotations
 
 import numpy as np
-import pymc as pm
-import pytensor.tensor as pt
 
-from bayesmlm.bayes.nesting import nested_parents
+from bayesmlm.bayes.nested_levels import nested_parents
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import per_level_sum
 
@@ -121,6 +119,9 @@ def mixed_block(label: str, mask: np.ndarray, sd, mean):
     >>> [v.name for v in model.free_RVs], r.eval({model["sd"]: 1.0}).shape
     (['sd', 'c__g', 'z__g'], (3, 1))
     """
+    import pymc as pm
+    import pytensor.tensor as pt
+
     m = len(mask)
     centred, other = np.flatnonzero(mask), np.flatnonzero(~mask)
     mean = pt.broadcast_to(mean, (m, 1))[:, 0]

@@ -111,13 +111,16 @@ def fit_plan(model, method: str, group_effects: str, n_draws: int, log_likelihoo
     :func:`~bayesmlm.bayes.collapsed_stats.choose_method` (never collapsed for a generalized family), the
     group effects' keeping from :func:`~bayesmlm.bayes.group_draws.choose_group_effects` (``n_draws``: chains
     x draws), and the log-likelihood: by default stored where the design holds its rows, observations x
-    draws are at most 50 million and the group effects are stored.
+    draws are at most 50 million and the group effects are stored. A Gaussian model that is not collapsed
+    needs its rows (:class:`~bayesmlm.RowsNeededError` for one from a Dask DataFrame).
     """
     from bayesmlm.bayes.collapsed_stats import choose_method
     from bayesmlm.bayes.group_draws import choose_group_effects
 
     generalized = model.family.generalized
     collapsed, reason = (False, "") if generalized else choose_method(model.structure, method)
+    if not generalized and not collapsed:
+        model.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
     effects = choose_group_effects(group_effects, model.structure, n_draws, collapsed, log_likelihood)
     if log_likelihood is None:
         design = model.design

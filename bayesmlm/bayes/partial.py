@@ -128,8 +128,7 @@ def _first_factor_effects(density: PartialDensity, posterior, sampled, design, s
     for k, t in enumerate(terms):
         other = density.structure.factor(t.group)
         r[:, k, : t.levels] = sampled[f"r_{t.group}"][:, :, other.term_names.index(t.term)]
-    o_codes, o_z = density.o_codes, density.o_z
-    _, _, codes0, Z0 = density._rows
+    other = density.other
     rng = np.random.default_rng(None if seed is None else [int(seed), 5])
     out = np.empty((S, f.n_levels, f.q))
     step = max(1, _CHUNK // max(f.n_levels * f.q, 1))
@@ -140,8 +139,8 @@ def _first_factor_effects(density: PartialDensity, posterior, sampled, design, s
         eps = rng.standard_normal((s.stop - s.start, f.n_levels, f.q))
         chunk = np.empty(eps.shape)
         partial_conditional(
-            ztz, ztx, zty, lam[s], beta[s], np.ascontiguousarray(sigma[s]), eps, r[s], o_codes, o_z,
-            codes0, Z0, chunk,
+            ztz, ztx, zty, lam[s], beta[s], np.ascontiguousarray(sigma[s]), eps, r[s], other.start,
+            density.o_levels, other.a_indptr, other.a_indices, other.a_data, chunk,
         )  # fmt: skip
         out[s] = chunk
     return out.astype(group_effects_dtype(density.structure, S), copy=False)

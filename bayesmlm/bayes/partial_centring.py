@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from bayesmlm.bayes.pymc_model import CENTRED_RATIO
+from bayesmlm.bayes.block_centring import CENTRED_RATIO
 from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.linalg.factorize import factorize
@@ -72,3 +72,24 @@ def partial_parameterization(
     for label, r in ratios.items():
         out[label] = "centered" if float(np.median(r)) > CENTRED_RATIO else "noncentered"
     return out
+
+
+def partial_chooser(model):
+    """Return a function giving a ``Model``'s parameterisation for the partially collapsed sampler.
+
+    The blocks the user named (``parameterization="centered"`` or a dict) stay as asked; the others of
+    the sampled factors are decided by :func:`partial_parameterization` at the pilot REML estimate
+    (``model._pilot``, the fit the full model's choice was made from). Called only when that sampler runs.
+    """
+
+    def choose() -> dict:
+        chosen = dict(model.parameterization)
+        request = model._parameterization_request
+        if request in ("centered", "noncentered"):
+            return chosen
+        theta = model._pilot[0]
+        out = partial_parameterization(model.structure, model.cross_products, theta, chosen)
+        asked = request if isinstance(request, dict) else {}
+        return {label: asked.get(label, how) for label, how in out.items()}
+
+    return choose

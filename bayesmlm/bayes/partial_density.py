@@ -6,7 +6,8 @@ Integrating out only the largest factor keeps most of the collapsed path's benef
 ones with the least data each and the worst funnel, leave the sampler, and what remains is cheap:
 given the other factors' effects, their contribution is an offset and the largest factor's part is
 the one-factor collapsed density of the direct sampler, evaluated on the statistics of ``y − offset``
-(:func:`~bayesmlm.bayes.partial_kernel.partial_kernel`). One evaluation is one pass over the rows.
+(:func:`~bayesmlm.bayes.partial_kernel.partial_kernel`), formed from the sampled terms' fixed
+cross-products (:mod:`~bayesmlm.bayes.partial_stats`): an evaluation reads no rows.
 
 The coordinates are PyMC's: ``fixed_centered``, the largest factor's blocks as in
 :class:`~bayesmlm.bayes.direct_density.DirectDensity`, then for each other term (one sd each: only
@@ -29,6 +30,7 @@ from bayesmlm.bayes.collapsed_stats import centred_cross_products, predictor_shi
 from bayesmlm.bayes.direct_density import DirectDensity, direct_plan
 from bayesmlm.bayes.nested_levels import anchor_group, centred_factors, level_constant, nested_parents
 from bayesmlm.bayes.partial_kernel import partial_kernel
+from bayesmlm.bayes.partial_stats import other_cross_products
 from bayesmlm.bayes.prior_density import SUPPORTED_FAMILIES, packed_priors
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.design.covariance import RandomStructure
@@ -165,15 +167,17 @@ class PartialDensity:
         self.o_order = np.array(
             sorted(range(T), key=lambda k: structure.factor(terms[k].group).n_levels), dtype=np.int64
         )
-        self.o_codes, self.o_z = codes, cols
         Xc = np.ascontiguousarray(X - shift, f64)
         yc = np.ascontiguousarray(np.asarray(design.y, f64) - stats.response_shift)
-        self._rows = (Xc, yc, np.ascontiguousarray(first.codes, np.int64), np.ascontiguousarray(first.Z, f64))
+        self.o_levels = np.array([t.levels for t in terms], np.int64)
+        self.other = other_cross_products(
+            codes, cols, self.o_levels, Xc, yc, first.codes, first.Z, first.n_levels
+        )
         args = self.collapsed._args  # (..., ztz, ztx, zty, xtx, xty, yty, n, shift_index, shift)
         self._args = (
             self.sub_index, *args[:19], args[20], args[21], args[22],
-            *self._rows, codes, cols, np.array([t.offset for t in terms], np.int64),
-            np.array([t.levels for t in terms], np.int64), np.array([t.sd_coord for t in terms], np.int64),
+            *self.other.arrays(), np.array([t.offset for t in terms], np.int64), self.o_levels,
+            np.array([t.sd_coord for t in terms], np.int64),
             np.array([t.centred for t in terms]), self.o_mean, self.o_parent, self.o_parent_of, self.o_order,
             sd_codes, sd_par, np.ascontiguousarray(shift, f64), self.k_int,
         )  # fmt: skip

@@ -5,7 +5,8 @@ The largest factor's effects are integrated out; every other factor's effects ar
 those, their contribution ``o = Σ_t z_t r_t[level]`` is an offset, and what remains is the one-factor
 collapsed model of ``y − o``. Its density is :func:`~bayesmlm.bayes.direct_kernel.density_kernel` on
 the statistics of ``y − o`` (``Z₁ᵀ(y − o)``, ``Xᵀ(y − o)``, ``‖y − o‖²``; ``Z₁ᵀZ₁``, ``Z₁ᵀX`` and ``XᵀX``
-do not change), which is why one pass over the rows per evaluation suffices. The offset's gradient is
+do not change), formed from fixed cross-products of the sampled terms
+(:mod:`bayesmlm.bayes.partial_stats`), so that an evaluation reads no rows. The offset's gradient is
 ``∂ℓ/∂o_i = (y_i − o_i − x_iβ − z₁ᵢᵀb̂_j) / σ²``, with ``b̂_j = ΛM_j⁻¹Λᵀh_j`` the conditional mean of the
 integrated-out level ``j`` of row ``i`` (:func:`~bayesmlm.bayes.direct_kernel.conditional_kernel` with no
 noise). The other factors' effects are centred (``c ~ N(μ, sd)``, ``r = c − μ``, ``μ`` the fixed effects
@@ -29,9 +30,9 @@ __all__ = ["partial_conditional", "partial_kernel"]
 @numba.njit(cache=True, nogil=True)
 def partial_kernel(
     x, sub_index, p, q, t_rows, t_cols, t_coord, t_diag, blocks, etas, fixed_codes, fixed_par, sd_codes,
-    sd_par, sigma_code, sigma_par, ztz, ztx, zty, xtx, xty, n, shift_index, shift, Xc, yc, codes0, Z0,
-    o_codes, o_z, o_off, o_levels, o_sd, o_centred, o_mean, o_parent, o_parent_of, o_order, o_sd_codes,
-    o_sd_par, pshift, k_int, grad,
+    sd_par, sigma_code, sigma_par, ztz, ztx, zty, xtx, xty, n, shift_index, shift, o_start, a_indptr,
+    a_indices, a_data, b_indptr, b_indices, b_data, xo, yo, yty, o_off, o_levels, o_sd, o_centred, o_mean,
+    o_parent, o_parent_of, o_order, o_sd_codes, o_sd_par, pshift, k_int, grad,
 ):  # fmt: skip
     """Return the log posterior (less constants) at ``x``; write its gradient into ``grad``.
 
@@ -40,11 +41,12 @@ def partial_kernel(
     columns (T, n), first coordinate of their effects, number of levels, coordinate of their log sd,
     centred or not; a centred term's levels have the mean ``o_mean[t] @ orig`` (T, width, p) plus, for
     a factor nested in another (``o_parent[t] >= 0``), the parent term's effect at ``o_parent_of[t]``;
-    ``o_order`` lists the terms parents first; then the sd priors.
-    ``Xc`` and ``yc`` are the rows as the statistics have them (centred predictors, shifted response).
+    ``o_order`` lists the terms parents first; then the sd priors. ``o_start`` … ``yty`` are the
+    sampled terms' cross-products (:class:`~bayesmlm.bayes.partial_stats.OtherStats`), formed from the
+    rows as the statistics have them (centred predictors, shifted response).
     """
-    nrow = yc.shape[0]
-    T = o_codes.shape[0]
+    T = o_start.shape[0]
+    R = yo.shape[0]
     for k in range(grad.shape[0]):
         grad[k] = 0.0
     beta = x[:p]
@@ -89,24 +91,28 @@ def partial_kernel(
                 total += -0.5 * v * v
                 r[t, level] = v * sd
                 grad[o_off[t] + level] = -v
-    # the statistics of y − o, in one pass over the rows
+    # the statistics of y − o from the cross-products: Z₁ᵀy − Aᵀr, Xᵀy − Xoᵀr, ‖y‖² − 2 yo·r + rᵀBr
     m = ztz.shape[0]
+    rf = np.empty(R)
+    for t in range(T):
+        for level in range(o_levels[t]):
+            rf[o_start[t] + level] = r[t, level]
     zty_o = zty.copy()
+    zf = zty_o.reshape(m * q)
     xty_o = xty.copy()
-    yty_o = 0.0
-    offset = np.empty(nrow)
-    for i in range(nrow):
-        o = 0.0
-        for t in range(T):
-            o += o_z[t, i] * r[t, o_codes[t, i]]
-        offset[i] = o
-        ys = yc[i] - o
-        yty_o += ys * ys
-        j = codes0[i]
-        for a in range(q):
-            zty_o[j, a] -= Z0[i, a] * o
-        for k in range(p):
-            xty_o[k] -= Xc[i, k] * o
+    br = np.zeros(R)
+    yty_o = yty
+    for k in range(R):
+        rk = rf[k]
+        for e in range(a_indptr[k], a_indptr[k + 1]):
+            zf[a_indices[e]] -= a_data[e] * rk
+        for c in range(p):
+            xty_o[c] -= xo[k, c] * rk
+        acc = 0.0
+        for e in range(b_indptr[k], b_indptr[k + 1]):
+            acc += b_data[e] * rf[b_indices[e]]
+        br[k] = acc
+        yty_o += rk * (acc - 2.0 * yo[k])
     xs = np.empty(sub_index.shape[0])
     for k in range(sub_index.shape[0]):
         xs[k] = x[sub_index[k]]
@@ -129,19 +135,27 @@ def partial_kernel(
     if shift_index >= 0:
         beta_s[0, shift_index] -= shift
     b_hat = np.empty((1, m, q))
-    conditional_kernel(ztz, ztx, zty_o, lam, beta_s, np.array([sigma]), np.zeros((1, m, q)), b_hat)
+    if q == 1:  # b̂ = λ²h / (1 + λ² zᵀz), without the q × q loops
+        l2 = lam[0, 0, 0] * lam[0, 0, 0]
+        for j in range(m):
+            h = zty_o[j, 0]
+            for k in range(p):
+                h -= ztx[j, 0, k] * beta_s[0, k]
+            b_hat[0, j, 0] = l2 * h / (1.0 + l2 * ztz[j, 0, 0])
+    else:
+        conditional_kernel(ztz, ztx, zty_o, lam, beta_s, np.array([sigma]), np.zeros((1, m, q)), b_hat)
     s2 = sigma * sigma
-    G = np.zeros((T, width))
-    for i in range(nrow):
-        fit = offset[i]
-        for k in range(p):
-            fit += Xc[i, k] * beta_s[0, k]
-        j = codes0[i]
-        for a in range(q):
-            fit += Z0[i, a] * b_hat[0, j, a]
-        g = (yc[i] - fit) / s2
-        for t in range(T):
-            G[t, o_codes[t, i]] += g * o_z[t, i]
+    bf = b_hat[0].reshape(m * q)
+    G = np.zeros((T, width))  # Z_Oᵀ(y − o − Xβ − Z₁b̂) / σ² = (yo − Br − Xo β − A b̂) / σ²
+    for t in range(T):
+        for level in range(o_levels[t]):
+            k = o_start[t] + level
+            acc = yo[k] - br[k]
+            for c in range(p):
+                acc -= xo[k, c] * beta_s[0, c]
+            for e in range(a_indptr[k], a_indptr[k + 1]):
+                acc -= a_data[e] * bf[a_indices[e]]
+            G[t, level] = acc / s2
     for tt in range(T - 1, -1, -1):  # children first: their means carry their parents' effects
         t = o_order[tt]
         for level in range(o_levels[t]):
@@ -168,26 +182,29 @@ def partial_kernel(
 
 
 @numba.njit(cache=True, nogil=True)
-def partial_conditional(ztz, ztx, zty, lam, beta, sigma, eps, r, o_codes, o_z, codes0, Z0, out):
+def partial_conditional(
+    ztz, ztx, zty, lam, beta, sigma, eps, r, o_start, o_levels, a_indptr, a_indices, a_data, out
+):
     """Draw the integrated-out factor's effects given each draw's other effects ``r`` (S, T, width).
 
-    For each draw the statistics of ``y − o`` are formed (one pass over the rows) and
-    :func:`~bayesmlm.bayes.direct_kernel.conditional_kernel` draws ``b = ΛL⁻ᵀ(L⁻¹Λᵀh + σε)`` from them.
+    For each draw ``Z₁ᵀ(y − o) = Z₁ᵀy − Aᵀr`` is formed from the cross-products
+    (:class:`~bayesmlm.bayes.partial_stats.OtherStats`) and
+    :func:`~bayesmlm.bayes.direct_kernel.conditional_kernel` draws ``b = ΛL⁻ᵀ(L⁻¹Λᵀh + σε)`` from it.
     """
     S, m, q = out.shape
-    T, nrow = o_codes.shape
+    T = o_start.shape[0]
     zty_o = np.empty((m, q))
+    zf = zty_o.reshape(m * q)
     for s in range(S):
         for j in range(m):
             for a in range(q):
                 zty_o[j, a] = zty[j, a]
-        for i in range(nrow):
-            o = 0.0
-            for t in range(T):
-                o += o_z[t, i] * r[s, t, o_codes[t, i]]
-            j = codes0[i]
-            for a in range(q):
-                zty_o[j, a] -= Z0[i, a] * o
+        for t in range(T):
+            for level in range(o_levels[t]):
+                k = o_start[t] + level
+                rk = r[s, t, level]
+                for e in range(a_indptr[k], a_indptr[k + 1]):
+                    zf[a_indices[e]] -= a_data[e] * rk
         conditional_kernel(
             ztz, ztx, zty_o, lam[s : s + 1], beta[s : s + 1], sigma[s : s + 1], eps[s : s + 1], out[s : s + 1]
         )

@@ -24,13 +24,12 @@ the numbers, and compiled code is reused across datasets.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
 from bayesmlm.arguments import checked
+from bayesmlm.bayes.block_centring import CENTRED_RATIO, Parameterization, choose_parameterization
 from bayesmlm.bayes.collapsed_stats import predictor_shift
 from bayesmlm.bayes.integrated_nesting import INTEGRATED, integrated_effects, integrated_pairs
 from bayesmlm.bayes.level_centring import mixed_block
@@ -39,13 +38,13 @@ from bayesmlm.bayes.nesting import hierarchical_mean, nested_parents
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.priors import Prior
 from bayesmlm.design.covariance import FactorTerms, RandomStructure
-from bayesmlm.design.crossprod import per_level_sum
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.names import parameter_names
 from bayesmlm.exceptions import PriorError
 from bayesmlm.families import gaussian
 
 __all__ = [
+    "CENTRED_RATIO",
     "Parameterization",
     "block_dim",
     "build_pymc_model",
@@ -53,11 +52,6 @@ __all__ = [
     "linear_predictor",
     "term_dim",
 ]
-
-Parameterization = Literal["centered", "noncentered", "mixed", "integrated"]
-
-#: a block is centred when its median data-to-prior precision ratio exceeds this
-CENTRED_RATIO = 4.0
 
 
 def term_dim(group: str) -> str:
@@ -68,57 +62,6 @@ def term_dim(group: str) -> str:
 def block_dim(label: str) -> str:
     """Name of the term dimension of one block (distinct from the factor's, which spans all blocks)."""
     return f"{label}__block_term"
-
-
-def choose_parameterization(
-    structure: RandomStructure, theta: np.ndarray | None, row_weights: np.ndarray | None = None
-) -> dict[str, Parameterization]:
-    """Choose centred or non-centred per block from how informative each group's data are.
-
-    With ``Λ`` the block's relative covariance factor at the REML estimate ``theta``, the matrix
-    ``Λᵀ Z_jᵀ Z_j Λ`` compares group ``j``'s data with the spread of the random effects: its smallest
-    eigenvalue is the data-to-prior precision ratio of the least-informed direction. When that ratio
-    is above 4 for the typical (median) group, the likelihood pins each group's effects down even where
-    the posterior puts the random-effect sd at half its estimate (the ratio scales with the variance),
-    and the centred form samples well (the non-centred one would show the ESS collapse that bambi has on
-    data-rich groups); otherwise the funnel of the centred form is the danger and the block is
-    written non-centred. Without a REML estimate (or on the boundary), blocks are non-centred.
-
-    Measured: sleepstudy ``(Days | Subject)`` has ratio 1.7 (centred: 4 divergences in 4,000 draws with
-    seed 2026; non-centred: none, bulk ESS ≥ 1,368); Oxboys ``(age | Subject)`` 14 and the simulated
-    1,000 groups × 100 rows 18 (centred: bulk ESS ≥ 3,600 and ≥ 5,000).
-
-    Parameters
-    ----------
-    structure : RandomStructure
-    theta : ndarray or None
-        REML estimate of the relative covariance parameters.
-    row_weights : ndarray, optional
-        A GLMM's IRLS weights at its Laplace estimate: the information of each row about the linear
-        predictor, so that ``Λᵀ Z_jᵀ W_j Z_j Λ`` is the same ratio on the link scale (``Λ`` is then the
-        random effects' Cholesky factor itself, there being no residual sd).
-
-    Returns
-    -------
-    dict
-        Block label -> ``"centered"`` or ``"noncentered"``.
-    """
-    choice: dict[str, Parameterization] = {}
-    for f in structure.factors:
-        if theta is None:
-            for label, *_ in f.blocks():
-                choice[label] = "noncentered"
-            continue
-        Zw = f.Z if row_weights is None else f.Z * np.asarray(row_weights)[:, None]
-        ztz = per_level_sum(f.codes, Zw[:, :, None] * f.Z[:, None, :], f.n_levels)
-        lam = f.relative_factor(theta)
-        for label, start, size in f.blocks():
-            block = slice(start, start + size)
-            lb = lam[block, block]
-            info = np.einsum("ki,gkl,lj->gij", lb, ztz[:, block, block], lb)
-            smallest = np.linalg.eigvalsh(info)[:, 0]
-            choice[label] = "centered" if np.median(smallest) > CENTRED_RATIO else "noncentered"
-    return choice
 
 
 def _stacked_dist(priors: list[Prior], what: str):

@@ -184,6 +184,21 @@ class LikelihoodDerivatives:
         )
         return hess, sing
 
+    def information(self, params: Any) -> np.ndarray:
+        """Observed information, minus :meth:`hessian` (statsmodels' ``MixedLM.information`` raises).
+
+        Parameters
+        ----------
+        params : MixedLMParams-like or array_like
+            As for :meth:`hessian`.
+
+        Returns
+        -------
+        ndarray
+            ``-hessian(params)[0]``, whose inverse at the optimum is ``cov_params()``'s source.
+        """
+        return -self.hessian(params)[0]
+
     def get_scale(self, fe_params: Any, cov_re: Any, vcomp: Any) -> float:
         """Residual variance implied by the parameters, as statsmodels' ``MixedLM.get_scale``.
 

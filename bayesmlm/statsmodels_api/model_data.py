@@ -198,6 +198,12 @@ class ModelArrays:
         return self.group_list(self.exog_re)
 
     @property
+    def exog_re2_li(self) -> list[np.ndarray] | None:
+        """Each group's ``exog_re.T @ exog_re``, as statsmodels precomputes it (None without ``exog_re``)."""
+        li = self.exog_re_li
+        return None if li is None else [z.T @ z for z in li]
+
+    @property
     def k_params(self) -> int:
         """``k_fe + k_re2``, as statsmodels counts it (without the ``k_vc`` variance components)."""
         return self.k_fe + self.k_re2

@@ -103,6 +103,7 @@ class MixedLMResults(TypedOutputs, Contrasts):
         self.scale = fit.sigma**2
         self.converged = fit.converged
         self.nobs = fit.nobs
+        self.k_constant = model.k_constant
         self.df_resid = fit.nobs - fit.design.p
         # where each statsmodels random effect lives in bayesmlm's structure: (factor, column)
         place = {}
@@ -255,6 +256,11 @@ class MixedLMResults(TypedOutputs, Contrasts):
     def llf(self) -> float:
         """Log-likelihood (the restricted one for REML; minus the penalties for a penalised fit)."""
         return self.__dict__.get("_llf", self.fit_result.loglik)
+
+    @property
+    def df_modelwc(self) -> int:
+        """Statsmodels' parameter count, ``params.size`` (:attr:`aic` counts the scale too, as lme4)."""
+        return len(self._params)
 
     @property
     def aic(self) -> float:
