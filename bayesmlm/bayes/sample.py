@@ -185,7 +185,10 @@ def direct_choice(collapsed, sampler, sampler_kwargs, structure, priors) -> tupl
     if not collapsed:
         return False, "PyMC model with every group effect (compiled by PyTensor)"
     if sampler in ("auto", "nutpie") and not sampler_kwargs:
-        from bayesmlm.bayes.direct import direct_available
+        if len(structure.factors) > 1:
+            from bayesmlm.bayes.blocked import blocked_available as direct_available
+        else:
+            from bayesmlm.bayes.direct import direct_available
 
         ok, why = direct_available(structure, priors)
         if ok:
@@ -314,6 +317,11 @@ def sample_posterior(
             sampled, structure, priors, parameterization, log_likelihood=log_likelihood, **run
         )
         sampler = "nutpie"
+    elif direct and len(structure.factors) > 1:  # every factor integrated out, effects drawn after
+        from bayesmlm.bayes.blocked import sample_blocked
+
+        idata = sample_blocked(sampled, structure, priors, stats, log_likelihood=log_likelihood, **run)
+        sampler = "nutpie"
     elif direct:
         from bayesmlm.bayes.direct import sample_direct
 
@@ -332,7 +340,9 @@ def sample_posterior(
         log_lik = log_likelihood and not collapsed
         idata = run_nuts(model, sampler=sampler, sampler_kwargs=sampler_kwargs, log_likelihood=log_lik, **run)
     sampling_seconds = time.perf_counter() - start
-    if collapsed and len(structure.factors) == 1:  # numpy draws (bayesmlm.bayes.conditional)
+    if direct and len(structure.factors) > 1:  # drawn by sample_blocked (bayesmlm.bayes.blocked)
+        pass
+    elif collapsed and len(structure.factors) == 1:  # numpy draws (bayesmlm.bayes.conditional)
         add_group_effects(idata, sampled, structure, stats, seed, log_likelihood)
     elif collapsed:  # the blocked PyTensor graph, compiled as the sampler's functions are
         with sampling_flags():
