@@ -335,8 +335,9 @@ class Model:
             ``"collapsed"`` samples the population-level parameters against the likelihood with the
             group effects integrated out and then draws the group effects from their exact conditional
             (see :mod:`bayesmlm.bayes.collapsed`); ``"full"`` samples the ordinary model with every group
-            effect a parameter. Both target the same posterior. ``"auto"`` takes the collapsed path
-            where :func:`~bayesmlm.bayes.collapsed.collapsed_plan` allows it; ``fit.info["method"]`` and
+            effect a parameter. Both target the same posterior. ``"auto"`` takes the way (collapsed,
+            partially collapsed or full) that :mod:`bayesmlm.bayes.method_cost`'s cost model estimates
+            fastest, from the sizes of the model; ``fit.info["method"]`` and
             ``fit.info["method_reason"]`` record the path taken and why.
         sampler_kwargs : dict, optional
             More arguments for :func:`pymc.sample` and its NUTS (``{"max_treedepth": 12}``); each key
@@ -368,7 +369,22 @@ class Model:
             from bayesmlm.bayes.glmm_sample import sample_generalized
 
             return sample_generalized(self, method, **settings)
-        collapsed, reason = choose_method(self.structure, method)
+        if method == "auto":  # the cheapest way by bayesmlm.bayes.method_cost's model
+            from bayesmlm.bayes.method_cost import choose_auto
+
+            run = dict(draws=draws, tune=tune, chains=chains, cores=cores)
+            way, reason = choose_auto(
+                self.design,
+                self.structure,
+                self.prior_set,
+                sampler=sampler,
+                sampler_kwargs=sampler_kwargs,
+                **run,
+            )
+            collapsed, partial_allowed = way == "collapsed", way == "partial"
+        else:
+            collapsed, reason = choose_method(self.structure, method)
+            partial_allowed = False
         if not collapsed:
             self.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
         parameterization = None if collapsed else self.parameterization
@@ -380,7 +396,7 @@ class Model:
             self._standardised,
             collapsed=collapsed,
             reason=reason,
-            partial_allowed=method == "auto",
+            partial_allowed=partial_allowed,
             **settings,
         )
         return Fit(self, idata, info)

@@ -211,3 +211,56 @@ def test_fit_agrees_with_full_model():
         ra, rb = collapsed.posterior[f"r_{g}"], full.posterior[f"r_{g}"]
         diff = np.abs(ra.mean(("chain", "draw")) - rb.mean(("chain", "draw")))
         assert float(diff.max()) < 4 * float(rb.std(("chain", "draw")).max()) / np.sqrt(200)
+
+
+def _choice(m: bm.Model, sampler="auto", sampler_kwargs=None):
+    from bayesmlm.bayes.method_cost import choose_auto
+
+    run = dict(draws=1000, tune=1000, chains=4, cores=2)
+    return choose_auto(
+        m.design, m.structure, m.prior_set, sampler=sampler, sampler_kwargs=sampler_kwargs or {}, **run
+    )
+
+
+def test_auto_collapses_subjects_by_items_with_the_written_out_density():
+    m = bm.Model(CASES[1][1], crossed(60, 40))
+    way, reason = _choice(m)
+    assert way == "collapsed", reason
+    assert "collapsed 9 dims" in reason and "full 209 dims" in reason
+    # the collapsed PyMC graph (sampler="pymc"): ms per gradient and a compilation: the full model wins
+    assert _choice(m, sampler="pymc")[0] == "full"
+
+
+def test_auto_leaves_a_large_dense_part_to_the_sampled_effects():
+    """With 600 levels in the second factor the dense Schur complement costs more than sampling them."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    d = pd.DataFrame(
+        {
+            "y": rng.normal(size=n),
+            "a": pd.Categorical(rng.integers(0, 800, n)),
+            "b": pd.Categorical(rng.integers(0, 600, n)),
+        }
+    )
+    m = bm.Model("y ~ 1 + (1 | a) + (1 | b)", d)
+    assert [f.group for f in m.structure.factors] == ["a", "b"]
+    way, reason = _choice(m)
+    assert way == "partial", reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = m.fit(draws=20, tune=20, chains=1, seed=1, progressbar=False)
+    assert fit.info["method"] == "partially collapsed" and "cost model" in fit.info["method_reason"]
+    # without nutpie's densities the partial sampler does not apply: the full model
+    assert _choice(m, sampler="pymc")[0] == "full"
+
+
+def test_default_fit_takes_the_blocked_density():
+    m = bm.Model(CASES[0][1], bm.load_dataset("Penicillin"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = m.fit(draws=100, tune=100, chains=2, seed=2, progressbar=False)
+    assert fit.info["method"] == "collapsed" and fit.info["sampler"] == "nutpie"
+    assert "Schur complement" in fit.info["density"]
+    post = fit.posterior
+    assert post["r_plate"].shape == (2, 100, 24, 1) and post["r_sample"].shape == (2, 100, 6, 1)
+    assert "log_likelihood" in fit.idata.children and "observed_data" in fit.idata.children
