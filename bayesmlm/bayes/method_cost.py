@@ -165,4 +165,6 @@ def choose_auto(
     costs = method_costs(design.n, design.p, structure, written_out=written_out, partial=partial, **run)
     best = min(costs, key=lambda c: c.seconds)
     estimates = "; ".join(c.describe() for c in costs)
-    return best.method, f"the cheapest by the cost model (bayesmlm.bayes.method_cost): {estimates}"
+    possible, plan = collapsed_plan(structure)
+    why = f"{plan}; " if best.method == "collapsed" and possible else ""
+    return best.method, f"{why}the cheapest by the cost model (bayesmlm.bayes.method_cost): {estimates}"
