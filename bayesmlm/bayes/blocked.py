@@ -23,6 +23,7 @@ from bayesmlm.design.covariance import RandomStructure
 from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
 from bayesmlm.families.gaussian import pointwise_loglik
+from bayesmlm.linalg.threads import single_threaded
 
 __all__ = ["blocked_available", "blocked_effects", "sample_blocked"]
 
@@ -100,7 +101,8 @@ def sample_blocked(
     density = BlockedDensity(design.fixed_names, structure, priors, stats)
     run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
     start = prior_start(density.ndim, density.fixed_names, priors)
-    x, post, sample_stats = run_nutpie(density, density.ndim, start, progressbar=progressbar, **run)
+    with single_threaded():  # the Schur complement's BLAS calls are small: threads only wait (linalg.threads)
+        x, post, sample_stats = run_nutpie(density, density.ndim, start, progressbar=progressbar, **run)
     n_chain, n_draw = x.shape[:2]
     xs = x.reshape(n_chain * n_draw, density.ndim)
     values = density.constrained(xs)
@@ -142,7 +144,8 @@ def sample_blocked(
     out["sigma"] = da(values["sigma"])
     rng = np.random.default_rng(None if seed is None else [int(seed), 5])
     beta = np.ascontiguousarray(intercept_for_stats(values[sampled], design, stats))
-    effects = blocked_effects(density, xs, beta, rng, group_effects_dtype(structure, len(xs)))
+    with single_threaded():
+        effects = blocked_effects(density, xs, beta, rng, group_effects_dtype(structure, len(xs)))
     for f, b in zip(structure.factors, effects, strict=True):
         out[f"r_{f.group}"] = da(
             b, (f.group, f"{f.group}_term"), {f.group: list(f.levels), f"{f.group}_term": list(f.term_names)}
