@@ -335,9 +335,8 @@ class Model:
             ``"collapsed"`` samples the population-level parameters against the likelihood with the
             group effects integrated out and then draws the group effects from their exact conditional
             (see :mod:`bayesmlm.bayes.collapsed`); ``"full"`` samples the ordinary model with every group
-            effect a parameter. Both target the same posterior. ``"auto"`` takes the way (collapsed,
-            partially collapsed or full) that :mod:`bayesmlm.bayes.method_cost`'s cost model estimates
-            fastest, from the sizes of the model; ``fit.info["method"]`` and
+            effect a parameter. Both target the same posterior. ``"auto"`` takes the cheapest way by the
+            cost model of :mod:`bayesmlm.bayes.method_cost`; ``fit.info["method"]`` and
             ``fit.info["method_reason"]`` record the path taken and why.
         sampler_kwargs : dict, optional
             More arguments for :func:`pymc.sample` and its NUTS (``{"max_treedepth": 12}``); each key
@@ -354,8 +353,8 @@ class Model:
         -------
         Fit
         """
+        from bayesmlm.bayes import method_cost, sample
         from bayesmlm.bayes.fit import Fit
-        from bayesmlm.bayes.sample import choose_method, sample_posterior
 
         sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs = checked_fit_options(
             sampler, draws, tune, chains, cores, seed, target_accept, method, sampler_kwargs
@@ -369,26 +368,11 @@ class Model:
             from bayesmlm.bayes.glmm_sample import sample_generalized
 
             return sample_generalized(self, method, **settings)
-        if method == "auto":  # the cheapest way by bayesmlm.bayes.method_cost's model
-            from bayesmlm.bayes.method_cost import choose_auto
-
-            run = dict(draws=draws, tune=tune, chains=chains, cores=cores)
-            way, reason = choose_auto(
-                self.design,
-                self.structure,
-                self.prior_set,
-                sampler=sampler,
-                sampler_kwargs=sampler_kwargs,
-                **run,
-            )
-            collapsed, partial_allowed = way == "collapsed", way == "partial"
-        else:
-            collapsed, reason = choose_method(self.structure, method)
-            partial_allowed = False
+        collapsed, partial_allowed, reason = method_cost.fit_path(self, method, settings)
         if not collapsed:
             self.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
         parameterization = None if collapsed else self.parameterization
-        idata, info = sample_posterior(
+        idata, info = sample.sample_posterior(
             self.design,
             self.structure,
             self.prior_set,

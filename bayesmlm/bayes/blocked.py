@@ -4,7 +4,7 @@ For a Gaussian model with two or more grouping factors (crossed, as subjects × 
 priors of the built-in families, nutpie's NUTS runs on :class:`~bayesmlm.bayes.direct_blocked.BlockedDensity`
 (every factor's effects integrated out; nothing compiled per model). Each draw's group effects of all
 factors are then drawn jointly from their exact Gaussian conditional
-(:func:`~bayesmlm.bayes.blocked_kernel.blocked_conditional_kernel`, the same blocked factorisation), and
+(:func:`~bayesmlm.bayes.blocked_conditional.blocked_conditional_kernel`, the same blocked factorisation), and
 the DataTree gets the full model's variables, observed data and (if asked) the pointwise
 log-likelihood, so everything downstream is unchanged.
 """
@@ -46,7 +46,7 @@ def blocked_effects(density: BlockedDensity, xs: np.ndarray, beta: np.ndarray, r
 
     ``beta`` (S, p) are the fixed effects as the statistics expect them (:func:`intercept_for_stats`).
     """
-    from bayesmlm.bayes.blocked_kernel import blocked_conditional_kernel
+    from bayesmlm.bayes.blocked_conditional import blocked_conditional_kernel
 
     structure = density.structure
     first, rest = structure.factors[0], structure.factors[1:]

@@ -29,11 +29,18 @@ import numpy as np
 
 from bayesmlm.bayes.direct_kernel import covariance_priors, prior_term
 
-__all__ = ["blocked_conditional_kernel", "blocked_density_kernel"]
+__all__ = [
+    "blocked_density_kernel",
+    "first_factor",
+    "relative_factors",
+    "residual_parts",
+    "rest_vector",
+    "schur",
+]
 
 
 @numba.njit(cache=True, nogil=True)
-def _relative_factors(T, sigma, q1, rest_off, rest_q):
+def relative_factors(T, sigma, q1, rest_off, rest_q):
     """Return ``Λ₁`` (q₁×q₁) and each other factor's ``Λ_f`` padded into (F, q_max, q_max)."""
     lam1 = np.empty((q1, q1))
     for a in range(q1):
@@ -90,7 +97,7 @@ def _right_rest(X, lam_r, lvl_start, lvl_fac, rest_q):
 
 
 @numba.njit(cache=True, nogil=True)
-def _rest_vec(v, lam_r, lvl_start, lvl_fac, rest_q, transpose):
+def rest_vector(v, lam_r, lvl_start, lvl_fac, rest_q, transpose):
     """Return ``Λ_R v`` (or ``Λ_Rᵀ v`` with ``transpose``) for a vector over the dense part."""
     out = np.zeros(v.shape[0])
     for blk in range(lvl_start.shape[0]):
@@ -123,7 +130,7 @@ def _small_cholesky(M, L):
 
 
 @numba.njit(cache=True, nogil=True)
-def _first_factor(ztz1, lam1):
+def first_factor(ztz1, lam1):
     """Per first-factor level: ``A_jΛ₁``, ``L_j`` (``M_j = L_jL_jᵀ``), ``K_j = M_j⁻¹``, Σ log|M_j|."""
     m1, q1 = ztz1.shape[0], ztz1.shape[1]
     AL = np.empty((m1, q1, q1))
@@ -162,7 +169,7 @@ def _first_factor(ztz1, lam1):
 
 
 @numba.njit(cache=True, nogil=True)
-def _residual_parts(beta, ztx1, zty1, ztx_r, zty_r):
+def residual_parts(beta, ztx1, zty1, ztx_r, zty_r):
     """Return ``h₁ = Z₁ᵀ(y − Xβ)`` (m₁, q₁) and ``h_R = Z_Rᵀ(y − Xβ)`` (q_R)."""
     m1, q1, p = ztx1.shape
     h1 = np.empty((m1, q1))
@@ -177,7 +184,7 @@ def _residual_parts(beta, ztx1, zty1, ztx_r, zty_r):
 
 
 @numba.njit(cache=True, nogil=True)
-def _schur(ztz_r, a_1r, lam1, lam_r, lvl_start, lvl_fac, rest_q, K):
+def schur(ztz_r, a_1r, lam1, lam_r, lvl_start, lvl_fac, rest_q, K):
     """Return ``(A_R1Λ₁)ᵀ``, ``Nᵀ``, ``M_R1ᵀ``, ``Wᵀ`` (first-factor rows), ``A_RRΛ_R`` and ``S``.
 
     ``a_1r = A_R1ᵀ`` (m₁q₁ × q_R): with the first factor's levels as rows every inner loop is contiguous.
@@ -216,15 +223,15 @@ def blocked_density_kernel(
     beta = x[:p].copy()
     if shift_index >= 0:
         beta[shift_index] -= shift
-    lam1, lam_r = _relative_factors(T, sigma, q1, rest_off, rest_q)
+    lam1, lam_r = relative_factors(T, sigma, q1, rest_off, rest_q)
     m1 = ztz1.shape[0]
-    AL, _, K, logdet = _first_factor(ztz1, lam1)
-    arl_t, n_t, mr1_t, w_t, arr_l, S = _schur(ztz_r, a_1r, lam1, lam_r, lvl_start, lvl_fac, rest_q, K)
+    AL, _, K, logdet = first_factor(ztz1, lam1)
+    arl_t, n_t, mr1_t, w_t, arr_l, S = schur(ztz_r, a_1r, lam1, lam_r, lvl_start, lvl_fac, rest_q, K)
     LS = np.linalg.cholesky(S)
     for a in range(LS.shape[0]):
         logdet += 2.0 * math.log(LS[a, a])
     s_inv = np.linalg.inv(S)
-    h1, hr = _residual_parts(beta, ztx1, zty1, ztx_r, zty_r)
+    h1, hr = residual_parts(beta, ztx1, zty1, ztx_r, zty_r)
     # u = M⁻¹c by block elimination
     c1 = np.empty((m1, q1))
     v1 = np.empty(m1 * q1)
@@ -239,7 +246,7 @@ def blocked_density_kernel(
             for k in range(q1):
                 acc += K[j, a, k] * c1[j, k]
             v1[j * q1 + a] = acc
-    cr = _rest_vec(hr, lam_r, lvl_start, lvl_fac, rest_q, True)
+    cr = rest_vector(hr, lam_r, lvl_start, lvl_fac, rest_q, True)
     ur = s_inv @ (cr - mr1_t.T @ v1)
     u1 = v1 - w_t @ ur
     explained = cr @ ur
@@ -247,7 +254,7 @@ def blocked_density_kernel(
         for a in range(q1):
             explained += c1[j, a] * u1[j * q1 + a]
     p_t = np.dot(w_t, s_inv)  # Pᵀ = WᵀS⁻¹
-    wr = _rest_vec(ur, lam_r, lvl_start, lvl_fac, rest_q, False)  # Λ_R u_R
+    wr = rest_vector(ur, lam_r, lvl_start, lvl_fac, rest_q, False)  # Λ_R u_R
     t1 = a_1r @ wr  # A_1R Λ_R u_R
     t_r = arl_t.T @ u1 + ztz_r @ wr  # (ZᵀZΛu)_R
     # ∂ℓ/∂Λ₁, summed over levels
@@ -339,80 +346,3 @@ def blocked_density_kernel(
     total += lp + x[nx - 1]
     grad[nx - 1] = (g + g_sigma) * sigma + 1.0
     return total
-
-
-@numba.njit(cache=True, nogil=True)
-def blocked_conditional_kernel(
-    T_draws, sigma, beta, q1, rest_off, rest_q, lvl_start, lvl_fac, ztz1, ztx1, zty1, ztz_r, a_1r, ztx_r,
-    zty_r, eps1, eps_r, out1, out_r,
-):  # fmt: skip
-    """Draw every factor's effects from their Gaussian conditional, for each draw ``s``.
-
-    ``u = M⁻¹c + σ L⁻ᵀε`` with ``L`` the blocked Cholesky factor of ``M`` (``L_j`` per first-factor level,
-    ``L_R1 = M_R1L₁⁻ᵀ``, ``L_S`` of the Schur complement), then ``b = Λu``. ``T_draws`` (S, Q, Q) holds
-    each draw's covariance Cholesky factors; ``out1`` (S, m₁, q₁) and ``out_r`` (S, q_R) receive the
-    first factor's effects and the dense part's (level-major, as ``Z_R``'s columns).
-    """
-    S_n = T_draws.shape[0]
-    m1 = ztz1.shape[0]
-    for s in range(S_n):
-        lam1, lam_r = _relative_factors(T_draws[s], sigma[s], q1, rest_off, rest_q)
-        _, Lf, K, _ = _first_factor(ztz1, lam1)
-        _, _, mr1_t, _, _, S = _schur(ztz_r, a_1r, lam1, lam_r, lvl_start, lvl_fac, rest_q, K)
-        LS = np.linalg.cholesky(S)
-        h1, hr = _residual_parts(beta[s], ztx1, zty1, ztx_r, zty_r)
-        v1 = np.empty(m1 * q1)
-        for j in range(m1):
-            for a in range(q1):
-                acc = 0.0
-                for k in range(q1):
-                    acc2 = 0.0
-                    for i in range(q1):
-                        acc2 += lam1[i, k] * h1[j, i]
-                    acc += K[j, a, k] * acc2
-                v1[j * q1 + a] = acc
-        cr = _rest_vec(hr, lam_r, lvl_start, lvl_fac, rest_q, True)
-        rhs = cr - mr1_t.T @ v1
-        # S⁻¹ rhs by the Cholesky factor, plus σ L_S⁻ᵀ ε_R
-        qr = rhs.shape[0]
-        y = np.empty(qr)
-        for a in range(qr):
-            acc = rhs[a]
-            for k in range(a):
-                acc -= LS[a, k] * y[k]
-            y[a] = acc / LS[a, a]
-        for a in range(qr):
-            y[a] += sigma[s] * eps_r[s, a]
-        ur = np.empty(qr)
-        for a in range(qr - 1, -1, -1):
-            acc = y[a]
-            for k in range(a + 1, qr):
-                acc -= LS[k, a] * ur[k]
-            ur[a] = acc / LS[a, a]
-        # u₁ = K(c₁ − M_1R u_R) + σ L₁⁻ᵀε₁: the mean's part and the noise's part at once
-        back = mr1_t @ ur
-        w = np.empty(q1)
-        u = np.empty(q1)
-        for j in range(m1):
-            L = Lf[j]
-            o = j * q1
-            for a in range(q1):  # L_j⁻¹ (Λ₁ᵀh₁ − M_1R u_R) + σ ε
-                acc = -back[o + a]
-                for i in range(q1):
-                    acc += lam1[i, a] * h1[j, i]
-                for k in range(a):
-                    acc -= L[a, k] * w[k]
-                w[a] = acc / L[a, a]
-            for a in range(q1):
-                w[a] += sigma[s] * eps1[s, j, a]
-            for a in range(q1 - 1, -1, -1):
-                acc = w[a]
-                for k in range(a + 1, q1):
-                    acc -= L[k, a] * u[k]
-                u[a] = acc / L[a, a]
-            for a in range(q1):
-                acc = 0.0
-                for k in range(q1):
-                    acc += lam1[a, k] * u[k]
-                out1[s, j, a] = acc
-        out_r[s] = _rest_vec(ur, lam_r, lvl_start, lvl_fac, rest_q, False)

@@ -37,7 +37,7 @@ from bayesmlm.bayes.collapsed_stats import collapsed_plan
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.design.covariance import RandomStructure
 
-__all__ = ["MethodCost", "choose_auto", "method_costs"]
+__all__ = ["MethodCost", "choose_auto", "fit_path", "method_costs"]
 
 #: seconds: a call of a written-out density from nutpie; q₁³ of a first-factor level; a dense operation
 CALL, LEVEL, FLOP = 15e-6, 30e-9, 0.1e-9
@@ -168,3 +168,21 @@ def choose_auto(
     possible, plan = collapsed_plan(structure)
     why = f"{plan}; " if best.method == "collapsed" and possible else ""
     return best.method, f"{why}the cheapest by the cost model (bayesmlm.bayes.method_cost): {estimates}"
+
+
+def fit_path(model, method: str, settings: dict) -> tuple[bool, bool, str]:
+    """Return whether :meth:`bayesmlm.Model.fit` collapses, whether it may partially collapse, and why.
+
+    ``method="auto"`` asks :func:`choose_auto`; ``"collapsed"`` and ``"full"`` are taken as asked
+    (:func:`bayesmlm.bayes.sample.choose_method`). ``settings`` are ``fit``'s checked options.
+    """
+    from bayesmlm.bayes.sample import choose_method
+
+    if method != "auto":
+        collapsed, reason = choose_method(model.structure, method)
+        return collapsed, False, reason
+    keys = ("sampler", "sampler_kwargs", "draws", "tune", "chains", "cores")
+    way, reason = choose_auto(
+        model.design, model.structure, model.prior_set, **{k: settings[k] for k in keys}
+    )
+    return way == "collapsed", way == "partial", reason
