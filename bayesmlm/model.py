@@ -20,7 +20,6 @@ from bayesmlm.bayes.options import (
     check_parameterization_request,
     check_priors_request,
     checked_fit_options,
-    fit_plan,
     pilot_estimate,
 )
 from bayesmlm.design.covariance import RandomStructure, random_structure
@@ -334,9 +333,9 @@ class Model:
         method : {"auto", "collapsed", "full"}
             ``"collapsed"`` samples the population-level parameters with the group effects integrated out,
             then draws those from their exact conditional (:mod:`bayesmlm.bayes.collapsed`); ``"full"``
-            samples every group effect as a parameter: the same posterior. ``"auto"`` takes the collapsed
-            path where it applies, else integrates the largest factor out where it can ("partially
-            collapsed"); ``fit.info["method"]`` and ``["method_reason"]`` say which and why.
+            samples every group effect as a parameter: the same posterior. ``"auto"`` takes the cheapest
+            of collapsed, partially collapsed (the largest factor integrated out) and full by the cost model
+            of :mod:`bayesmlm.bayes.method_cost`; ``fit.info["method"]``/``["method_reason"]`` say why.
         sampler_kwargs : dict, optional
             More arguments for :func:`pymc.sample` and its NUTS (``{"max_treedepth": 12}``); each key
             is checked, and the ones ``fit`` has itself (``draws``, ``random_seed``, ...) are refused.
@@ -355,17 +354,18 @@ class Model:
         Fit
         """
         from bayesmlm.bayes.fit import Fit
+        from bayesmlm.bayes.method_cost import fit_plan
         from bayesmlm.bayes.partial_centring import partial_chooser
         from bayesmlm.bayes.sample import sample_posterior
 
         sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs = checked_fit_options(
             sampler, draws, tune, chains, cores, seed, target_accept, method, sampler_kwargs
         )
-        plan = fit_plan(self, method, group_effects, draws * chains, log_likelihood)
-        collapsed, reason, effects, log_likelihood = plan
         settings = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, sampler=sampler)
-        settings |= dict(target_accept=target_accept, progressbar=progressbar, log_likelihood=log_likelihood)
         settings |= dict(sampler_kwargs=sampler_kwargs, stacklevel=2)
+        plan = fit_plan(self, method, group_effects, settings, log_likelihood)
+        collapsed, partial_ok, reason, effects, log_likelihood = plan
+        settings |= dict(target_accept=target_accept, progressbar=progressbar, log_likelihood=log_likelihood)
         if self.family.generalized:
             from bayesmlm.bayes.glmm_sample import sample_generalized
 
@@ -378,7 +378,7 @@ class Model:
             self._standardised,
             collapsed=collapsed,
             reason=reason,
-            partial=partial_chooser(self) if method == "auto" else None,
+            partial=partial_chooser(self) if partial_ok else None,
             group_effects=effects,
             **settings,
         )

@@ -8,14 +8,17 @@ Usage (from the repository root, with the package's venv)::
 Cases: (a) sleepstudy ``Reaction ~ Days + (Days | Subject)``; (b) ``y ~ x + (x | g)`` simulated on
 1,000 groups x 100 rows and (c) on 10,000 x 100 (1M rows), by :func:`bayesmlm.datasets.simulate.simulate` with
 seed 2026; (c2) InstEval ``y ~ service + (1 | s) + (1 | d) + (1 | dept)`` (``--cases insteval``;
-bambi only with ``--bambi-all``); (d) cbpp, binomial ``cbind(incidence, size - incidence) ~ period +
+bambi only with ``--bambi-all``); (f) ``subjects_items``, ``y ~ x + (1 + x | subj) + (1 + x | item)`` on
+60 subjects x 40 items fully crossed (2,400 rows, ``reml_speed.subjects_items``, seed 2026; bambi's
+default fits no correlations); (d) cbpp, binomial ``cbind(incidence, size - incidence) ~ period +
 (1 | herd)`` (bambi: ``p(incidence, size) ~ ...``) and (e) grouseticks, Poisson
 ``TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)`` (``--cases cbpp grouseticks``). Every fit runs in a
 fresh process (``bayesmlm_worker.py``, ``bambi_worker.py`` under ``benchmarks/.venv-bambi``, ``Rscript``
 for lme4 if installed), one tool after the other within each case, so both see the same machine state. Wall
 time counts from the start of the process: imports,
 compilation, sampling and diagnostics. NUTS: 4 chains x 1,000 draws after 1,000 tuning steps, 2 cores,
-each tool's default sampler. Minimum bulk ESS is over the fixed effects, group-level sds and
+each tool's default sampler; ``--methods auto full`` adds a row per bayesmlm ``method=``. Minimum
+bulk ESS is over the fixed effects, group-level sds and
 correlations (bambi has none) and sigma; ESS/s is that minimum over the wall time.
 
 ``--reml-speed`` then runs ``benchmarks/reml_speed.py`` (REML beside statsmodels and lme4: the first
@@ -46,6 +49,9 @@ CASES = {
     "sim10000": ("y ~ x + (x | g)", "g", 10000),
     # InstEval, 73,421 rows, 2,972 students x 1,128 lecturers crossed, lecturers in 14 departments
     "insteval": ("y ~ service + (1 | s) + (1 | d) + (1 | dept)", "s,d,dept", "InstEval"),
+    # 60 subjects x 40 items fully crossed (2,400 rows), benchmarks/reml_speed.py's subjects_items(); bambi
+    # is given the same formula and, as its defaults have it, fits no correlations
+    "subjects_items": ("y ~ x + (1 + x | subj) + (1 + x | item)", "subj,item", "crossed"),
 }
 #: cases bambi is not run on unless --bambi-all (InstEval: 4,114 sampled effects over 73k rows)
 SLOW_FOR_BAMBI = {"insteval"}
@@ -67,7 +73,7 @@ GLMM_CASES = {
 LME4 = """
 suppressMessages(library(lme4))
 d <- read.csv("{data}")
-d${group} <- factor(d${group})
+for (g in strsplit("{group}", ",")[[1]]) d[[g]] <- factor(d[[g]])
 t <- system.time(m <- lmer({formula}, d, REML = TRUE))[["elapsed"]]
 cat(sprintf('{{"tool": "lme4", "mode": "REML", "reml_s": %.3f, "loglik": %.6f}}\\n', t, logLik(m)))
 """
@@ -98,6 +104,12 @@ def case_data(name: str, folder: Path) -> Path:
         bm.load_dataset(name).to_csv(path, index=False)
         return path
     groups = CASES[name][2]
+    if groups == "crossed":
+        from reml_speed import subjects_items  # benchmarks/ is on sys.path when this runs as a script
+
+        path = folder / f"{name}.csv"
+        subjects_items().to_csv(path, index=False)
+        return path
     if isinstance(groups, str):  # a bundled data set
         path = folder / f"{name}.csv"
         bm.load_dataset(groups).to_csv(path, index=False)
@@ -122,6 +134,12 @@ def main() -> None:
     parser.add_argument("--bambi-sampler", default="default")
     parser.add_argument("--bambi-all", action="store_true", help="run bambi on InstEval too")
     parser.add_argument("--sampler", default="auto", help="bayesmlm's sampler (auto: its default)")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=["auto"],
+        help="bayesmlm's method= values, each a row (auto: the default)",
+    )
     parser.add_argument("--reml-speed", action="store_true", help="also run benchmarks/reml_speed.py")
     parser.add_argument("--reml-speed-only", action="store_true", help="run benchmarks/reml_speed.py alone")
     args = parser.parse_args()
@@ -139,7 +157,10 @@ def main() -> None:
             data = case_data(name, Path(tmp))
             common = ["--data", str(data), "--group", group, "--family", family]
             worker = [sys.executable, str(HERE / "bayesmlm_worker.py"), *common, "--formula", formula]
-            results = {"bayesmlm": run_json([*worker, "--sampler", args.sampler], 1800)}
+            results = {}
+            for method in args.methods:
+                tool = "bayesmlm" if method == "auto" else f"bayesmlm {method}"
+                results[tool] = run_json([*worker, "--sampler", args.sampler, "--method", method], 1800)
             if name in SLOW_FOR_BAMBI and not args.bambi_all:
                 results["bambi"] = {"error": "not run on this case (--bambi-all runs it)"}
             elif BAMBI_PY.exists():

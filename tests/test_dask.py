@@ -278,11 +278,12 @@ def test_collapsed_posterior_from_dask_is_the_pandas_posterior(sleep_fits):
 
 def test_a_dask_fit_draws_its_group_effects_on_demand_above_the_budget(sleep_fits):
     from bayesmlm.bayes.group_draws import GROUP_EFFECTS_BUDGET
-    from bayesmlm.bayes.options import fit_plan
+    from bayesmlm.bayes.method_cost import fit_plan
 
     dask_model = sleep_fits["models"][1]
     over = GROUP_EFFECTS_BUDGET // (4 * 18 * 2) + 1  # draws of 18 subjects x 2 terms above the budget
-    assert fit_plan(dask_model, "auto", "auto", over, None)[2][0] == "on_demand"
+    settings = dict(draws=over, tune=100, chains=1, cores=1, sampler="auto", sampler_kwargs={})
+    assert fit_plan(dask_model, "auto", "auto", settings, None)[3][0] == "on_demand"
     kw = dict(draws=500, tune=500, chains=2, seed=7, progressbar=False, group_effects="on_demand")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.SamplingWarning)

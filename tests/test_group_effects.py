@@ -10,7 +10,7 @@ import pytest
 
 import bayesmlm as bm
 from bayesmlm.bayes.group_draws import GROUP_EFFECTS_BUDGET, LEVELS_PER_CHUNK, choose_group_effects
-from bayesmlm.bayes.options import fit_plan
+from bayesmlm.bayes.method_cost import fit_plan
 
 F = "Reaction ~ Days + (Days | Subject)"
 KW = dict(draws=150, tune=150, chains=2, seed=11, progressbar=False)
@@ -168,7 +168,8 @@ def test_auto_draws_on_demand_above_the_budget():
     assert choose_group_effects("auto", model.structure, above, True, True)[0] == "store"
     assert choose_group_effects("auto", model.structure, above, False, None)[0] == "store"
     # on demand, the log-likelihood is not stored by default
-    collapsed, _, effects, log_likelihood = fit_plan(model, "auto", "auto", above, None)
+    settings = dict(draws=above, tune=100, chains=1, cores=1, sampler="auto", sampler_kwargs={})
+    collapsed, _, _, effects, log_likelihood = fit_plan(model, "auto", "auto", settings, None)
     assert collapsed and effects[0] == "on_demand" and log_likelihood is False
 
 

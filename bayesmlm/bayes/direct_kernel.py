@@ -19,7 +19,7 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["FAMILY_CODES", "density_kernel"]
+__all__ = ["FAMILY_CODES", "covariance_priors", "density_kernel", "prior_term"]
 
 FAMILY_CODES = {
     "Normal": 0,
@@ -32,7 +32,7 @@ FAMILY_CODES = {
 
 
 @numba.njit(cache=True, nogil=True)
-def _prior(code, par, x):
+def prior_term(code, par, x):
     """Log density of ``x`` less its constant, and its derivative, for one prior."""
     if code == 0 or code == 2:
         mu = par[0] if code == 0 else 0.0
@@ -205,9 +205,28 @@ def density_kernel(
     g_T = g_lam / sigma
     # priors: fixed effects
     for k in range(p):
-        lp, g = _prior(fixed_codes[k], fixed_par[k], x[k])
+        lp, g = prior_term(fixed_codes[k], fixed_par[k], x[k])
         total += lp
         grad[k] = g_beta[k] + g
+    total += covariance_priors(
+        x, T, g_T, t_rows, t_cols, t_coord, t_diag, blocks, etas, sd_codes, sd_par, grad
+    )
+    lp, g = prior_term(sigma_code, sigma_par, sigma)
+    total += lp + x[x.shape[0] - 1]
+    grad[x.shape[0] - 1] = (g + g_sigma) * sigma + 1.0
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def covariance_priors(x, T, g_T, t_rows, t_cols, t_coord, t_diag, blocks, etas, sd_codes, sd_par, grad):
+    """Return the covariance blocks' log prior (with the log transforms' Jacobians); write their gradient.
+
+    ``g_T`` holds the likelihood's gradient with respect to ``T`` (the block-diagonal Cholesky factor of
+    the effects' covariance) and gains the priors' (changed in place); each block coordinate's total
+    gradient is written into ``grad``. Every block's sds take their priors, a correlated block adds
+    PyMC's LKJ density of its Cholesky factor (less the normalising constant).
+    """
+    total = 0.0
     # each block's sds (and the LKJ density of a correlated block's Cholesky factor)
     for bk in range(blocks.shape[0]):
         start, size, correlated = blocks[bk, 0], blocks[bk, 1], blocks[bk, 2]
@@ -217,7 +236,7 @@ def density_kernel(
             for k in range(i + 1):
                 s2i += T[r, start + k] ** 2
             si = math.sqrt(s2i)
-            lp, g = _prior(sd_codes[r], sd_par[r], si)
+            lp, g = prior_term(sd_codes[r], sd_par[r], si)
             total += lp
             if correlated:
                 a = 2.0 * etas[bk] - 2.0 + size - i
@@ -234,9 +253,6 @@ def density_kernel(
             total += x[t_coord[k]]  # the log transform's Jacobian
             gv = gv * T[t_rows[k], t_cols[k]] + 1.0
         grad[t_coord[k]] = gv
-    lp, g = _prior(sigma_code, sigma_par, sigma)
-    total += lp + x[x.shape[0] - 1]
-    grad[x.shape[0] - 1] = (g + g_sigma) * sigma + 1.0
     return total
 
 

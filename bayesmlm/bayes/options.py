@@ -18,7 +18,6 @@ __all__ = [
     "available_samplers",
     "check_parameterization_request",
     "checked_sampler_kwargs",
-    "fit_plan",
 ]
 
 
@@ -102,30 +101,6 @@ def checked_fit_options(sampler, draws, tune, chains, cores, seed, target_accept
     choice("method", method, ("auto", "collapsed", "full"))
     sampler_kwargs = checked_sampler_kwargs(sampler_kwargs, sampler)
     return sampler, draws, tune, chains, cores, seed, target_accept, sampler_kwargs
-
-
-def fit_plan(model, method: str, group_effects: str, n_draws: int, log_likelihood: bool | None) -> tuple:
-    """Decide a fit's path, how it keeps its group effects, and whether it stores the log-likelihood.
-
-    Returns ``(collapsed, reason, (mode, why), log_likelihood)``: the path from
-    :func:`~bayesmlm.bayes.collapsed_stats.choose_method` (never collapsed for a generalized family), the
-    group effects' keeping from :func:`~bayesmlm.bayes.group_draws.choose_group_effects` (``n_draws``: chains
-    x draws), and the log-likelihood: by default stored where the design holds its rows, observations x
-    draws are at most 50 million and the group effects are stored. A Gaussian model that is not collapsed
-    needs its rows (:class:`~bayesmlm.RowsNeededError` for one from a Dask DataFrame).
-    """
-    from bayesmlm.bayes.collapsed_stats import choose_method
-    from bayesmlm.bayes.group_draws import choose_group_effects
-
-    generalized = model.family.generalized
-    collapsed, reason = (False, "") if generalized else choose_method(model.structure, method)
-    if not generalized and not collapsed:
-        model.design.require_rows(f"the full model, with every group effect a parameter ({reason})")
-    effects = choose_group_effects(group_effects, model.structure, n_draws, collapsed, log_likelihood)
-    if log_likelihood is None:
-        design = model.design
-        log_likelihood = effects[0] == "store" and design.holds_rows and design.n * n_draws <= 50_000_000
-    return collapsed, reason, effects, log_likelihood
 
 
 def pilot_estimate(model) -> tuple:

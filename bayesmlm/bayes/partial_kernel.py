@@ -22,7 +22,7 @@ import math
 import numba
 import numpy as np
 
-from bayesmlm.bayes.direct_kernel import _prior, conditional_kernel, density_kernel
+from bayesmlm.bayes.direct_kernel import conditional_kernel, density_kernel, prior_term
 
 __all__ = ["partial_conditional", "partial_kernel"]
 
@@ -70,7 +70,7 @@ def partial_kernel(
         t = o_order[tt]
         sd = math.exp(x[o_sd[t]])
         sds[t] = sd
-        lp, g = _prior(o_sd_codes[t], o_sd_par[t], sd)
+        lp, g = prior_term(o_sd_codes[t], o_sd_par[t], sd)
         total += lp + x[o_sd[t]]
         g_sd[t] = g * sd + 1.0
         for level in range(o_levels[t]):

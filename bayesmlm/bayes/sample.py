@@ -180,7 +180,10 @@ def direct_choice(collapsed, sampler, sampler_kwargs, structure, priors) -> tupl
     if not collapsed:
         return False, "PyMC model with every group effect (compiled by PyTensor)"
     if sampler in ("auto", "nutpie") and not sampler_kwargs:
-        from bayesmlm.bayes.direct import direct_available
+        if len(structure.factors) > 1:
+            from bayesmlm.bayes.blocked import blocked_available as direct_available
+        else:
+            from bayesmlm.bayes.direct import direct_available
 
         ok, why = direct_available(structure, priors)
         if ok:
@@ -315,6 +318,11 @@ def sample_posterior(
             sampled, structure, priors, parameterization, log_likelihood=log_likelihood, **run
         )
         sampler = "nutpie"
+    elif direct and len(structure.factors) > 1:  # every factor integrated out, effects drawn after
+        from bayesmlm.bayes.blocked import sample_blocked
+
+        idata = sample_blocked(sampled, structure, priors, stats, log_likelihood=log_likelihood, **run)
+        sampler = "nutpie"
     elif direct:
         from bayesmlm.bayes.direct import sample_direct
 
@@ -335,7 +343,8 @@ def sample_posterior(
     sampling_seconds = time.perf_counter() - start
     rescale_idata(idata, scale, design.y)
     effects_seed = group_effects_seed(seed)
-    if collapsed:  # one factor: numpy draws; more: the blocked PyTensor graph, compiled as the sampler's
+    blocked = direct and len(structure.factors) > 1  # effects drawn by sample_blocked (bayes/blocked.py)
+    if collapsed and not blocked:  # one factor: numpy draws; more: the blocked PyTensor graph
         flags = sampling_flags() if len(structure.factors) > 1 else contextlib.nullcontext()
         with flags:
             store = group_effects[0] == "store"
