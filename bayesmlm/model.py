@@ -42,11 +42,11 @@ from bayesmlm.spec.namespace import formula_namespace
 if TYPE_CHECKING:
     import pymc as pm
 
+    from bayesmlm.bayes.collapsed_stats import Standardised
     from bayesmlm.bayes.fit import Fit
     from bayesmlm.bayes.prior_set import PriorSet
     from bayesmlm.bayes.priors import Prior
     from bayesmlm.bayes.pymc_model import Parameterization
-    from bayesmlm.bayes.sample import Standardised
     from bayesmlm.design.summary import ReducedStatistics
 
 __all__ = ["Model"]

@@ -20,6 +20,7 @@ from bayesmlm.exceptions import ArgumentError, FitError
 
 __all__ = [
     "MAX_DENSE",
+    "Standardised",
     "centred_cross_products",
     "choose_method",
     "collapsed_plan",
@@ -100,3 +101,12 @@ def intercept_for_stats(coef, design: Design, stats: CrossProducts):
     shift = np.zeros(len(design.fixed_names))
     shift[list(design.fixed_names).index("Intercept")] = stats.response_shift
     return coef - shift
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Standardised:
+    """What the sampler sees: the response divided by ``scale``, and its cross-products if collapsed."""
+
+    scale: float
+    design: Design
+    stats: CrossProducts | None

@@ -27,7 +27,7 @@ from bayesmlm.design.evaluate import Design
 from bayesmlm.families.gaussian import pointwise_loglik
 
 if TYPE_CHECKING:
-    from bayesmlm.bayes.sample import Standardised
+    from bayesmlm.bayes.collapsed_stats import Standardised
 
 __all__ = [
     "FLOAT32_GROUP_EFFECTS_BYTES",

@@ -32,7 +32,7 @@ from bayesmlm.draws.summary import interval_table
 from bayesmlm.exceptions import ArgumentError, GroupEffectsNotStoredError
 
 if TYPE_CHECKING:
-    from bayesmlm.bayes.sample import Standardised
+    from bayesmlm.bayes.collapsed_stats import Standardised
 
 __all__ = [
     "GROUP_EFFECTS_BUDGET",

@@ -23,6 +23,7 @@ from bayesmlm._version import package_versions
 from bayesmlm.arguments import checked
 from bayesmlm.bayes.checks import warn_sampling
 from bayesmlm.bayes.collapsed_stats import (
+    Standardised,
     centred_cross_products,
     choose_method,
     collapsed_plan,
@@ -34,7 +35,6 @@ from bayesmlm.bayes.options import available_samplers
 from bayesmlm.bayes.prior_set import PriorSet
 from bayesmlm.bayes.workers import bound_context, worker_failures
 from bayesmlm.design.covariance import RandomStructure
-from bayesmlm.design.crossprod import CrossProducts
 from bayesmlm.design.evaluate import Design
 from bayesmlm.design.moments import ColumnMoments, response_moments
 
@@ -138,15 +138,6 @@ def _interrupted(kept: int, chains: int, done: int, draws: int) -> str:
         f"sampling was interrupted{progress}; no fit was made, and the model is "
         "unchanged: call fit() again to sample"
     )
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Standardised:
-    """What the sampler sees: the response divided by ``scale``, and its cross-products if collapsed."""
-
-    scale: float
-    design: Design
-    stats: CrossProducts | None
 
 
 def standardise(design: Design, structure: RandomStructure, reduction=None) -> Standardised:
