@@ -20,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-from bayesmlm.bayes.direct_kernel import _prior
+from bayesmlm.bayes.direct_kernel import prior_term
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "glmm_kernel"]
 
@@ -47,7 +47,7 @@ def glmm_kernel(
         grad[k] = 0.0
     lp = 0.0
     for k in range(p):
-        v, d = _prior(fixed_codes[k], fixed_par[k], x[k])
+        v, d = prior_term(fixed_codes[k], fixed_par[k], x[k])
         lp += v
         grad[k] += d
     # group effects r (concatenated over blocks) and their prior densities
@@ -57,7 +57,7 @@ def glmm_kernel(
     for b in range(nb):
         u = x[p + b]
         s = math.exp(u)
-        v, d = _prior(sd_codes[b], sd_par[b], s)
+        v, d = prior_term(sd_codes[b], sd_par[b], s)
         lp += v + u
         grad[p + b] += d * s + 1.0
         for j in range(int(levels[b])):
