@@ -86,7 +86,8 @@ def test_cbpp_noncentred_density_equals_pymc():
 
 def test_cbpp_centred_density_equals_pymc():
     m = bm.Model(CBPP, bm.load_dataset("cbpp"), family="binomial", parameterization="centered")
-    _check(m)
+    density = _check(m)  # value and gradient equal PyMC's (asserted inside)
+    assert [block[3] for block in density.blocks] == [True]  # the herd block is the centred one checked
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,9 @@ def test_poisson_crossed_centred_slope_offset_density_equals_pymc(poisson_data):
 
 def test_bernoulli_density_equals_pymc(poisson_data):
     m = bm.Model("b ~ x + (1 | g) + (1 | h)", poisson_data, family="binomial", parameterization="noncentered")
-    _check(m)
+    density = _check(m)  # value and gradient equal PyMC's (asserted inside)
+    assert m.family.name == "binomial" and set(np.unique(m.design.y)) == {0.0, 1.0}  # Bernoulli rows
+    assert [block[3] for block in density.blocks] == [False, False]
 
 
 def test_plan_refuses_what_it_cannot_write(poisson_data):
