@@ -48,14 +48,10 @@ def run_nutpie_compiled(
     Returns (draws (chain, draw, ndim), posterior ``Dataset``, ``sample_stats`` ``Dataset``), as
     :func:`~bayesmlm.bayes.nutpie_run.run_nutpie` does.
     """
-    import nutpie
     from nutpie.compile_pymc import CompiledPyMCModel
 
     from bayesmlm.bayes.glmm_kernel import glmm_c_logp, identity_c_expand
-
-    def initial_point(point_seed):
-        rng = np.random.default_rng(point_seed)
-        return start + rng.uniform(-1.0, 1.0, size=ndim)  # PyMC's default jitter, as run_nutpie
+    from bayesmlm.bayes.nutpie_run import jittered_start, sample_compiled
 
     buffer = np.ascontiguousarray(buffer, dtype=np.float64)
     compiled = CompiledPyMCModel(
@@ -65,7 +61,7 @@ def run_nutpie_compiled(
         _shapes={"x": (ndim,)},
         compiled_logp_func=glmm_c_logp,
         compiled_expand_func=identity_c_expand,
-        initial_point_func=initial_point,
+        initial_point_func=jittered_start(start),  # as run_nutpie
         shared_data={},
         shared_var_keys={},
         user_data=buffer,  # nutpie passes its address to every call; the model keeps it alive
@@ -74,17 +70,5 @@ def run_nutpie_compiled(
         logp_func=None,
         expand_func=None,
     )
-    trace = nutpie.sample(
-        compiled,
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        seed=0 if seed is None else int(seed),
-        save_warmup=False,
-        progress_bar=progressbar,
-        target_accept=target_accept,
-    )
-    post = trace["posterior"].to_dataset()
-    x = np.asarray(post["x"].transpose("chain", "draw", ...).values)
-    return x, post, trace["sample_stats"].to_dataset()
+    run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
+    return sample_compiled(compiled, progressbar=progressbar, **run)

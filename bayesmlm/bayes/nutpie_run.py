@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["prior_start", "run_nutpie"]
+__all__ = ["jittered_start", "prior_start", "run_nutpie", "sample_compiled"]
 
 
 def run_nutpie(
@@ -32,7 +32,6 @@ def run_nutpie(
     ``draws`` is an array (chain, draw, ndim); the posterior ``Dataset`` gives the chain and draw
     coordinates and ``stats`` is nutpie's ``sample_stats`` ``Dataset``.
     """
-    import nutpie
     from nutpie.compiled_pyfunc import from_pyfunc
 
     def make_logp():
@@ -44,10 +43,6 @@ def run_nutpie(
 
         return expand
 
-    def initial_point(point_seed):
-        rng = np.random.default_rng(point_seed)
-        return start + rng.uniform(-1.0, 1.0, size=ndim)  # PyMC's default jitter
-
     compiled = from_pyfunc(
         ndim,
         make_logp,
@@ -55,8 +50,27 @@ def run_nutpie(
         [np.dtype("float64")],
         [(ndim,)],
         ["x"],
-        make_initial_point_fn=initial_point,
+        make_initial_point_fn=jittered_start(start),
     )
+    run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
+    return sample_compiled(compiled, progressbar=progressbar, **run)
+
+
+def jittered_start(start: np.ndarray) -> Callable[[int], np.ndarray]:
+    """Return nutpie's initial-point function: ``start`` ± U(-1, 1), PyMC's default jitter."""
+    start = np.asarray(start, dtype=float)
+
+    def initial_point(point_seed):
+        rng = np.random.default_rng(point_seed)
+        return start + rng.uniform(-1.0, 1.0, size=start.shape[0])
+
+    return initial_point
+
+
+def sample_compiled(compiled, *, draws, tune, chains, cores, seed, target_accept, progressbar):
+    """Run ``nutpie.sample`` on a compiled model with a coordinate ``x``; return (draws, posterior, stats)."""
+    import nutpie
+
     trace = nutpie.sample(
         compiled,
         draws=draws,
