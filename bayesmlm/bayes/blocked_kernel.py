@@ -27,7 +27,7 @@ import math
 import numba
 import numpy as np
 
-from bayesmlm.bayes.direct_kernel import covariance_priors, prior_term
+from bayesmlm.bayes.direct_kernel import covariance_priors, prior_term, small_cholesky, small_inverse
 
 __all__ = [
     "blocked_density_kernel",
@@ -112,24 +112,6 @@ def rest_vector(v, lam_r, lvl_start, lvl_fac, rest_q, transpose):
 
 
 @numba.njit(cache=True, nogil=True)
-def _small_cholesky(M, L):
-    """Write the Cholesky factor of the small SPD ``M`` into ``L``; return ``log|M|``."""
-    q = M.shape[0]
-    logdet = 0.0
-    for a in range(q):
-        for b in range(a + 1):
-            acc = M[a, b]
-            for k in range(b):
-                acc -= L[a, k] * L[b, k]
-            if a == b:
-                L[a, a] = math.sqrt(acc)
-                logdet += 2.0 * math.log(L[a, a])
-            else:
-                L[a, b] = acc / L[b, b]
-    return logdet
-
-
-@numba.njit(cache=True, nogil=True)
 def cholesky_inverse(S):
     """Return the Cholesky factor ``L`` of the SPD ``S`` and ``S⁻¹ = L⁻ᵀL⁻¹``.
 
@@ -176,18 +158,8 @@ def first_factor(ztz1, lam1):
                     acc += lam1[k, a] * AL[j, k, b]
                 M[a, b] = acc
         L = Lf[j]
-        logdet += _small_cholesky(M, L)
-        for col in range(q1):
-            for a in range(q1):
-                acc = 1.0 if a == col else 0.0
-                for k in range(a):
-                    acc -= L[a, k] * w[k]
-                w[a] = acc / L[a, a]
-            for a in range(q1 - 1, -1, -1):
-                acc = w[a]
-                for k in range(a + 1, q1):
-                    acc -= L[k, a] * K[j, k, col]
-                K[j, a, col] = acc / L[a, a]
+        logdet += small_cholesky(M, L, 0.0)
+        small_inverse(L, K[j], w)
     return AL, Lf, K, logdet
 
 

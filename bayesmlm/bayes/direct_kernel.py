@@ -52,6 +52,40 @@ def prior_term(code, par, x):
 
 
 @numba.njit(cache=True, nogil=True)
+def small_cholesky(M, L, logdet):
+    """Write the Cholesky factor of the small SPD ``M`` into ``L``; return ``logdet + log|M|``."""
+    q = M.shape[0]
+    for a in range(q):
+        for b in range(a + 1):
+            acc = M[a, b]
+            for k in range(b):
+                acc -= L[a, k] * L[b, k]
+            if a == b:
+                L[a, a] = math.sqrt(acc)
+                logdet += 2.0 * math.log(L[a, a])
+            else:
+                L[a, b] = acc / L[b, b]
+    return logdet
+
+
+@numba.njit(cache=True, nogil=True)
+def small_inverse(L, K, w):
+    """Write ``(LLᵀ)⁻¹`` into ``K`` from the small Cholesky factor ``L`` (``w``: scratch, length q)."""
+    q = L.shape[0]
+    for col in range(q):
+        for a in range(q):  # forward: L y = e_col
+            acc = 1.0 if a == col else 0.0
+            for k in range(a):
+                acc -= L[a, k] * w[k]
+            w[a] = acc / L[a, a]
+        for a in range(q - 1, -1, -1):  # back: Lᵀ z = y
+            acc = w[a]
+            for k in range(a + 1, q):
+                acc -= L[k, a] * K[k, col]
+            K[a, col] = acc / L[a, a]
+
+
+@numba.njit(cache=True, nogil=True)
 def _scalar_levels(ztz, ztx, zty, lam, beta, s2, g_lam, g_beta):
     """Return (log det, explained) over the levels of a q = 1 block; add to ``g_lam`` and ``g_beta``.
 
@@ -127,28 +161,8 @@ def density_kernel(
                 for k in range(q):
                     acc += lam[k, a] * A_lam[k, b]
                 M[a, b] = acc
-        # Cholesky of M, then K = M⁻¹ from it
-        for a in range(q):
-            for b in range(a + 1):
-                acc = M[a, b]
-                for k in range(b):
-                    acc -= L[a, k] * L[b, k]
-                if a == b:
-                    L[a, a] = math.sqrt(acc)
-                    logdet += 2.0 * math.log(L[a, a])
-                else:
-                    L[a, b] = acc / L[b, b]
-        for col in range(q):
-            for a in range(q):  # forward: L y = e_col
-                acc = 1.0 if a == col else 0.0
-                for k in range(a):
-                    acc -= L[a, k] * w[k]
-                w[a] = acc / L[a, a]
-            for a in range(q - 1, -1, -1):  # back: Lᵀ z = y
-                acc = w[a]
-                for k in range(a + 1, q):
-                    acc -= L[k, a] * K[k, col]
-                K[a, col] = acc / L[a, a]
+        logdet = small_cholesky(M, L, logdet)  # Cholesky of M, then K = M⁻¹ from it
+        small_inverse(L, K, w)
         for a in range(q):
             acc = zty[j, a]
             for k in range(p):
