@@ -378,7 +378,7 @@ class Model:
             self._standardised,
             collapsed=collapsed,
             reason=reason,
-            partial=partial_chooser(self) if partial_ok else None,
+            partial_chooser=partial_chooser(self) if partial_ok else None,
             group_effects=effects,
             **settings,
         )

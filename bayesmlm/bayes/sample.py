@@ -272,19 +272,19 @@ def sample_posterior(
     progressbar: bool,
     log_likelihood: bool,
     sampler_kwargs: dict,
-    partial: Callable[[], dict] | None = None,
+    partial_chooser: Callable[[], dict] | None = None,
     group_effects: tuple[str, str] = ("store", "asked for"),
     stacklevel: int = 2,
 ):
     """Sample the posterior with NUTS; return the ArviZ ``DataTree`` and the record of how it went.
 
     ``parameterization`` (per block, for the full model) is ignored on the collapsed path. With
-    ``partial`` (``method="auto"``) a model that is not collapsed may be sampled with only its largest
-    factor integrated out (:mod:`bayesmlm.bayes.partial`), with the parameterisation ``partial()``
-    returns (:func:`~bayesmlm.bayes.partial_centring.partial_chooser`). ``group_effects`` (mode, reason)
-    says whether a collapsed run stores its group effects (:mod:`bayesmlm.bayes.group_draws`, drawn from
-    ``info["group_effects_seed"]``). Sampling warnings are issued with
-    ``stacklevel`` counted from the caller of this function.
+    ``partial_chooser`` (the cost model allows it) a model that is not collapsed may be sampled with only
+    its largest factor integrated out (:mod:`bayesmlm.bayes.partial`), with the parameterisation
+    ``partial_chooser()`` returns (:func:`~bayesmlm.bayes.partial_centring.partial_chooser`).
+    ``group_effects`` (mode, reason) says whether a collapsed run stores its group effects
+    (:mod:`bayesmlm.bayes.group_draws`, drawn from ``info["group_effects_seed"]``). Sampling warnings are
+    issued with ``stacklevel`` counted from the caller of this function.
     """
     if log_likelihood:
         design.require_rows("log_likelihood=True (the pointwise log-likelihood, for LOO)")
@@ -294,8 +294,8 @@ def sample_posterior(
     run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
     run |= dict(progressbar=progressbar)
     direct, density = direct_choice(collapsed, sampler, sampler_kwargs, structure, priors)
-    chooser, partial = partial, False
-    if chooser is not None and not collapsed and sampler in ("auto", "nutpie") and not sampler_kwargs:
+    partial = False
+    if partial_chooser is not None and not collapsed and sampler in ("auto", "nutpie") and not sampler_kwargs:
         from bayesmlm.bayes.partial import partial_available
 
         partial, why = partial_available(sampled, structure, priors)
@@ -303,8 +303,7 @@ def sample_posterior(
     if partial:
         from bayesmlm.bayes.partial import sample_partial
 
-        parameterization = chooser()
-
+        parameterization = partial_chooser()
         idata = sample_partial(
             sampled, structure, priors, parameterization, log_likelihood=log_likelihood, **run
         )
