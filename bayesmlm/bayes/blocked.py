@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bayesmlm.bayes.collapsed_stats import intercept_for_stats, predictor_shift
+from bayesmlm.bayes.collapsed_stats import intercept_for_stats
 from bayesmlm.bayes.conditional import group_effects_dtype
+from bayesmlm.bayes.direct import population_dataset
 from bayesmlm.bayes.direct_blocked import BlockedDensity, blocked_plan
 from bayesmlm.bayes.nutpie_run import prior_start, run_nutpie
 from bayesmlm.bayes.options import available_samplers
@@ -115,33 +116,10 @@ def sample_blocked(
             coords={**coords, **(extra or {})},
         )
 
-    out = {}
-    fixed_coord = {"fixed_term": list(design.fixed_names)}
+    out = dict(
+        population_dataset(values, design, structure, density.blocks, density.term_off, n_chain, n_draw, post)
+    )
     sampled = "fixed_centered" if "Intercept" in design.fixed_names else "fixed"
-    if sampled == "fixed_centered":
-        centred = values["fixed_centered"]
-        original = centred.copy()
-        k = design.fixed_names.index("Intercept")
-        original[:, k] = centred[:, k] - centred @ predictor_shift(design)
-        out["fixed_centered"] = da(centred, ("fixed_term",), fixed_coord)
-        out["fixed"] = da(original, ("fixed_term",), fixed_coord)
-    else:
-        out["fixed"] = da(values["fixed"], ("fixed_term",), fixed_coord)
-    for f, blocks in zip(structure.factors, density.blocks, strict=True):
-        for b in blocks:
-            if b.eta is None:
-                out[f"sd__{b.label}"] = da(values[f"sd__{b.label}"])
-                continue
-            dim = f"{b.label}__block_term"
-            local = b.start - density.term_off[structure.factors.index(f)]
-            terms = list(f.term_names[local : local + b.size])
-            out[f"chol__{b.label}"] = da(values[f"chol__{b.label}"], (f"chol__{b.label}_dim_0",))
-            extra = {dim: terms, dim + "_": terms}
-            out[f"cor_{b.label}"] = da(values[f"cor_{b.label}"], (dim, dim + "_"), extra)
-        out[f"sd_{f.group}"] = da(
-            values[f"sd_{f.group}"], (f"{f.group}_term",), {f"{f.group}_term": list(f.term_names)}
-        )
-    out["sigma"] = da(values["sigma"])
     rng = np.random.default_rng(None if seed is None else [int(seed), 5])
     beta = np.ascontiguousarray(intercept_for_stats(values[sampled], design, stats))
     with single_threaded():

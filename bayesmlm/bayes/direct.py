@@ -76,9 +76,18 @@ def sample_direct(
 
 def posterior_dataset(values, design: Design, structure: RandomStructure, density, n_chain, n_draw, post):
     """Return the posterior Dataset with the PyMC collapsed model's names, dims and coords."""
+    return population_dataset(values, design, structure, [density.blocks], [0], n_chain, n_draw, post)
+
+
+def population_dataset(values, design: Design, structure, factor_blocks, term_off, n_chain, n_draw, post):
+    """Return the population-level posterior Dataset (fixed effects, sds, Cholesky factors, sigma).
+
+    ``factor_blocks[i]`` are factor ``i``'s blocks (``label``, ``start``, ``size``, ``eta``), their
+    ``start`` counted from ``term_off[i]``: one factor for the direct density, every factor for the
+    blocked one (:mod:`bayesmlm.bayes.blocked`).
+    """
     import xarray as xr
 
-    (f,) = structure.factors
     fixed_names = list(design.fixed_names)
     coords = {"chain": post["chain"].values, "draw": post["draw"].values}
 
@@ -100,16 +109,19 @@ def posterior_dataset(values, design: Design, structure: RandomStructure, densit
         out["fixed"] = da(original, ("fixed_term",), fixed_coord)
     else:
         out["fixed"] = da(values["fixed"], ("fixed_term",), fixed_coord)
-    for b in density.blocks:
-        if b.eta is None:
-            out[f"sd__{b.label}"] = da(values[f"sd__{b.label}"])
-            continue
-        dim = f"{b.label}__block_term"
-        terms = list(f.term_names[b.start : b.start + b.size])
-        out[f"chol__{b.label}"] = da(values[f"chol__{b.label}"], (f"chol__{b.label}_dim_0",))
-        out[f"cor_{b.label}"] = da(values[f"cor_{b.label}"], (dim, dim + "_"), {dim: terms, dim + "_": terms})
-    out[f"sd_{f.group}"] = da(
-        values[f"sd_{f.group}"], (f"{f.group}_term",), {f"{f.group}_term": list(f.term_names)}
-    )
+    for f, blocks, off in zip(structure.factors, factor_blocks, term_off, strict=True):
+        for b in blocks:
+            if b.eta is None:
+                out[f"sd__{b.label}"] = da(values[f"sd__{b.label}"])
+                continue
+            dim = f"{b.label}__block_term"
+            terms = list(f.term_names[b.start - off : b.start - off + b.size])
+            out[f"chol__{b.label}"] = da(values[f"chol__{b.label}"], (f"chol__{b.label}_dim_0",))
+            out[f"cor_{b.label}"] = da(
+                values[f"cor_{b.label}"], (dim, dim + "_"), {dim: terms, dim + "_": terms}
+            )
+        out[f"sd_{f.group}"] = da(
+            values[f"sd_{f.group}"], (f"{f.group}_term",), {f"{f.group}_term": list(f.term_names)}
+        )
     out["sigma"] = da(values["sigma"])
     return xr.Dataset(out)
