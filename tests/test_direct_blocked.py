@@ -49,6 +49,8 @@ CASES = [
     ("crossed", "y ~ x + (1 + x | subj) + (1 + x | item)", None),
     ("crossed", "y ~ x + (1 + x | subj) + (1 + x || item)", {"sd": bm.HalfStudentT(4.0, 2.0)}),
     ("crossed", "y ~ 0 + x + (1 | subj) + (1 + x | item)", {"sigma": bm.Exponential(0.5)}),
+    # a three-term block in the dense part: the kernel's general (not written-out) block loops
+    ("crossed", "y ~ x + w + (1 | subj) + (1 + x + w | item)", None),
     (
         "crossed",
         "y ~ x + w + (1 + x | subj) + (1 | item) + (1 + w | site)",

