@@ -266,3 +266,63 @@ def test_default_fit_takes_the_blocked_density():
     post = fit.posterior
     assert post["r_plate"].shape == (2, 100, 24, 1) and post["r_sample"].shape == (2, 100, 6, 1)
     assert "log_likelihood" in fit.idata.children and "observed_data" in fit.idata.children
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_c_callback_is_the_python_density(case):
+    """The buffer nutpie hands the C callback holds every argument: value and gradient are the same bits."""
+    import ctypes
+
+    from bayesmlm.bayes.blocked_callback import blocked_c_logp, pack_blocked
+
+    density = _density(_model(case))
+    buffer = pack_blocked(density._args, density.Q, density._constant)
+    ptr = ctypes.POINTER(ctypes.c_double)
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        x = rng.normal(size=density.ndim) * 0.5
+        value, grad = density(x)
+        out, logp = np.empty(density.ndim), np.empty(1)
+        code = blocked_c_logp.ctypes(density.ndim, *(a.ctypes.data_as(ptr) for a in (x, out, logp, buffer)))
+        assert code == 0
+        assert logp[0] == value
+        np.testing.assert_array_equal(out, grad)
+    # far out in the tails (sds e^10..e^40, sigma e^-10..e^-40) S can fail to factor in floating point: the
+    # density is then -inf (NaN gradient), nutpie's code 3 from C, and never an exception, which could not
+    # leave the C callback (numba would print it and return whatever logp held)
+    for big in (10.0, 20.0, 30.0, 40.0):
+        x = np.zeros(density.ndim)
+        x[density.p : -1], x[-1] = big, -big
+        value, grad = density(x)
+        code = blocked_c_logp.ctypes(density.ndim, *(a.ctypes.data_as(ptr) for a in (x, out, logp, buffer)))
+        if np.isfinite(value):
+            assert code == 0 and logp[0] == value
+        else:
+            assert value == -np.inf and np.isnan(grad).all() and code == 3
+
+
+def test_cholesky_reports_a_matrix_that_is_not_positive_definite():
+    from bayesmlm.bayes.blocked_kernel import cholesky_inverse
+
+    ok, L, inv = cholesky_inverse(np.array([[4.0, 2.0], [2.0, 5.0]]))
+    assert ok
+    np.testing.assert_allclose(L @ L.T, [[4.0, 2.0], [2.0, 5.0]])
+    np.testing.assert_allclose(inv @ [[4.0, 2.0], [2.0, 5.0]], np.eye(2), atol=1e-15)
+    for bad in ([[1.0, 2.0], [2.0, 1.0]], [[np.nan, 0.0], [0.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]]):
+        assert not cholesky_inverse(np.array(bad))[0]
+
+
+def test_compiled_blocked_samples_the_same_draws_as_the_python_callable():
+    """nutpie calling the C callback from Rust and calling the density in Python: the same chains."""
+    from bayesmlm.bayes.blocked import sample_blocked
+
+    m = _model(1)
+    st = m._standardised
+    priors = m.prior_set.scaled(st.scale)
+    run = dict(draws=60, tune=60, chains=2, cores=2, seed=4, target_accept=0.8, progressbar=False)
+    args = (st.design, m.structure, priors, st.stats)
+    fast = sample_blocked(*args, log_likelihood=False, compiled=True, **run)["posterior"]
+    slow = sample_blocked(*args, log_likelihood=False, compiled=False, **run)["posterior"]
+    assert sorted(fast.data_vars) == sorted(slow.data_vars)
+    for name in fast.data_vars:
+        np.testing.assert_allclose(fast[name].values, slow[name].values, rtol=1e-10, atol=1e-12)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayesmlm.bayes.blocked_callback import blocked_c_logp, pack_blocked
 from bayesmlm.bayes.collapsed_stats import intercept_for_stats
 from bayesmlm.bayes.conditional import group_effects_dtype
 from bayesmlm.bayes.direct import population_dataset
 from bayesmlm.bayes.direct_blocked import BlockedDensity, blocked_plan
+from bayesmlm.bayes.glmm_nutpie import compiled_supported, run_nutpie_compiled
 from bayesmlm.bayes.nutpie_run import prior_start, run_nutpie
 from bayesmlm.bayes.options import available_samplers
 from bayesmlm.bayes.prior_set import PriorSet
@@ -90,8 +92,13 @@ def sample_blocked(
     target_accept: float,
     progressbar: bool,
     log_likelihood: bool,
+    compiled: bool | None = None,
 ):
     """Sample with every factor integrated out, then draw the effects; return the complete ``DataTree``.
+
+    ``compiled`` (default: when :func:`~bayesmlm.bayes.glmm_nutpie.compiled_supported`) has nutpie call
+    :func:`~bayesmlm.bayes.blocked_callback.blocked_c_logp` from Rust; otherwise it calls the density as
+    a Python function (the same draws, the chains' threads then share the GIL).
 
     The posterior holds the PyMC collapsed model's variables (``fixed_centered``, ``fixed``,
     ``sd_<group>``, ``sd__<label>`` or ``chol__<label>`` and ``cor_<label>``, ``sigma``) and every
@@ -103,7 +110,13 @@ def sample_blocked(
     run = dict(draws=draws, tune=tune, chains=chains, cores=cores, seed=seed, target_accept=target_accept)
     start = prior_start(density.ndim, density.fixed_names, priors)
     with single_threaded():  # the Schur complement's BLAS calls are small: threads only wait (linalg.threads)
-        x, post, sample_stats = run_nutpie(density, density.ndim, start, progressbar=progressbar, **run)
+        if compiled_supported() if compiled is None else compiled:
+            buffer = pack_blocked(density._args, density.Q, density._constant)
+            x, post, sample_stats = run_nutpie_compiled(
+                buffer, density.ndim, start, progressbar=progressbar, logp_func=blocked_c_logp, **run
+            )
+        else:
+            x, post, sample_stats = run_nutpie(density, density.ndim, start, progressbar=progressbar, **run)
     n_chain, n_draw = x.shape[:2]
     xs = x.reshape(n_chain * n_draw, density.ndim)
     values = density.constrained(xs)

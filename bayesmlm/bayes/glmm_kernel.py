@@ -21,6 +21,7 @@ import numba
 import numpy as np
 
 from bayesmlm.bayes.direct_kernel import prior_term
+from bayesmlm.bayes.nutpie_callback import C_LOGP_SIGNATURE, take
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "glmm_kernel"]
 
@@ -125,22 +126,6 @@ def glmm_kernel(
     return lp
 
 
-#: the C signature nutpie calls a log density through: (ndim, x, gradient out, log p out, user data)
-C_LOGP_SIGNATURE = numba.types.int64(
-    numba.types.uint64,
-    numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double),
-)
-#: the C signature of nutpie's expansion of a point into the stored draws (here: the point itself)
-C_EXPAND_SIGNATURE = numba.types.int64(
-    numba.types.uint64,
-    numba.types.uint64,
-    numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double),
-    numba.types.voidptr,
-)
 #: length of the packed buffer's header: (length, n, p, blocks, levels of all blocks, family, constant)
 HEADER = 7
 
@@ -175,11 +160,6 @@ def pack_arguments(args: tuple, constant: float) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([head, body]))
 
 
-@numba.njit(cache=True, nogil=True)
-def _take(buf, at, size):
-    return buf[at : at + size], at + size
-
-
 @numba.cfunc(C_LOGP_SIGNATURE, cache=True, nogil=True)
 def glmm_c_logp(dim, x_, out_, logp_, data_):
     """Evaluate the log posterior for nutpie's Rust sampler from the buffer of :func:`pack_arguments`.
@@ -190,20 +170,20 @@ def glmm_c_logp(dim, x_, out_, logp_, data_):
     buf = numba.carray(data_, (int(head[0]),))
     n, p, nb, total = int(head[1]), int(head[2]), int(head[3]), int(head[4])
     at = HEADER
-    X, at = _take(buf, at, n * p)
-    offset, at = _take(buf, at, n)
-    y, at = _take(buf, at, n)
-    trials, at = _take(buf, at, n)
-    fixed_codes, at = _take(buf, at, p)
-    fixed_par, at = _take(buf, at, 3 * p)
-    sd_codes, at = _take(buf, at, nb)
-    sd_par, at = _take(buf, at, 3 * nb)
-    codes, at = _take(buf, at, nb * n)
-    Z, at = _take(buf, at, nb * n)
-    starts, at = _take(buf, at, nb)
-    levels, at = _take(buf, at, nb)
-    centred, at = _take(buf, at, nb)
-    means, at = _take(buf, at, total * p)
+    X, at = take(buf, at, n * p)
+    offset, at = take(buf, at, n)
+    y, at = take(buf, at, n)
+    trials, at = take(buf, at, n)
+    fixed_codes, at = take(buf, at, p)
+    fixed_par, at = take(buf, at, 3 * p)
+    sd_codes, at = take(buf, at, nb)
+    sd_par, at = take(buf, at, 3 * nb)
+    codes, at = take(buf, at, nb * n)
+    Z, at = take(buf, at, nb * n)
+    starts, at = take(buf, at, nb)
+    levels, at = take(buf, at, nb)
+    centred, at = take(buf, at, nb)
+    means, at = take(buf, at, total * p)
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
     lp = glmm_kernel(
@@ -217,14 +197,4 @@ def glmm_c_logp(dim, x_, out_, logp_, data_):
             return 3
     if not math.isfinite(logp_[0]):
         return 4
-    return 0
-
-
-@numba.cfunc(C_EXPAND_SIGNATURE, cache=True, nogil=True)
-def identity_c_expand(dim, expanded, x_, out_, data_):
-    """Nutpie's expansion of a point into its stored draws: the point itself."""
-    if dim != expanded:
-        return -1
-    for k in range(dim):
-        out_[k] = x_[k]
     return 0

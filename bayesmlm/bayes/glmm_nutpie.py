@@ -1,4 +1,4 @@
-"""Stage 4b, Bayes: nutpie's NUTS calling the compiled GLMM density from Rust (no Python per step).
+"""Stage 4b, Bayes: nutpie's NUTS calling a compiled density from Rust (no Python per step).
 
 :func:`~bayesmlm.bayes.nutpie_run.run_nutpie` hands nutpie a Python callable: every gradient goes back
 through the interpreter (about 30 µs on cbpp, holding the GIL, so two chains in threads share one core).
@@ -42,15 +42,20 @@ def run_nutpie_compiled(
     seed: int | None,
     target_accept: float,
     progressbar: bool,
+    logp_func=None,
 ):
     """Sample the density packed in ``buffer`` (:func:`~bayesmlm.bayes.glmm_kernel.pack_arguments`).
 
-    Returns (draws (chain, draw, ndim), posterior ``Dataset``, ``sample_stats`` ``Dataset``), as
-    :func:`~bayesmlm.bayes.nutpie_run.run_nutpie` does.
+    ``logp_func`` is the numba ``cfunc`` that reads the buffer (default
+    :func:`~bayesmlm.bayes.glmm_kernel.glmm_c_logp`; the blocked Gaussian density passes
+    :func:`~bayesmlm.bayes.blocked_callback.blocked_c_logp`). Returns (draws (chain, draw, ndim),
+    posterior ``Dataset``, ``sample_stats`` ``Dataset``), as :func:`~bayesmlm.bayes.nutpie_run.run_nutpie`
+    does.
     """
     from nutpie.compile_pymc import CompiledPyMCModel
 
-    from bayesmlm.bayes.glmm_kernel import glmm_c_logp, identity_c_expand
+    from bayesmlm.bayes.glmm_kernel import glmm_c_logp
+    from bayesmlm.bayes.nutpie_callback import identity_c_expand
     from bayesmlm.bayes.nutpie_run import jittered_start, sample_compiled
 
     buffer = np.ascontiguousarray(buffer, dtype=np.float64)
@@ -59,7 +64,7 @@ def run_nutpie_compiled(
         dims={},
         _coords={},
         _shapes={"x": (ndim,)},
-        compiled_logp_func=glmm_c_logp,
+        compiled_logp_func=glmm_c_logp if logp_func is None else logp_func,
         compiled_expand_func=identity_c_expand,
         initial_point_func=jittered_start(start),  # as run_nutpie
         shared_data={},
