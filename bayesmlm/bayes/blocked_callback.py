@@ -12,13 +12,11 @@ steps, 2 cores: see ``docs/performance.md``.
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
 from bayesmlm.bayes.blocked_kernel import blocked_density_kernel
-from bayesmlm.bayes.nutpie_callback import C_LOGP_SIGNATURE, take
+from bayesmlm.bayes.nutpie_callback import C_LOGP_SIGNATURE, finish, pack_buffer, take
 
 __all__ = ["BLOCKED_HEADER", "blocked_c_logp", "pack_blocked"]
 
@@ -42,12 +40,11 @@ def pack_blocked(args: tuple, Q: int, constant: float) -> np.ndarray:
         t_rows, t_cols, t_coord, t_diag, blocks, etas, fixed_codes, fixed_par, sd_codes, sd_par, sigma_par,
         rest_off, rest_q, lvl_start, lvl_fac, ztz1, ztx1, zty1, ztz_r, a_1r, ztx_r, zty_r, xtx, xty,
     ]  # fmt: skip
-    body = np.concatenate([np.ascontiguousarray(a, dtype=np.float64).ravel() for a in parts])
     head = [
-        BLOCKED_HEADER + body.size, p, t_rows.shape[0], blocks.shape[0], Q, q1, rest_q.shape[0],
-        lvl_start.shape[0], ztz1.shape[0], ztz_r.shape[0], sigma_code, yty, n, shift_index, shift, constant,
+        p, t_rows.shape[0], blocks.shape[0], Q, q1, rest_q.shape[0], lvl_start.shape[0], ztz1.shape[0],
+        ztz_r.shape[0], sigma_code, yty, n, shift_index, shift, constant,
     ]  # fmt: skip
-    return np.ascontiguousarray(np.concatenate([np.asarray(head, dtype=np.float64), body]))
+    return pack_buffer(head, parts)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -101,10 +98,4 @@ def blocked_c_logp(dim, x_, out_, logp_, data_):
         zty1.reshape((m1, q1)), ztz_r.reshape((qr, qr)), a_1r.reshape((m1 * q1, qr)), ztx_r.reshape((qr, p)),
         zty_r, xtx.reshape((p, p)), xty, head[11], head[12], int(head[13]), head[14], T, out,
     )  # fmt: skip
-    logp_[0] = lp + head[15]
-    for k in range(dim):
-        if not math.isfinite(out[k]):
-            return 3
-    if not math.isfinite(logp_[0]):
-        return 4
-    return 0
+    return finish(dim, out, logp_, lp + head[15])

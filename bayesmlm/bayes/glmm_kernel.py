@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from bayesmlm.bayes.direct_kernel import prior_term
-from bayesmlm.bayes.nutpie_callback import C_LOGP_SIGNATURE, take
+from bayesmlm.bayes.nutpie_callback import C_LOGP_SIGNATURE, finish, pack_buffer, take
 
 __all__ = ["BINOMIAL_LOGIT", "POISSON_LOG", "glmm_kernel"]
 
@@ -155,9 +155,7 @@ def pack_arguments(args: tuple, constant: float) -> np.ndarray:
     ) = args
     n, p = X.shape
     parts = [X, offset, y, trials, fixed_codes, fixed_par, sd_codes, sd_par, codes, Z, starts, lv, cen, means]
-    body = np.concatenate([np.ascontiguousarray(a, dtype=np.float64).ravel() for a in parts])
-    head = np.array([HEADER + body.size, n, p, codes.shape[0], means.shape[0], family, constant], dtype=float)
-    return np.ascontiguousarray(np.concatenate([head, body]))
+    return pack_buffer([n, p, codes.shape[0], means.shape[0], family, constant], parts)
 
 
 @numba.cfunc(C_LOGP_SIGNATURE, cache=True, nogil=True)
@@ -191,10 +189,4 @@ def glmm_c_logp(dim, x_, out_, logp_, data_):
         sd_par.reshape((nb, 3)), codes.reshape((nb, n)), Z.reshape((nb, n)), starts, levels, centred,
         means.reshape((total, p)), out,
     )  # fmt: skip
-    logp_[0] = lp + head[6]
-    for k in range(dim):
-        if not math.isfinite(out[k]):
-            return 3
-    if not math.isfinite(logp_[0]):
-        return 4
-    return 0
+    return finish(dim, out, logp_, lp + head[6])
